@@ -1,0 +1,116 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scrubber
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Values of the result label of keyward_scrub_total. The set is closed so the
+// series count stays bounded.
+const (
+	// ResultScrubbed: key moved to custody and the Secret redacted.
+	ResultScrubbed = "scrubbed"
+	// ResultStripped: key-bearing extras removed from a placeholder.
+	ResultStripped = "stripped"
+	// ResultAlreadyScrubbed: placeholder seen again; nothing to do.
+	ResultAlreadyScrubbed = "already_scrubbed"
+	// ResultDryRun: plan computed for a dry-run request; nothing written.
+	ResultDryRun = "dry_run"
+	// ResultInvalid: the Secret's key or certificate is unusable (planning error).
+	ResultInvalid = "invalid"
+	// ResultConflict: the custody record changed concurrently (check-and-set).
+	ResultConflict = "conflict"
+	// ResultStoreError: the custody write failed otherwise.
+	ResultStoreError = "store_error"
+	// ResultUpdateError: custody written but the Secret update failed (watcher).
+	ResultUpdateError = "update_error"
+)
+
+// Metrics are the scrubber's Prometheus collectors. Webhook and watcher share
+// one instance; NewMetrics on a registry that already holds them returns the
+// registered collectors.
+type Metrics struct {
+	// ScrubDuration: seconds from plan to confirmed custody write, by path (webhook|watcher).
+	ScrubDuration *prometheus.HistogramVec
+	// KeyExposure: seconds a private key sat in the Kubernetes API before the
+	// watcher redacted it (the webhook path has no exposure).
+	KeyExposure prometheus.Histogram
+	// NextPrivateKeyLifetime: seconds from creation to deletion of cert-manager's
+	// temporary next-private-key Secrets.
+	NextPrivateKeyLifetime prometheus.Histogram
+	// ScrubTotal counts scrub attempts by path and result (Result* constants).
+	ScrubTotal *prometheus.CounterVec
+	// CustodyWriteErrors counts failed custody writes (conflicts included).
+	CustodyWriteErrors prometheus.Counter
+}
+
+// NewMetrics creates the collectors and registers them on reg (typically
+// controller-runtime's metrics.Registry). A nil reg leaves them unregistered,
+// which tests use.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	exposureBuckets := []float64{0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 6 * 3600, 24 * 3600}
+	m := &Metrics{
+		ScrubDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "keyward_scrub_duration_seconds",
+			Help:    "Time to plan a scrub and write the custody record, by path (webhook or watcher).",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"path"}),
+		KeyExposure: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyward_key_exposure_seconds",
+			Help:    "Time a private key was stored in a Secret before the watcher moved it to custody (lower bound: since the last write of the Secret's data).",
+			Buckets: exposureBuckets,
+		}),
+		NextPrivateKeyLifetime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyward_next_private_key_lifetime_seconds",
+			Help:    "Lifetime of cert-manager next-private-key Secrets, from creation to deletion.",
+			Buckets: exposureBuckets,
+		}),
+		ScrubTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyward_scrub_total",
+			Help: "Scrub attempts by path (webhook or watcher) and result.",
+		}, []string{"path", "result"}),
+		CustodyWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyward_custody_write_errors_total",
+			Help: "Custody record writes that failed, check-and-set conflicts included.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var errs []error
+	register := func(c prometheus.Collector) prometheus.Collector {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return are.ExistingCollector
+			}
+			errs = append(errs, err)
+		}
+		return c
+	}
+	var ok bool
+	if m.ScrubDuration, ok = register(m.ScrubDuration).(*prometheus.HistogramVec); !ok {
+		errs = append(errs, errors.New("keyward_scrub_duration_seconds registered with another type"))
+	}
+	if m.KeyExposure, ok = register(m.KeyExposure).(prometheus.Histogram); !ok {
+		errs = append(errs, errors.New("keyward_key_exposure_seconds registered with another type"))
+	}
+	if m.NextPrivateKeyLifetime, ok = register(m.NextPrivateKeyLifetime).(prometheus.Histogram); !ok {
+		errs = append(errs, errors.New("keyward_next_private_key_lifetime_seconds registered with another type"))
+	}
+	if m.ScrubTotal, ok = register(m.ScrubTotal).(*prometheus.CounterVec); !ok {
+		errs = append(errs, errors.New("keyward_scrub_total registered with another type"))
+	}
+	if m.CustodyWriteErrors, ok = register(m.CustodyWriteErrors).(prometheus.Counter); !ok {
+		errs = append(errs, errors.New("keyward_custody_write_errors_total registered with another type"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,397 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scrubber
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// cert-manager names this planner depends on. They are stable parts of
+// cert-manager's API; they are spelled out here so the planner needs nothing
+// from cert-manager's internals.
+const (
+	// AnnotationCertificateName marks a Secret written by cert-manager for a Certificate.
+	AnnotationCertificateName = "cert-manager.io/certificate-name"
+	annotationIssuerName      = "cert-manager.io/issuer-name"
+	annotationIssuerKind      = "cert-manager.io/issuer-kind"
+	annotationIssuerGroup     = "cert-manager.io/issuer-group"
+	// LabelNextPrivateKey marks cert-manager's temporary key Secret for an issuance in progress.
+	LabelNextPrivateKey = "cert-manager.io/next-private-key"
+)
+
+// Scrub paths, the values of AnnotationScrubbedBy and of the path metric label.
+const (
+	ByWebhook = "webhook"
+	ByWatcher = "watcher"
+)
+
+// Data keys of a kubernetes.io/tls Secret written by cert-manager.
+//
+// Key-bearing entries are removed from the Secret (KeyBearingDataKeys):
+//   - tls.key itself is kept but emptied, because the kubernetes.io/tls type
+//     requires the key to exist;
+//   - key.der and tls-combined.pem (Certificate.spec.additionalOutputFormats)
+//     are the same key in other encodings;
+//   - keystore.jks and keystore.p12 (spec.keystores) hold the key, encrypted
+//     only with a password that lives in another Secret, so they count as key
+//     material.
+//
+// truststore.jks and truststore.p12 hold only CA certificates; they stay, as
+// do tls.crt and ca.crt outside strict mode. Consumers that need a keystore
+// build it from the custody record. The custody record holds PEM only.
+const (
+	DataTLSKey      = corev1.TLSPrivateKeyKey
+	DataTLSCert     = corev1.TLSCertKey
+	DataCA          = "ca.crt"
+	DataKeyDER      = "key.der"
+	DataCombinedPEM = "tls-combined.pem"
+	DataKeystoreJKS = "keystore.jks"
+	DataKeystoreP12 = "keystore.p12"
+)
+
+// KeyBearingDataKeys lists the Secret data keys that carry private key
+// material, tls.key first. The result is a fresh slice.
+func KeyBearingDataKeys() []string {
+	return []string{DataTLSKey, DataKeyDER, DataCombinedPEM, DataKeystoreJKS, DataKeystoreP12}
+}
+
+// Action is what a plan decided to do with a Secret.
+type Action int
+
+const (
+	// ActionIgnore: the Secret is out of scope or holds no key; leave it alone.
+	ActionIgnore Action = iota
+	// ActionAlreadyScrubbed: the Secret is a placeholder already; leave it alone.
+	ActionAlreadyScrubbed
+	// ActionScrub: move the key to custody, then apply the plan's mutation.
+	ActionScrub
+	// ActionStrip: a placeholder (key already in custody) regained key-bearing
+	// extras such as key.der; remove them without a custody write, since the
+	// custody record already holds the key.
+	ActionStrip
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionIgnore:
+		return "ignore"
+	case ActionAlreadyScrubbed:
+		return "already-scrubbed"
+	case ActionScrub:
+		return "scrub"
+	case ActionStrip:
+		return "strip"
+	default:
+		return "Action(" + strconv.Itoa(int(a)) + ")"
+	}
+}
+
+// PlanOptions are the inputs of Plan besides the Secret.
+type PlanOptions struct {
+	// Strict also moves tls.crt and ca.crt to custody and empties them in the
+	// Secret (their validity is kept in annotations).
+	Strict bool
+	// Now is the scrub time recorded in AnnotationScrubbedAt.
+	Now time.Time
+	// By is ByWebhook or ByWatcher.
+	By string
+	// Path is the store's name for the record (Store.Path), recorded in
+	// AnnotationCustodyPath.
+	Path string
+}
+
+// ScrubPlan is the outcome of Plan. For ActionScrub, Record is what to write
+// to custody and Apply produces the placeholder Secret once the write is
+// confirmed.
+type ScrubPlan struct {
+	// Action is what to do.
+	Action Action
+	// Reason says why, in words fit for a log (no data).
+	Reason string
+	// Record is the custody record to write (ActionScrub only).
+	Record Record
+	// Remove lists the data keys Apply deletes (ActionScrub only).
+	Remove []string
+	// Empty lists the data keys Apply sets to empty bytes (ActionScrub only).
+	Empty []string
+	// Annotations are set by Apply, except AnnotationCustodyVersion, which
+	// Apply adds from the store's answer.
+	Annotations map[string]string
+	// Labels are set by Apply.
+	Labels map[string]string
+}
+
+// Planning errors. Plan wraps one of them in an error that names the Secret
+// and the data key at fault; match them with errors.Is.
+var (
+	ErrNoName              = errors.New("secret has no name")
+	ErrMalformedKey        = errors.New("malformed private key")
+	ErrEncryptedKey        = errors.New("encrypted private key is not supported")
+	ErrMissingCertificate  = errors.New("private key without certificate")
+	ErrMalformedCert       = errors.New("malformed certificate")
+	ErrKeyCertMismatch     = errors.New("private key does not match the certificate's public key")
+	ErrUnsupportedKeyType  = errors.New("unsupported private key type")
+	ErrKeyMaterialNoTLSKey = errors.New("key-bearing data without tls.key")
+)
+
+// InScope reports whether a Secret is one Keyward takes custody of, ignoring
+// its namespace (scoped by the webhook's namespaceSelector and the watcher's
+// namespace check): a kubernetes.io/tls Secret written by cert-manager for a
+// Certificate, not a temporary next-private-key Secret.
+func InScope(s *corev1.Secret) bool {
+	return s.Type == corev1.SecretTypeTLS &&
+		s.Annotations[AnnotationCertificateName] != "" &&
+		s.Labels[LabelNextPrivateKey] != "true"
+}
+
+// HoldsKeyMaterial reports whether any key-bearing data entry is non-empty.
+func HoldsKeyMaterial(s *corev1.Secret) bool {
+	for _, k := range KeyBearingDataKeys() {
+		if len(s.Data[k]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// IsPlaceholder reports whether s carries Keyward's custody annotations.
+func IsPlaceholder(s *corev1.Secret) bool {
+	return s.Labels[LabelCustody] == LabelCustodyVault &&
+		s.Annotations[AnnotationCustodyPath] != "" &&
+		s.Annotations[AnnotationCustodyVersion] != "" &&
+		s.Annotations[AnnotationKeySHA256] != ""
+}
+
+// Plan decides what to do with a Secret. It is pure: no I/O, no clock. It
+// never puts key bytes in errors or Reason.
+func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
+	if !InScope(s) {
+		return &ScrubPlan{Action: ActionIgnore, Reason: "not a cert-manager kubernetes.io/tls secret"}, nil
+	}
+	if !HoldsKeyMaterial(s) {
+		if IsPlaceholder(s) {
+			return &ScrubPlan{Action: ActionAlreadyScrubbed, Reason: "key already in custody"}, nil
+		}
+		return &ScrubPlan{Action: ActionIgnore, Reason: "no key material"}, nil
+	}
+	ref := s.Namespace + "/" + s.Name
+	if s.Name == "" {
+		return nil, fmt.Errorf("planning custody for secret %s: %w (generateName is not supported)", ref, ErrNoName)
+	}
+	fail := func(key string, err error, detail string) error {
+		if detail != "" {
+			return fmt.Errorf("planning custody for secret %s: %s: %w: %s", ref, key, err, detail)
+		}
+		return fmt.Errorf("planning custody for secret %s: %s: %w", ref, key, err)
+	}
+
+	keyPEM := s.Data[DataTLSKey]
+	if len(keyPEM) == 0 && IsPlaceholder(s) {
+		p := &ScrubPlan{Action: ActionStrip, Reason: "placeholder regained key-bearing extras"}
+		for _, k := range KeyBearingDataKeys()[1:] {
+			if _, ok := s.Data[k]; ok {
+				p.Remove = append(p.Remove, k)
+			}
+		}
+		return p, nil
+	}
+	if len(keyPEM) == 0 {
+		// Only an extra output format holds the key: nothing tells which
+		// certificate it belongs to, so it cannot be moved safely.
+		return nil, fail(DataTLSKey, ErrKeyMaterialNoTLSKey, "")
+	}
+	key, err := parsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, fail(DataTLSKey, err, "")
+	}
+	certPEM := s.Data[DataTLSCert]
+	if len(bytes.TrimSpace(certPEM)) == 0 {
+		return nil, fail(DataTLSCert, ErrMissingCertificate, "")
+	}
+	leaf, err := parseLeaf(certPEM)
+	if err != nil {
+		return nil, fail(DataTLSCert, err, "")
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(leaf.PublicKey) {
+		return nil, fail(DataTLSKey, ErrKeyCertMismatch, "serial "+SerialHex(leaf))
+	}
+
+	fp := KeySHA256(leaf)
+	serial := SerialHex(leaf)
+	rec := Record{
+		Namespace:   s.Namespace,
+		Name:        s.Name,
+		Key:         bytes.Clone(keyPEM),
+		Certificate: bytes.Clone(certPEM),
+		CA:          bytes.Clone(s.Data[DataCA]),
+		Meta: Metadata{
+			CertificateName: s.Annotations[AnnotationCertificateName],
+			IssuerName:      s.Annotations[annotationIssuerName],
+			IssuerKind:      s.Annotations[annotationIssuerKind],
+			IssuerGroup:     s.Annotations[annotationIssuerGroup],
+			Serial:          serial,
+			NotBefore:       leaf.NotBefore.UTC(),
+			NotAfter:        leaf.NotAfter.UTC(),
+			KeySHA256:       fp,
+		},
+	}
+	p := &ScrubPlan{
+		Action: ActionScrub,
+		Reason: "key material present",
+		Record: rec,
+		Empty:  []string{DataTLSKey},
+		Annotations: map[string]string{
+			AnnotationCustodyPath: opts.Path,
+			AnnotationKeySHA256:   fp,
+			AnnotationScrubbedAt:  opts.Now.UTC().Format(time.RFC3339Nano),
+			AnnotationScrubbedBy:  opts.By,
+			AnnotationSerial:      serial,
+		},
+		Labels: map[string]string{LabelCustody: LabelCustodyVault},
+	}
+	for _, k := range KeyBearingDataKeys()[1:] {
+		if _, ok := s.Data[k]; ok {
+			p.Remove = append(p.Remove, k)
+		}
+	}
+	if opts.Strict {
+		p.Empty = append(p.Empty, DataTLSCert)
+		if _, ok := s.Data[DataCA]; ok {
+			p.Empty = append(p.Empty, DataCA)
+		}
+		p.Annotations[AnnotationNotBefore] = leaf.NotBefore.UTC().Format(time.RFC3339)
+		p.Annotations[AnnotationNotAfter] = leaf.NotAfter.UTC().Format(time.RFC3339)
+	}
+	return p, nil
+}
+
+// Apply returns a copy of s turned into a placeholder for the custody record
+// version the store confirmed. s is not modified. Apply must only be called
+// on an ActionScrub plan, after the custody write succeeded, or on an
+// ActionStrip plan (version is then ignored).
+func (p *ScrubPlan) Apply(s *corev1.Secret, version int) *corev1.Secret {
+	out := s.DeepCopy()
+	if out.Data == nil {
+		out.Data = map[string][]byte{}
+	}
+	for _, k := range p.Remove {
+		delete(out.Data, k)
+	}
+	if p.Action == ActionStrip {
+		return out
+	}
+	for _, k := range p.Empty {
+		out.Data[k] = []byte{}
+	}
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	maps.Copy(out.Annotations, p.Annotations)
+	out.Annotations[AnnotationCustodyVersion] = strconv.Itoa(version)
+	if !p.strict() {
+		// A Secret that was strict before and is not now must not keep stale validity.
+		delete(out.Annotations, AnnotationNotBefore)
+		delete(out.Annotations, AnnotationNotAfter)
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	maps.Copy(out.Labels, p.Labels)
+	return out
+}
+
+func (p *ScrubPlan) strict() bool { return slices.Contains(p.Empty, DataTLSCert) }
+
+// KeySHA256 is the hex SHA-256 of a certificate's DER SubjectPublicKeyInfo:
+// the key fingerprint Keyward records, computable from public data alone.
+func KeySHA256(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// SerialHex is a certificate's serial number in lower-case hex, as recorded
+// in AnnotationSerial and Metadata.Serial.
+func SerialHex(cert *x509.Certificate) string {
+	return cert.SerialNumber.Text(16)
+}
+
+// parsePrivateKey accepts exactly one PEM block holding a PKCS#8, PKCS#1 or
+// SEC 1 key. Errors never quote the input.
+func parsePrivateKey(data []byte) (crypto.Signer, error) {
+	block, rest := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%w: no PEM block", ErrMalformedKey)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("%w: more than one PEM block or trailing data", ErrMalformedKey)
+	}
+	//nolint:staticcheck // detecting legacy encryption, not decrypting
+	if block.Type == "ENCRYPTED PRIVATE KEY" || x509.IsEncryptedPEMBlock(block) {
+		return nil, ErrEncryptedKey
+	}
+	var (
+		k   any
+		err error
+	)
+	switch block.Type {
+	case "PRIVATE KEY":
+		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("%w: unexpected PEM block type %q", ErrMalformedKey, block.Type)
+	}
+	if err != nil {
+		// The x509 parse errors describe structure, not content.
+		return nil, fmt.Errorf("%w: %s block: %v", ErrMalformedKey, block.Type, err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%w: %T", ErrUnsupportedKeyType, k)
+	}
+	return signer, nil
+}
+
+// parseLeaf parses the first CERTIFICATE block; every further block must be a
+// certificate too (the chain), though only the leaf is returned.
+func parseLeaf(data []byte) (*x509.Certificate, error) {
+	var leaf *x509.Certificate
+	for rest := data; len(bytes.TrimSpace(rest)) > 0; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("%w: trailing data that is not PEM", ErrMalformedCert)
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%w: unexpected PEM block type %q", ErrMalformedCert, block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedCert, err)
+		}
+		if leaf == nil {
+			leaf = c
+		}
+	}
+	if leaf == nil {
+		return nil, fmt.Errorf("%w: no PEM block", ErrMalformedCert)
+	}
+	return leaf, nil
+}

@@ -1,0 +1,164 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scrubber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// DefaultWriteTimeout bounds a custody write (metadata read + check-and-set
+// write + metadata write) on the admission path.
+const DefaultWriteTimeout = 5 * time.Second
+
+// Scrubber moves a Secret's key to custody: plan, write, and only then hand
+// back the redacted Secret. The webhook and the watcher both use it, so the
+// two paths cannot drift apart.
+type Scrubber struct {
+	store        Store
+	clock        clock.PassiveClock
+	metrics      *Metrics
+	writeTimeout time.Duration
+}
+
+// NewScrubber returns a Scrubber. metrics may be nil (no metrics); a zero
+// writeTimeout means DefaultWriteTimeout.
+func NewScrubber(store Store, clk clock.PassiveClock, metrics *Metrics, writeTimeout time.Duration) (*Scrubber, error) {
+	if store == nil || clk == nil {
+		return nil, errors.New("scrubber needs a store and a clock")
+	}
+	if writeTimeout <= 0 {
+		writeTimeout = DefaultWriteTimeout
+	}
+	return &Scrubber{store: store, clock: clk, metrics: metrics, writeTimeout: writeTimeout}, nil
+}
+
+// Store returns the custody store the Scrubber writes to.
+func (s *Scrubber) Store() Store { return s.store }
+
+// Clock returns the Scrubber's clock.
+func (s *Scrubber) Clock() clock.PassiveClock { return s.clock }
+
+// Metrics returns the Scrubber's metrics, possibly nil.
+func (s *Scrubber) Metrics() *Metrics { return s.metrics }
+
+// Outcome is the result of Scrub.
+type Outcome struct {
+	// Plan is the plan Scrub followed.
+	Plan *ScrubPlan
+	// Result is one of the Result* constants.
+	Result string
+	// Version is the custody version written (ActionScrub, not dry-run).
+	Version int
+	// Secret is the redacted Secret to persist; nil when nothing must change
+	// (ignored, already scrubbed, dry-run) or on error.
+	Secret *corev1.Secret
+}
+
+// ScrubRequest is the input of Scrub.
+type ScrubRequest struct {
+	// Secret is the Secret as it would be persisted. It is not modified.
+	Secret *corev1.Secret
+	// Strict selects strict mode (certificates also moved to custody).
+	Strict bool
+	// By is ByWebhook or ByWatcher.
+	By string
+	// DryRun plans without writing anything.
+	DryRun bool
+}
+
+// Scrub plans and, for ActionScrub, writes the custody record with
+// check-and-set against the record's current version. Outcome.Secret is set
+// only once the write is confirmed. Errors name the Secret and wrap
+// ErrConflict, ErrNotFound or the planning errors as appropriate.
+func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error) {
+	start := s.clock.Now()
+	sec := req.Secret
+	plan, err := Plan(sec, PlanOptions{
+		Strict: req.Strict,
+		Now:    start,
+		By:     req.By,
+		Path:   s.store.Path(sec.Namespace, sec.Name),
+	})
+	if err != nil {
+		s.count(req.By, ResultInvalid)
+		return Outcome{Result: ResultInvalid}, err
+	}
+	out := Outcome{Plan: plan}
+	switch {
+	case plan.Action == ActionIgnore:
+		return out, nil
+	case plan.Action == ActionAlreadyScrubbed:
+		out.Result = ResultAlreadyScrubbed
+		s.count(req.By, out.Result)
+		return out, nil
+	case req.DryRun:
+		out.Result = ResultDryRun
+		s.count(req.By, out.Result)
+		return out, nil
+	case plan.Action == ActionStrip:
+		out.Result = ResultStripped
+		out.Secret = plan.Apply(sec, 0)
+		s.count(req.By, out.Result)
+		return out, nil
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+	defer cancel()
+	version, err := s.write(ctx, plan.Record)
+	if err != nil {
+		out.Result = ResultStoreError
+		if errors.Is(err, ErrConflict) {
+			out.Result = ResultConflict
+		}
+		if s.metrics != nil {
+			s.metrics.CustodyWriteErrors.Inc()
+		}
+		s.count(req.By, out.Result)
+		return out, err
+	}
+	if s.metrics != nil {
+		s.metrics.ScrubDuration.WithLabelValues(req.By).Observe(s.clock.Since(start).Seconds())
+	}
+	logf.FromContext(ctx).V(1).Info("key moved to custody",
+		"secret", sec.Namespace+"/"+sec.Name, "path", plan.Annotations[AnnotationCustodyPath],
+		"version", version, "keySHA256", plan.Record.Meta.KeySHA256, "serial", plan.Record.Meta.Serial, "by", req.By)
+	out.Version = version
+	out.Result = ResultScrubbed
+	out.Secret = plan.Apply(sec, version)
+	s.count(req.By, out.Result)
+	return out, nil
+}
+
+// write reads the record's current version and writes with check-and-set
+// against it, so a concurrent writer makes this write fail instead of being
+// silently overwritten.
+func (s *Scrubber) write(ctx context.Context, rec Record) (int, error) {
+	cas := 0
+	md, err := s.store.Metadata(ctx, rec.Namespace, rec.Name)
+	switch {
+	case err == nil:
+		cas = md.Version
+	case errors.Is(err, ErrNotFound):
+	default:
+		return 0, fmt.Errorf("writing custody record for secret %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	v, err := s.store.Put(ctx, rec, cas)
+	if err != nil {
+		return 0, fmt.Errorf("writing custody record for secret %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	return v, nil
+}
+
+func (s *Scrubber) count(by, result string) {
+	if s.metrics != nil {
+		s.metrics.ScrubTotal.WithLabelValues(by, result).Inc()
+	}
+}

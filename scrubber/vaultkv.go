@@ -1,0 +1,331 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scrubber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+)
+
+// Defaults for VaultKVOptions.
+const (
+	DefaultCustodyMount       = "custody"
+	DefaultCustodyPrefix      = "tls"
+	DefaultCustodyMaxVersions = 5
+	DefaultVaultCallTimeout   = 5 * time.Second
+	// maxCustodyVersions bounds MaxVersions: custody keeps old keys only so a
+	// consumer can finish a rotation, not as an archive.
+	maxCustodyVersions = 20
+)
+
+// Custom metadata field names. They are the record's public description,
+// readable with the keyward-guard policy (metadata read, no data read).
+const (
+	metaCertificate = "certificate"
+	metaIssuerName  = "issuer_name"
+	metaIssuerKind  = "issuer_kind"
+	metaIssuerGroup = "issuer_group"
+	metaSerial      = "serial"
+	metaNotBefore   = "not_before"
+	metaNotAfter    = "not_after"
+	metaKeySHA256   = "key_sha256"
+	// metaVersion is the data version the custom metadata describes. KV v2 keeps
+	// custom metadata per key, not per version, and it is written after the
+	// data, so a reader must check it against current_version.
+	metaVersion = "version"
+)
+
+// Data field names of a custody record; they match the Secret's keys so a
+// consumer can materialise a kubernetes.io/tls Secret from it.
+const (
+	dataKey  = "tls.key"
+	dataCert = "tls.crt"
+	dataCA   = "ca.crt"
+)
+
+// VaultKVOptions configure NewVaultKV.
+type VaultKVOptions struct {
+	// Mount is the KV v2 mount path. Default DefaultCustodyMount.
+	Mount string
+	// Prefix is the folder under the mount that holds records. Default DefaultCustodyPrefix.
+	Prefix string
+	// MaxVersions is how many versions of a record Vault keeps (1..20).
+	// Default DefaultCustodyMaxVersions.
+	MaxVersions int
+	// Timeout bounds each Vault call, whatever the caller's context allows.
+	// Default DefaultVaultCallTimeout.
+	Timeout time.Duration
+}
+
+// VaultKV is a Store over a Vault KV v2 mount. A record lives at
+// <mount>/data/<prefix>/<namespace>/<secret>, its description in that key's
+// custom metadata. It only needs the keyward-custody-writer policy: it
+// never reads record data.
+type VaultKV struct {
+	client *vaultapi.Client
+	opts   VaultKVOptions
+}
+
+var _ Store = (*VaultKV)(nil)
+
+// NewVaultKV returns a Store using client, which must already be authenticated.
+// The client's token may be renewed or replaced concurrently.
+func NewVaultKV(client *vaultapi.Client, opts VaultKVOptions) (*VaultKV, error) {
+	if client == nil {
+		return nil, errors.New("custody store needs a vault client")
+	}
+	if opts.Mount == "" {
+		opts.Mount = DefaultCustodyMount
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultCustodyPrefix
+	}
+	if opts.MaxVersions == 0 {
+		opts.MaxVersions = DefaultCustodyMaxVersions
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultVaultCallTimeout
+	}
+	opts.Mount = strings.Trim(opts.Mount, "/")
+	opts.Prefix = strings.Trim(opts.Prefix, "/")
+	if opts.Mount == "" || opts.Prefix == "" {
+		return nil, errors.New("custody store mount and prefix must not be blank")
+	}
+	if opts.MaxVersions < 1 || opts.MaxVersions > maxCustodyVersions {
+		return nil, fmt.Errorf("custody store max versions %d out of range 1..%d", opts.MaxVersions, maxCustodyVersions)
+	}
+	return &VaultKV{client: client, opts: opts}, nil
+}
+
+// Path returns "<mount>/<prefix>/<namespace>/<name>", the logical name that
+// `vault kv get -mount=<mount> <prefix>/<namespace>/<name>` understands.
+func (s *VaultKV) Path(namespace, name string) string {
+	return path.Join(s.opts.Mount, s.opts.Prefix, namespace, name)
+}
+
+func (s *VaultKV) apiPath(kind, namespace, name string) string {
+	return path.Join(s.opts.Mount, kind, s.opts.Prefix, namespace, name)
+}
+
+func validName(namespace, name string) error {
+	for _, n := range []string{namespace, name} {
+		if n == "" || strings.ContainsAny(n, "/") || n == "." || n == ".." {
+			return fmt.Errorf("invalid secret reference %q/%q", namespace, name)
+		}
+	}
+	return nil
+}
+
+// Put writes the record data with check-and-set, then its custom metadata.
+// cas 0 also succeeds when the key exists but its current version is deleted
+// or destroyed, matching Metadata, which reports such a record as not found.
+func (s *VaultKV) Put(ctx context.Context, rec Record, cas int) (int, error) {
+	if err := validName(rec.Namespace, rec.Name); err != nil {
+		return 0, fmt.Errorf("writing custody record: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+
+	version, err := s.putData(ctx, rec, cas)
+	if errors.Is(err, ErrConflict) && cas == 0 {
+		// A record whose current version was deleted counts as absent (see
+		// Metadata); retry against the deleted version so re-issuance after a
+		// `vault kv delete` is possible.
+		current, deleted, merr := s.currentVersion(ctx, rec.Namespace, rec.Name)
+		if merr == nil && deleted {
+			version, err = s.putData(ctx, rec, current)
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("writing custody record for secret %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	if err := s.putMetadata(ctx, rec.Namespace, rec.Name, rec.Meta, version); err != nil {
+		return 0, fmt.Errorf("writing custody metadata for secret %s/%s (data version %d): %w", rec.Namespace, rec.Name, version, err)
+	}
+	return version, nil
+}
+
+func (s *VaultKV) putData(ctx context.Context, rec Record, cas int) (int, error) {
+	body := map[string]any{
+		"data": map[string]any{
+			dataKey:  string(rec.Key),
+			dataCert: string(rec.Certificate),
+			dataCA:   string(rec.CA),
+		},
+	}
+	if cas >= 0 {
+		body["options"] = map[string]any{"cas": cas}
+	}
+	sec, err := s.client.Logical().WriteWithContext(ctx, s.apiPath("data", rec.Namespace, rec.Name), body)
+	if err != nil {
+		return 0, mapVaultError(err)
+	}
+	if sec == nil || sec.Data == nil {
+		return 0, errors.New("vault returned no version for the write")
+	}
+	v, err := intField(sec.Data["version"])
+	if err != nil {
+		return 0, fmt.Errorf("reading written version: %w", err)
+	}
+	return v, nil
+}
+
+func (s *VaultKV) putMetadata(ctx context.Context, namespace, name string, m Metadata, version int) error {
+	custom := map[string]string{
+		metaCertificate: m.CertificateName,
+		metaIssuerName:  m.IssuerName,
+		metaIssuerKind:  m.IssuerKind,
+		metaIssuerGroup: m.IssuerGroup,
+		metaSerial:      m.Serial,
+		metaKeySHA256:   m.KeySHA256,
+		metaVersion:     strconv.Itoa(version),
+	}
+	if !m.NotBefore.IsZero() {
+		custom[metaNotBefore] = m.NotBefore.UTC().Format(time.RFC3339)
+	}
+	if !m.NotAfter.IsZero() {
+		custom[metaNotAfter] = m.NotAfter.UTC().Format(time.RFC3339)
+	}
+	_, err := s.client.Logical().WriteWithContext(ctx, s.apiPath("metadata", namespace, name), map[string]any{
+		"max_versions":    s.opts.MaxVersions,
+		"custom_metadata": custom,
+	})
+	return mapVaultError(err)
+}
+
+// Metadata reads the record's metadata (never its data). When the custom
+// metadata does not describe the current version (a write in progress or
+// interrupted between data and metadata), only Version is set: callers that
+// compare fingerprints then see a mismatch, which is the truth.
+func (s *VaultKV) Metadata(ctx context.Context, namespace, name string) (Metadata, error) {
+	if err := validName(namespace, name); err != nil {
+		return Metadata{}, fmt.Errorf("reading custody metadata: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	sec, err := s.readMetadata(ctx, namespace, name)
+	if err != nil {
+		return Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: %w", namespace, name, err)
+	}
+	current, deleted, err := versionState(sec)
+	if err != nil {
+		return Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: %w", namespace, name, err)
+	}
+	if deleted || current == 0 {
+		return Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: current version %d is deleted: %w", namespace, name, current, ErrNotFound)
+	}
+	custom, _ := sec.Data["custom_metadata"].(map[string]any)
+	str := func(k string) string { v, _ := custom[k].(string); return v }
+	if str(metaVersion) != strconv.Itoa(current) {
+		return Metadata{Version: current}, nil
+	}
+	m := Metadata{
+		CertificateName: str(metaCertificate),
+		IssuerName:      str(metaIssuerName),
+		IssuerKind:      str(metaIssuerKind),
+		IssuerGroup:     str(metaIssuerGroup),
+		Serial:          str(metaSerial),
+		KeySHA256:       str(metaKeySHA256),
+		Version:         current,
+	}
+	if t, err := time.Parse(time.RFC3339, str(metaNotBefore)); err == nil {
+		m.NotBefore = t
+	}
+	if t, err := time.Parse(time.RFC3339, str(metaNotAfter)); err == nil {
+		m.NotAfter = t
+	}
+	return m, nil
+}
+
+func (s *VaultKV) readMetadata(ctx context.Context, namespace, name string) (*vaultapi.Secret, error) {
+	sec, err := s.client.Logical().ReadWithContext(ctx, s.apiPath("metadata", namespace, name))
+	if err != nil {
+		return nil, mapVaultError(err)
+	}
+	if sec == nil || sec.Data == nil {
+		return nil, ErrNotFound
+	}
+	return sec, nil
+}
+
+// currentVersion reports the key's current version and whether it is deleted
+// or destroyed.
+func (s *VaultKV) currentVersion(ctx context.Context, namespace, name string) (int, bool, error) {
+	sec, err := s.readMetadata(ctx, namespace, name)
+	if err != nil {
+		return 0, false, err
+	}
+	return versionState(sec)
+}
+
+func versionState(sec *vaultapi.Secret) (int, bool, error) {
+	current, err := intField(sec.Data["current_version"])
+	if err != nil {
+		return 0, false, fmt.Errorf("reading current_version: %w", err)
+	}
+	versions, _ := sec.Data["versions"].(map[string]any)
+	v, _ := versions[strconv.Itoa(current)].(map[string]any)
+	if v == nil {
+		return current, true, nil
+	}
+	destroyed, _ := v["destroyed"].(bool)
+	deletion, _ := v["deletion_time"].(string)
+	return current, destroyed || deletion != "", nil
+}
+
+// Delete removes the record's metadata and every version.
+func (s *VaultKV) Delete(ctx context.Context, namespace, name string) error {
+	if err := validName(namespace, name); err != nil {
+		return fmt.Errorf("deleting custody record: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if _, err := s.client.Logical().DeleteWithContext(ctx, s.apiPath("metadata", namespace, name)); err != nil {
+		return fmt.Errorf("deleting custody record for secret %s/%s: %w", namespace, name, mapVaultError(err))
+	}
+	return nil
+}
+
+// mapVaultError turns Vault's answers into the Store's error classes. It keeps
+// Vault's error strings (they name paths, never data) but not response bodies.
+func mapVaultError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *vaultapi.ResponseError
+	if errors.As(err, &re) {
+		msg := strings.Join(re.Errors, "; ")
+		switch {
+		case re.StatusCode == http.StatusNotFound:
+			return fmt.Errorf("vault %s %s: %w", re.HTTPMethod, re.URL, ErrNotFound)
+		case re.StatusCode == http.StatusBadRequest && strings.Contains(msg, "check-and-set"):
+			return fmt.Errorf("vault %s %s: %s: %w", re.HTTPMethod, re.URL, msg, ErrConflict)
+		default:
+			return fmt.Errorf("vault %s %s: status %d: %s", re.HTTPMethod, re.URL, re.StatusCode, msg)
+		}
+	}
+	return err
+}
+
+func intField(v any) (int, error) {
+	switch n := v.(type) {
+	case interface{ Int64() (int64, error) }:
+		i, err := n.Int64()
+		return int(i), err
+	case float64:
+		return int(n), nil
+	case int:
+		return n, nil
+	default:
+		return 0, fmt.Errorf("unexpected %T", v)
+	}
+}
