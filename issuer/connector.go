@@ -1,0 +1,200 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package issuer
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keyward-io/keyward/internal/vault"
+	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
+	"github.com/keyward-io/keyward/issuer/pki"
+)
+
+// Vaults gives the reconcilers Vault access for an issuer. The production
+// implementation logs in once per issuer generation and caches the client;
+// unit tests substitute fakes.
+type Vaults interface {
+	// Check verifies that the issuer's Vault is reachable and unsealed, that
+	// the login works and that the token may write to the sign path. It
+	// returns nil, a *vault.HealthError, or an error classify understands.
+	Check(ctx context.Context, iss v1alpha1.GenericIssuer) error
+	// Signer returns a signer for the issuer's sign path.
+	Signer(ctx context.Context, iss v1alpha1.GenericIssuer) (pki.Signer, error)
+	// Forget drops what is cached for an issuer; only its kind, namespace
+	// and name are used, so a deleted issuer can be forgotten by name.
+	Forget(iss v1alpha1.GenericIssuer)
+}
+
+// vaultConnector is the production Vaults.
+type vaultConnector struct {
+	// secrets reads Secrets directly from the apiserver: caching every Secret
+	// in the cluster to read a few would be both costly and a liability.
+	secrets           client.Reader
+	tokens            vault.TokenRequester
+	clusterResourceNS string
+	timeout           time.Duration
+	clock             clock.Clock
+	log               logr.Logger
+	cache             *vault.Cache
+}
+
+// resourceNamespace is where an issuer's Secrets and ServiceAccounts live.
+func (v *vaultConnector) resourceNamespace(iss v1alpha1.GenericIssuer) string {
+	if iss.IssuerKind() == v1alpha1.VaultClusterIssuerKind {
+		return v.clusterResourceNS
+	}
+	return iss.GetNamespace()
+}
+
+func (v *vaultConnector) Forget(iss v1alpha1.GenericIssuer) { v.cache.Forget(metricLabel(iss)) }
+
+// client returns the logged-in client for the issuer's current generation.
+func (v *vaultConnector) client(ctx context.Context, iss v1alpha1.GenericIssuer) (*vault.Client, error) {
+	version := fmt.Sprintf("%s/%d", iss.GetUID(), iss.GetGeneration())
+	return v.cache.Get(ctx, metricLabel(iss), version, func(ctx context.Context) (*vault.Client, error) {
+		cfg, auth, err := v.configFor(ctx, iss)
+		if err != nil {
+			return nil, err
+		}
+		return vault.Login(ctx, cfg, auth, vault.LoginOptions{Clock: v.clock, Logger: v.log.WithValues("issuer", issuerName(iss))})
+	})
+}
+
+func (v *vaultConnector) configFor(ctx context.Context, iss v1alpha1.GenericIssuer) (vault.Config, vault.AuthMethod, error) {
+	spec := iss.IssuerSpec()
+	ns := v.resourceNamespace(iss)
+	cfg := vault.Config{Server: spec.Server, Namespace: spec.Namespace, CABundle: spec.CABundle, Timeout: v.timeout}
+	if ref := spec.CABundleSecretRef; ref != nil {
+		ca, err := v.secretValue(ctx, ns, *ref)
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.CABundle = ca
+	}
+	a := spec.Auth
+	switch {
+	case a.Kubernetes != nil:
+		return cfg, &vault.KubernetesAuth{
+			MountPath:      a.Kubernetes.MountPath,
+			Role:           a.Kubernetes.Role,
+			Namespace:      ns,
+			ServiceAccount: a.Kubernetes.ServiceAccountRef.Name,
+			Audiences:      slices.Clone(a.Kubernetes.ServiceAccountRef.Audiences),
+			Tokens:         v.tokens,
+		}, nil
+	case a.AppRole != nil:
+		ref := a.AppRole.SecretRef
+		return cfg, &vault.AppRoleAuth{
+			MountPath: a.AppRole.Path,
+			RoleID:    a.AppRole.RoleID,
+			SecretID: func(ctx context.Context) (string, error) {
+				b, err := v.secretValue(ctx, ns, ref)
+				return string(b), err
+			},
+		}, nil
+	case a.Token != nil:
+		ref := a.Token.SecretRef
+		return cfg, &vault.TokenAuth{Token: func(ctx context.Context) (string, error) {
+			b, err := v.secretValue(ctx, ns, ref)
+			return string(b), err
+		}}, nil
+	}
+	return cfg, nil, &IssuerError{Reason: ReasonInvalidConfig, Err: fmt.Errorf("issuer %s: spec.auth names no auth method", issuerName(iss))}
+}
+
+// secretValue reads one key of a Secret. A missing Secret or key is an
+// IssuerError: the issuer is misconfigured until someone creates it.
+func (v *vaultConnector) secretValue(ctx context.Context, ns string, ref v1alpha1.SecretKeySelector) ([]byte, error) {
+	var s corev1.Secret
+	if err := v.secrets.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &s); err != nil {
+		return nil, &IssuerError{Reason: ReasonInvalidConfig, Err: fmt.Errorf("reading secret %s/%s: %w", ns, ref.Name, err)}
+	}
+	b, ok := s.Data[ref.Key]
+	if !ok || len(b) == 0 {
+		return nil, &IssuerError{Reason: ReasonInvalidConfig, Err: fmt.Errorf("secret %s/%s has no key %q", ns, ref.Name, ref.Key)}
+	}
+	return b, nil
+}
+
+func (v *vaultConnector) Check(ctx context.Context, iss v1alpha1.GenericIssuer) error {
+	path, err := v1alpha1.ParseSignPath(iss.IssuerSpec().Path)
+	if err != nil {
+		return &IssuerError{Reason: ReasonInvalidConfig, Err: err}
+	}
+	// Health first, with an unauthenticated client, so a sealed or
+	// unreachable Vault is reported as such rather than as a login failure.
+	cfg := vault.Config{Server: iss.IssuerSpec().Server, Namespace: iss.IssuerSpec().Namespace, CABundle: iss.IssuerSpec().CABundle, Timeout: v.timeout}
+	if ref := iss.IssuerSpec().CABundleSecretRef; ref != nil {
+		if cfg.CABundle, err = v.secretValue(ctx, v.resourceNamespace(iss), *ref); err != nil {
+			return err
+		}
+	}
+	anon, err := vault.NewClient(cfg)
+	if err != nil {
+		return &IssuerError{Reason: ReasonInvalidConfig, Err: err}
+	}
+	if _, err := vault.Health(ctx, anon); err != nil {
+		return err
+	}
+	c, err := v.client(ctx, iss)
+	if err != nil {
+		return err
+	}
+	caps, err := retryAfterRelogin(ctx, c, func() ([]string, error) {
+		return c.API().Sys().CapabilitiesSelfWithContext(ctx, path.String())
+	})
+	if err != nil {
+		return fmt.Errorf("checking capabilities of %s on %s: %w", c.Auth(), path, err)
+	}
+	if !slices.Contains(caps, "update") && !slices.Contains(caps, "create") && !slices.Contains(caps, "root") {
+		return &IssuerError{Reason: ReasonPermissionDenied, Err: fmt.Errorf("%s may not write to %s (capabilities: %v)", c.Auth(), path, caps)}
+	}
+	return nil
+}
+
+func (v *vaultConnector) Signer(ctx context.Context, iss v1alpha1.GenericIssuer) (pki.Signer, error) {
+	path, err := v1alpha1.ParseSignPath(iss.IssuerSpec().Path)
+	if err != nil {
+		return nil, &IssuerError{Reason: ReasonInvalidConfig, Err: err}
+	}
+	c, err := v.client(ctx, iss)
+	if err != nil {
+		return nil, err
+	}
+	return &reloginSigner{client: c, path: path.String()}, nil
+}
+
+// reloginSigner signs, logging in again once if Vault refuses the token
+// (revoked or expired between renewals).
+type reloginSigner struct {
+	client *vault.Client
+	path   string
+}
+
+func (s *reloginSigner) Sign(ctx context.Context, r pki.Request) (*pki.Bundle, error) {
+	return retryAfterRelogin(ctx, s.client, func() (*pki.Bundle, error) {
+		return (&pki.VaultSigner{Logical: s.client.API().Logical(), Path: s.path}).Sign(ctx, r)
+	})
+}
+
+func retryAfterRelogin[T any](ctx context.Context, c *vault.Client, f func() (T, error)) (T, error) {
+	out, err := f()
+	if code := vault.StatusCode(err); code != http.StatusForbidden && code != http.StatusUnauthorized {
+		return out, err
+	}
+	if lerr := c.Relogin(ctx); lerr != nil {
+		return out, lerr
+	}
+	return f()
+}
