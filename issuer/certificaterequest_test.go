@@ -111,8 +111,11 @@ func TestCertificateRequestReconcile(t *testing.T) {
 		wantResult  string // sign_total result label incremented
 	}{
 		{
-			name:   "other issuer group is ignored",
-			cr:     newCR(okCSR, base, approved, func(cr *cmapi.CertificateRequest) { cr.Spec.IssuerRef.Group = "cert-manager.io"; cr.Spec.IssuerRef.Kind = "ClusterIssuer" }),
+			name: "other issuer group is ignored",
+			cr: newCR(okCSR, base, approved, func(cr *cmapi.CertificateRequest) {
+				cr.Spec.IssuerRef.Group = "cert-manager.io"
+				cr.Spec.IssuerRef.Kind = "ClusterIssuer"
+			}),
 			issuer: readyClusterIssuer("vault", true, base),
 		},
 		{

@@ -51,7 +51,7 @@ func TestParseSignPath(t *testing.T) {
 		path    string
 		want    SignPath
 		wantErr bool
-		goOnly bool // a form the Go parser tolerates but the CRD does not
+		goOnly  bool // a form the Go parser tolerates but the CRD does not
 	}{
 		{path: "pki_int/sign/keyward", want: SignPath{Mount: "pki_int", Role: "keyward"}},
 		{path: "pki/issuer/default/sign/web", want: SignPath{Mount: "pki", IssuerRef: "default", Role: "web"}},
