@@ -1,0 +1,242 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/go-logr/logr"
+	"go.uber.org/zap/zapcore"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+// Options configure Start.
+type Options struct {
+	// Dir receives every component's logs. Default: <root>/e2e/_artifacts/<name>-<time>.
+	Dir string
+	// Name labels the default Dir (StartForTest uses the test name).
+	Name string
+	// AddToScheme registers extra API types (Keyward's) with Env.Scheme.
+	AddToScheme []func(*runtime.Scheme) error
+	// MutatingWebhooks are installed into the apiserver, pointing at the local
+	// webhook server described by Env.Webhook (host, port, cert dir).
+	MutatingWebhooks []*admissionv1.MutatingWebhookConfiguration
+	// WithoutCertManager skips cert-manager's controllers.
+	WithoutCertManager bool
+}
+
+// Env is the running stack.
+type Env struct {
+	// Dir holds the logs of every component and anything a test wants to keep.
+	Dir string
+	// RESTConfig is an administrator's connection to the apiserver.
+	RESTConfig *rest.Config
+	// Scheme knows Kubernetes, cert-manager and any Options.AddToScheme types.
+	Scheme *runtime.Scheme
+	// Client is an administrator's controller-runtime client (no cache).
+	Client client.Client
+	// Kubernetes is an administrator's clientset.
+	Kubernetes kubernetes.Interface
+	// Vault is the configured Vault dev server.
+	Vault *Vault
+	// Webhook says where the apiserver expects the webhook server (envtest
+	// generates its serving certificate in LocalServingCertDir).
+	Webhook *envtest.WebhookInstallOptions
+	// EtcdEndpoint is etcd's client URL, for raw scans of what is at rest.
+	EtcdEndpoint string
+	// CertManagerControllers lists the cert-manager controllers running.
+	CertManagerControllers []string
+
+	kube *envtest.Environment
+	cm   *certManager
+	logs []*os.File
+}
+
+// Start brings up etcd + kube-apiserver, Vault (with Kubernetes auth against
+// this apiserver) and cert-manager's controllers. Call Stop when done.
+func Start(ctx context.Context, opts Options) (env *Env, err error) {
+	if opts.Dir == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			return nil, err
+		}
+		opts.Dir = filepath.Join(root, "e2e", "_artifacts", sanitize(opts.Name)+"-"+time.Now().Format("20060102-150405.000"))
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating artifacts dir: %w", err)
+	}
+	env = &Env{Dir: opts.Dir, Scheme: runtime.NewScheme()}
+	defer func() {
+		if err != nil {
+			env.Stop()
+		}
+	}()
+	utilruntime.Must(clientgoscheme.AddToScheme(env.Scheme))
+	utilruntime.Must(cmapi.AddToScheme(env.Scheme))
+	for _, add := range opts.AddToScheme {
+		if err := add(env.Scheme); err != nil {
+			return env, fmt.Errorf("registering API types: %w", err)
+		}
+	}
+
+	// Vault and the apiserver start in parallel: each takes a few seconds.
+	type vaultResult struct {
+		v   *Vault
+		err error
+	}
+	vch := make(chan vaultResult, 1)
+	go func() {
+		v, err := StartVault(ctx, VaultOptions{Dir: opts.Dir})
+		vch <- vaultResult{v, err}
+	}()
+	kube, kubeErr := startKube(opts.Dir, envtest.WebhookInstallOptions{MutatingWebhooks: opts.MutatingWebhooks})
+	vr := <-vch
+	env.kube, env.Vault = kube, vr.v
+	if kubeErr != nil || vr.err != nil {
+		return env, errors.Join(kubeErr, vr.err)
+	}
+	env.RESTConfig = kube.Config
+	env.Webhook = &kube.WebhookInstallOptions
+	env.EtcdEndpoint = kube.ControlPlane.Etcd.URL.String()
+	if env.Client, err = client.New(env.RESTConfig, client.Options{Scheme: env.Scheme}); err != nil {
+		return env, fmt.Errorf("creating client: %w", err)
+	}
+	if env.Kubernetes, err = kubernetes.NewForConfig(env.RESTConfig); err != nil {
+		return env, fmt.Errorf("creating clientset: %w", err)
+	}
+	reviewer, err := bootstrapAccounts(ctx, env.Kubernetes)
+	if err != nil {
+		return env, err
+	}
+	if err := env.Vault.ConfigureKubernetesAuth(ctx, env.RESTConfig.Host, env.RESTConfig.CAData, reviewer, DefaultKubernetesAuthRoles()); err != nil {
+		return env, err
+	}
+	if !opts.WithoutCertManager {
+		if env.cm, err = startCertManager(ctx, kube, opts.Dir); err != nil {
+			return env, err
+		}
+		env.CertManagerControllers = env.cm.Controllers
+	}
+	return env, nil
+}
+
+// StartForTest starts the stack for one test and stops it at cleanup. Logs
+// are kept under e2e/_artifacts/<test name>-<time> and named on failure.
+func StartForTest(t testing.TB, opts Options) *Env {
+	t.Helper()
+	if opts.Name == "" {
+		opts.Name = t.Name()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("starting test stack: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("component logs: %s", env.Dir)
+		}
+		env.Stop()
+	})
+	return env
+}
+
+// VaultForTest starts only a configured Vault dev server (no Kubernetes auth)
+// and stops it at cleanup.
+func VaultForTest(t testing.TB) *Vault {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	v, err := StartVault(ctx, VaultOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("starting vault: %v", err)
+	}
+	t.Cleanup(func() { _ = v.Stop() })
+	return v
+}
+
+// Stop shuts everything down, cert-manager first so nothing writes to a
+// stopping apiserver.
+func (e *Env) Stop() {
+	if e.cm != nil {
+		e.cm.stop()
+	}
+	if e.kube != nil {
+		_ = e.kube.Stop()
+	}
+	if e.Vault != nil {
+		_ = e.Vault.Stop()
+	}
+	for _, f := range e.logs {
+		_ = f.Close()
+	}
+}
+
+// CertManagerErrors reports cert-manager controllers that stopped unexpectedly.
+func (e *Env) CertManagerErrors() []error {
+	if e.cm == nil {
+		return nil
+	}
+	return e.cm.Errors()
+}
+
+// Logger returns a logger writing JSON lines to <Dir>/<name>.log, for
+// in-process components (Keyward's manager, the demo).
+func (e *Env) Logger(name string, verbosity int) (logr.Logger, error) {
+	f, err := os.Create(filepath.Join(e.Dir, name+".log"))
+	if err != nil {
+		return logr.Discard(), err
+	}
+	e.logs = append(e.logs, f)
+	return crzap.New(crzap.WriteTo(f), crzap.UseDevMode(false), crzap.Level(levelDebug(verbosity))), nil
+}
+
+// ServiceAccountToken returns a short-lived token (TokenRequest API) for a
+// ServiceAccount with the given audience.
+func (e *Env) ServiceAccountToken(ctx context.Context, namespace, name, audience string) (string, error) {
+	tr, err := e.Kubernetes.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To[int64](600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("requesting token for %s/%s: %w", namespace, name, err)
+	}
+	return tr.Status.Token, nil
+}
+
+// CreateNamespace creates a namespace with labels (or labels an existing one).
+func (e *Env) CreateNamespace(ctx context.Context, name string, labels map[string]string) error {
+	return ensureNamespace(ctx, e.Kubernetes, name, labels)
+}
+
+func levelDebug(v int) zapcore.LevelEnabler { return zapcore.Level(-v) }
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+func sanitize(name string) string {
+	if name == "" {
+		return "stack"
+	}
+	return strings.Trim(unsafeName.ReplaceAllString(name, "_"), "_")
+}
