@@ -1,0 +1,129 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package webhook holds Keyward's admission handlers and their
+// MutatingWebhookConfiguration. Handlers decode, call scrubber, and encode;
+// the decisions live in package scrubber.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/keyward-io/keyward/scrubber"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// SecretScrubPath is where the secret scrub handler is served.
+const SecretScrubPath = "/mutate-v1-secret"
+
+// SecretScrubber is the admission handler that moves a cert-manager Secret's
+// private key to custody before the Secret is persisted.
+//
+// Contract:
+//   - in-scope CREATE/UPDATE holding key material: the key is written to the
+//     custody store first; only when the store confirmed the write is the
+//     request allowed, with a JSON patch that turns the Secret into a
+//     placeholder. Any failure denies the request (fail closed): nothing is
+//     persisted and cert-manager retries.
+//   - dry-run: the plan is computed (so invalid input is still denied, as a
+//     real request would be) but nothing is written and the request is
+//     allowed unmodified, with a warning saying so. A dry-run patch would have
+//     to invent a custody version that does not exist.
+//   - already-scrubbed placeholders and out-of-scope objects: allowed untouched.
+//
+// Namespace scope comes from the webhook's namespaceSelector; strict mode
+// from a StrictMode (a cache read, never an API call per request).
+type SecretScrubber struct {
+	scrubber *scrubber.Scrubber
+	strict   scrubber.StrictMode
+}
+
+var _ admission.Handler = (*SecretScrubber)(nil)
+
+// NewSecretScrubber returns the handler. Register it with
+// mgr.GetWebhookServer().Register(SecretScrubPath, &webhook.Admission{Handler: h}).
+func NewSecretScrubber(s *scrubber.Scrubber, strict scrubber.StrictMode) (*SecretScrubber, error) {
+	if s == nil {
+		return nil, errors.New("secret scrub webhook needs a scrubber")
+	}
+	if strict == nil {
+		strict = scrubber.FixedStrictMode(false)
+	}
+	return &SecretScrubber{scrubber: s, strict: strict}, nil
+}
+
+// Handle implements admission.Handler.
+func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Kind.Group != "" || req.Kind.Kind != "Secret" {
+		return admission.Allowed("not a Secret")
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return admission.Allowed("operation not scrubbed")
+	}
+	var sec corev1.Secret
+	if err := json.Unmarshal(req.Object.Raw, &sec); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding secret %s/%s: %w", req.Namespace, req.Name, err))
+	}
+	origNamespace := sec.Namespace
+	if sec.Namespace == "" {
+		sec.Namespace = req.Namespace
+	}
+	if !scrubber.InScope(&sec) {
+		return admission.Allowed("not a cert-manager TLS secret")
+	}
+	ref := sec.Namespace + "/" + sec.Name
+	log := logf.FromContext(ctx).WithValues("secret", ref, "operation", req.Operation)
+	ctx = logf.IntoContext(ctx, log)
+
+	strict, err := h.strict.Strict(ctx, sec.Namespace)
+	if err != nil {
+		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("keyward: secret %s not admitted, key not moved to custody: %w", ref, err))
+	}
+	dryRun := req.DryRun != nil && *req.DryRun
+	out, err := h.scrubber.Scrub(ctx, scrubber.ScrubRequest{Secret: &sec, Strict: strict, By: scrubber.ByWebhook, DryRun: dryRun})
+	if err != nil {
+		log.Info("denying secret write", "result", out.Result, "error", err.Error())
+		switch out.Result {
+		case scrubber.ResultInvalid:
+			return admission.Denied(fmt.Sprintf("keyward: secret %s not admitted: %v", ref, err))
+		case scrubber.ResultConflict:
+			return admission.Errored(http.StatusConflict, fmt.Errorf("keyward: secret %s not admitted, custody record changed concurrently, retry: %w", ref, err))
+		default:
+			return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("keyward: secret %s not admitted, key could not be moved to custody (fail closed): %w", ref, err))
+		}
+	}
+	switch {
+	case out.Result == scrubber.ResultDryRun:
+		return admission.Allowed("dry run").WithWarnings(fmt.Sprintf(
+			"keyward: dry run: the private key of secret %s would be moved to custody at %s; nothing was written", ref, out.Plan.Annotations[scrubber.AnnotationCustodyPath]))
+	case out.Secret == nil:
+		return admission.Allowed(out.Plan.Reason)
+	}
+	out.Secret.Namespace = origNamespace
+	patched, err := json.Marshal(out.Secret)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding scrubbed secret %s: %w", ref, err))
+	}
+	resp := admission.PatchResponseFromRaw(req.Object.Raw, patched)
+	// Keep the patch to what the plan changes; encoding differences elsewhere
+	// (creationTimestamp: null and the like) are not ours to write.
+	kept := resp.Patches[:0]
+	for _, op := range resp.Patches {
+		if strings.HasPrefix(op.Path, "/data") || strings.HasPrefix(op.Path, "/metadata/annotations") || strings.HasPrefix(op.Path, "/metadata/labels") {
+			kept = append(kept, op)
+		}
+	}
+	resp.Patches = kept
+	if out.Result == scrubber.ResultScrubbed {
+		log.V(1).Info("secret admitted as placeholder", "version", out.Version)
+	}
+	return resp
+}
