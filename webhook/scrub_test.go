@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyward-io/keyward/scrubber"
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/keyward-io/keyward/scrubber"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
