@@ -58,7 +58,7 @@ type ConfigOptions struct {
 // SecretScrubMatchConditions are the CEL conditions under which the apiserver
 // calls the scrub webhook: a kubernetes.io/tls Secret written for a
 // cert-manager Certificate that holds key material. In CEL, object.data
-// values are base64 strings, so "non-empty" is a comparison with ”. Keys are
+// values are base64 strings, so "non-empty" means "not the empty string". Keys are
 // tested with has()/in first: a missing key would be an evaluation error.
 func SecretScrubMatchConditions() []admissionregistrationv1.MatchCondition {
 	extras := make([]string, 0, 4)
