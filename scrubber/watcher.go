@@ -1,0 +1,471 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scrubber
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+)
+
+// DefaultAuditPeriod is how often the watcher checks that every placeholder's
+// custody record still exists.
+const DefaultAuditPeriod = 10 * time.Minute
+
+// WatcherControllerName names the watcher's controller (logs, metrics).
+const WatcherControllerName = "keyward-custody-watcher"
+
+// Event reasons the watcher emits.
+const (
+	ReasonKeyMovedToCustody     = "KeyMovedToCustody"
+	ReasonCustodyRejected       = "CustodyRejected"
+	ReasonCustodyRecordMissing  = "CustodyRecordMissing"
+	ReasonCustodyRecordMismatch = "CustodyRecordMismatch"
+	ReasonRotationPolicyIgnored = "RotationPolicyNeverIgnored"
+)
+
+// custodyAnnotations are removed from a placeholder whose record is gone.
+func custodyAnnotations() []string {
+	return []string{
+		AnnotationCustodyPath, AnnotationCustodyVersion, AnnotationKeySHA256, AnnotationScrubbedAt,
+		AnnotationScrubbedBy, AnnotationSerial, AnnotationNotBefore, AnnotationNotAfter,
+	}
+}
+
+// WatcherOptions configure SetupWatcher.
+type WatcherOptions struct {
+	// Store is the custody store. Required.
+	Store Store
+	// Clock drives scrub times, exposure and the audit ticker. Default: real clock.
+	Clock clock.WithTicker
+	// NamespaceSelector selects custody namespaces by label.
+	// Default: keyward.io/custody=enabled.
+	NamespaceSelector labels.Selector
+	// StrictDefault is strict mode for namespaces without the
+	// keyward.io/redact-certificates label.
+	StrictDefault bool
+	// AuditPeriod is how often placeholders are checked against the store.
+	// Default DefaultAuditPeriod; negative disables the audit.
+	AuditPeriod time.Duration
+	// WriteTimeout bounds a custody write. Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// Metrics, when set, are used as is (share them with the webhook).
+	// Otherwise metrics are created on Registry (default controller-runtime's
+	// metrics.Registry).
+	Metrics  *Metrics
+	Registry prometheus.Registerer
+}
+
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWatcher adds the custody watcher to mgr:
+//   - a reconciler over kubernetes.io/tls Secrets (from its own cache, filtered
+//     by field type=kubernetes.io/tls) that scrubs any in-scope Secret still
+//     holding key material, exactly as the webhook would, and records
+//     keyward_key_exposure_seconds;
+//   - a watch on cert-manager's next-private-key Secrets (label-filtered cache)
+//     recording keyward_next_private_key_lifetime_seconds at deletion;
+//   - a leader-elected audit that, every AuditPeriod, releases placeholders
+//     whose custody record is missing so cert-manager re-issues them.
+//
+// mgr's scheme must know cert-manager's types (for the rotation policy
+// warning) and mgr's client must be cache-backed (Namespaces, Certificates).
+func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
+	w, err := newWatcher(mgr, opts)
+	if err != nil {
+		return err
+	}
+	tlsCache, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: mgr.GetScheme(),
+		Mapper: mgr.GetRESTMapper(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS))},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating tls secret cache: %w", err)
+	}
+	nextKeyCache, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: mgr.GetScheme(),
+		Mapper: mgr.GetRESTMapper(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{LabelNextPrivateKey: "true"})},
+		},
+		// Only metadata matters here; drop the key as soon as it is decoded.
+		DefaultTransform: func(o any) (any, error) {
+			if s, ok := o.(*corev1.Secret); ok {
+				s.Data, s.StringData = nil, nil
+			}
+			return o, nil
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating next-private-key secret cache: %w", err)
+	}
+	for _, c := range []cache.Cache{tlsCache, nextKeyCache} {
+		if err := mgr.Add(c); err != nil {
+			return fmt.Errorf("adding cache to manager: %w", err)
+		}
+	}
+	w.secrets = tlsCache
+
+	inScope := predicate.NewTypedPredicateFuncs(func(s *corev1.Secret) bool { return InScope(s) })
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named(WatcherControllerName).
+		WatchesRawSource(source.Kind(tlsCache, &corev1.Secret{}, &handler.TypedEnqueueRequestForObject[*corev1.Secret]{}, inScope)).
+		WatchesRawSource(source.Kind(nextKeyCache, &corev1.Secret{}, handler.TypedFuncs[*corev1.Secret, reconcile.Request]{
+			DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*corev1.Secret], _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				w.observeNextKeyDeleted(e.Object)
+			},
+		})).
+		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Namespace{}, handler.TypedEnqueueRequestsFromMapFunc(w.secretsOfNamespace))).
+		Complete(w)
+	if err != nil {
+		return fmt.Errorf("setting up %s: %w", WatcherControllerName, err)
+	}
+	if w.auditPeriod > 0 {
+		if err := mgr.Add(&auditor{w: w}); err != nil {
+			return fmt.Errorf("adding custody audit: %w", err)
+		}
+	}
+	return nil
+}
+
+// watcher is the reconciler. Its readers are injected so tests can run it
+// against any client.
+type watcher struct {
+	secrets    client.Reader // cached tls Secrets
+	live       client.Reader // API reader: the truth before a write
+	kube       client.Client // writes; cached reads of Namespaces and Certificates
+	scrubber   *Scrubber
+	strict     StrictMode
+	nsSelector labels.Selector
+	recorder   events.EventRecorder
+	clock      clock.WithTicker
+	metrics    *Metrics
+	started    time.Time
+	// auditPeriod <= 0 disables the audit.
+	auditPeriod time.Duration
+}
+
+func newWatcher(mgr ctrl.Manager, opts WatcherOptions) (*watcher, error) {
+	if opts.Store == nil {
+		return nil, errors.New("custody watcher needs a store")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.NamespaceSelector == nil {
+		opts.NamespaceSelector = labels.SelectorFromSet(labels.Set{NamespaceLabelCustody: "enabled"})
+	}
+	if opts.AuditPeriod == 0 {
+		opts.AuditPeriod = DefaultAuditPeriod
+	}
+	m := opts.Metrics
+	if m == nil {
+		reg := opts.Registry
+		if reg == nil {
+			reg = crmetrics.Registry
+		}
+		var err error
+		if m, err = NewMetrics(reg); err != nil {
+			return nil, err
+		}
+	}
+	s, err := NewScrubber(opts.Store, opts.Clock, m, opts.WriteTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return &watcher{
+		live:        mgr.GetAPIReader(),
+		kube:        mgr.GetClient(),
+		scrubber:    s,
+		strict:      NamespaceStrictMode{Reader: mgr.GetClient(), Default: opts.StrictDefault},
+		nsSelector:  opts.NamespaceSelector,
+		recorder:    mgr.GetEventRecorder(WatcherControllerName),
+		clock:       opts.Clock,
+		metrics:     m,
+		started:     opts.Clock.Now(),
+		auditPeriod: opts.AuditPeriod,
+	}, nil
+}
+
+// Reconcile scrubs one Secret if it still holds key material.
+func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := logf.FromContext(ctx).WithValues("secret", req.String())
+	ctx = logf.IntoContext(ctx, log)
+	var cached corev1.Secret
+	if err := w.secrets.Get(ctx, req.NamespacedName, &cached); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !InScope(&cached) {
+		return reconcile.Result{}, nil
+	}
+	ok, err := w.namespaceInScope(ctx, cached.Namespace)
+	if err != nil || !ok {
+		return reconcile.Result{}, err
+	}
+	if !HoldsKeyMaterial(&cached) {
+		if IsPlaceholder(&cached) {
+			w.warnRotationPolicy(ctx, &cached)
+		}
+		return reconcile.Result{}, nil
+	}
+
+	// The cache may lag the webhook: decide on the live object, and update
+	// with its resourceVersion so a concurrent write wins over ours.
+	var live corev1.Secret
+	if err := w.live.Get(ctx, req.NamespacedName, &live); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !InScope(&live) || !HoldsKeyMaterial(&live) {
+		return reconcile.Result{}, nil
+	}
+	strict, err := w.strict.Strict(ctx, live.Namespace)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	out, err := w.scrubber.Scrub(ctx, ScrubRequest{Secret: &live, Strict: strict, By: ByWatcher})
+	if err != nil {
+		if out.Result == ResultInvalid {
+			// Permanent until the Secret changes, which triggers a new reconcile.
+			log.Info("secret holds key material that cannot be moved to custody", "error", err.Error())
+			w.recorder.Eventf(&live, nil, corev1.EventTypeWarning, ReasonCustodyRejected, "Scrub", "%v", err)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if out.Secret == nil {
+		return reconcile.Result{}, nil
+	}
+	if err := w.kube.Update(ctx, out.Secret); err != nil {
+		w.count(ResultUpdateError)
+		if apierrors.IsConflict(err) {
+			// The Secret changed after the custody write. The new version is
+			// scrubbed by the webhook or by the next reconcile; the record we
+			// wrote is superseded by that write (check-and-set on its version).
+			log.V(1).Info("secret changed while scrubbing; requeueing")
+			return reconcile.Result{Requeue: true}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("redacting secret %s after custody write (version %d): %w", req, out.Version, err)
+	}
+	if out.Result == ResultScrubbed {
+		exposure := w.clock.Now().Sub(exposureStart(&live))
+		if w.metrics != nil {
+			w.metrics.KeyExposure.Observe(max(exposure, 0).Seconds())
+		}
+		log.Info("watcher moved key to custody", "version", out.Version, "exposure", exposure.String())
+		w.recorder.Eventf(out.Secret, nil, corev1.EventTypeNormal, ReasonKeyMovedToCustody, "Scrub",
+			"Private key moved to custody at %s (version %d) by the watcher after %s in the API",
+			out.Plan.Annotations[AnnotationCustodyPath], out.Version, exposure.Round(time.Millisecond))
+	}
+	return reconcile.Result{}, nil
+}
+
+func (w *watcher) count(result string) {
+	if w.metrics != nil {
+		w.metrics.ScrubTotal.WithLabelValues(ByWatcher, result).Inc()
+	}
+}
+
+func (w *watcher) namespaceInScope(ctx context.Context, name string) (bool, error) {
+	var ns corev1.Namespace
+	if err := w.kube.Get(ctx, client.ObjectKey{Name: name}, &ns); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return w.nsSelector.Matches(labels.Set(ns.Labels)), nil
+}
+
+// exposureStart is when the key the watcher is about to remove was last
+// written: the latest managedFields entry that touched data (second
+// precision), else the Secret's creation. It is a lower bound of the key's
+// exposure: an earlier write of the same key, followed by another data write,
+// is not counted.
+func exposureStart(s *corev1.Secret) time.Time {
+	var latest time.Time
+	for _, mf := range s.ManagedFields {
+		if mf.Time == nil || mf.FieldsV1 == nil || !bytes.Contains(mf.FieldsV1.Raw, []byte(`"f:data"`)) {
+			continue
+		}
+		if mf.Time.After(latest) {
+			latest = mf.Time.Time
+		}
+	}
+	if latest.IsZero() {
+		return s.CreationTimestamp.Time
+	}
+	return latest
+}
+
+// observeNextKeyDeleted records a next-private-key Secret's lifetime.
+func (w *watcher) observeNextKeyDeleted(s *corev1.Secret) {
+	if s == nil || s.CreationTimestamp.IsZero() || w.metrics == nil {
+		return
+	}
+	w.metrics.NextPrivateKeyLifetime.Observe(max(w.clock.Since(s.CreationTimestamp.Time), 0).Seconds())
+}
+
+// secretsOfNamespace re-queues a namespace's TLS Secrets when its labels
+// change, so opting a namespace in scrubs what is already there.
+func (w *watcher) secretsOfNamespace(ctx context.Context, ns *corev1.Namespace) []reconcile.Request {
+	if w.secrets == nil || !w.nsSelector.Matches(labels.Set(ns.Labels)) {
+		return nil
+	}
+	var list corev1.SecretList
+	if err := w.secrets.List(ctx, &list, client.InNamespace(ns.Name)); err != nil {
+		logf.FromContext(ctx).Error(err, "listing secrets of namespace", "namespace", ns.Name)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if s := &list.Items[i]; InScope(s) && HoldsKeyMaterial(s) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+		}
+	}
+	return reqs
+}
+
+// warnRotationPolicy tells the owner of a Certificate with rotationPolicy
+// Never, once per scrub seen by this process, that custody defeats it:
+// cert-manager cannot reuse a key it cannot read, so every issuance uses a
+// fresh key.
+func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret) {
+	at, err := time.Parse(time.RFC3339Nano, s.Annotations[AnnotationScrubbedAt])
+	if err != nil || at.Before(w.started) {
+		return
+	}
+	var crt cmapi.Certificate
+	key := client.ObjectKey{Namespace: s.Namespace, Name: s.Annotations[AnnotationCertificateName]}
+	if err := w.kube.Get(ctx, key, &crt); err != nil {
+		if !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
+			logf.FromContext(ctx).V(1).Info("reading certificate for rotation policy", "certificate", key.String(), "error", err.Error())
+		}
+		return
+	}
+	if crt.Spec.PrivateKey == nil || crt.Spec.PrivateKey.RotationPolicy != cmapi.RotationPolicyNever {
+		return
+	}
+	w.recorder.Eventf(&crt, s, corev1.EventTypeWarning, ReasonRotationPolicyIgnored, "Custody",
+		"privateKey.rotationPolicy Never has no effect under key custody: the key of secret %s is held in Vault, so every issuance uses a fresh key", s.Name)
+}
+
+// audit releases placeholders whose custody record is gone, so cert-manager
+// re-issues them: removing the custody annotations and label stops the guard
+// vetoing, and cert-manager then sees an empty key and issues once. A
+// released Secret is no longer a placeholder, so it is released only once.
+func (w *watcher) audit(ctx context.Context) error {
+	log := logf.FromContext(ctx)
+	var list corev1.SecretList
+	if err := w.secrets.List(ctx, &list, client.MatchingLabels{LabelCustody: LabelCustodyVault}); err != nil {
+		return fmt.Errorf("listing custody placeholders: %w", err)
+	}
+	var errs []error
+	for i := range list.Items {
+		s := &list.Items[i]
+		if !InScope(s) || !IsPlaceholder(s) {
+			continue
+		}
+		if ok, err := w.namespaceInScope(ctx, s.Namespace); err != nil || !ok {
+			errs = append(errs, err)
+			continue
+		}
+		md, err := w.scrubber.Store().Metadata(ctx, s.Namespace, s.Name)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			errs = append(errs, w.release(ctx, s))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("auditing custody of secret %s/%s: %w", s.Namespace, s.Name, err))
+		case md.KeySHA256 != "" && md.KeySHA256 != s.Annotations[AnnotationKeySHA256]:
+			// Not acted on: the Secret's version may still exist in history,
+			// and a write may be in flight. The guard sees the mismatch too.
+			log.Info("custody record holds a different key than the secret names",
+				"secret", s.Namespace+"/"+s.Name, "recordVersion", md.Version, "secretVersion", s.Annotations[AnnotationCustodyVersion])
+			w.recorder.Eventf(s, nil, corev1.EventTypeWarning, ReasonCustodyRecordMismatch, "Audit",
+				"Custody record version %d holds key %s, the secret names key %s (version %s)",
+				md.Version, md.KeySHA256, s.Annotations[AnnotationKeySHA256], s.Annotations[AnnotationCustodyVersion])
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *watcher) release(ctx context.Context, cached *corev1.Secret) error {
+	ref := cached.Namespace + "/" + cached.Name
+	var live corev1.Secret
+	if err := w.live.Get(ctx, client.ObjectKeyFromObject(cached), &live); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	// Only release what the audit looked at: a placeholder for the same record version.
+	if !IsPlaceholder(&live) || HoldsKeyMaterial(&live) ||
+		live.Annotations[AnnotationCustodyVersion] != cached.Annotations[AnnotationCustodyVersion] {
+		return nil
+	}
+	version := live.Annotations[AnnotationCustodyVersion]
+	path := live.Annotations[AnnotationCustodyPath]
+	for _, a := range custodyAnnotations() {
+		delete(live.Annotations, a)
+	}
+	delete(live.Labels, LabelCustody)
+	if err := w.kube.Update(ctx, &live); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return nil // re-examined at the next audit
+		}
+		return fmt.Errorf("releasing secret %s whose custody record is missing: %w", ref, err)
+	}
+	logf.FromContext(ctx).Info("custody record missing; released secret so cert-manager re-issues",
+		"secret", ref, "path", path, "version", version)
+	w.recorder.Eventf(&live, nil, corev1.EventTypeWarning, ReasonCustodyRecordMissing, "Release",
+		"Custody record %s (version %s) is missing; custody annotations removed so cert-manager issues a new key", path, version)
+	return nil
+}
+
+// auditor runs watcher.audit every auditPeriod on the leader.
+type auditor struct{ w *watcher }
+
+// NeedLeaderElection keeps the audit to one replica.
+func (a *auditor) NeedLeaderElection() bool { return true }
+
+// Start runs the audit until ctx ends.
+func (a *auditor) Start(ctx context.Context) error {
+	log := logf.FromContext(ctx).WithName("custody-audit")
+	ctx = logf.IntoContext(ctx, log)
+	t := a.w.clock.NewTicker(a.w.auditPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+			if err := a.w.audit(ctx); err != nil {
+				log.Error(err, "custody audit incomplete")
+			}
+		}
+	}
+}

@@ -1,0 +1,318 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scrubber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// watcherFakeStore is an in-memory Store with check-and-set.
+type watcherFakeStore struct {
+	mu      sync.Mutex
+	records map[string]Record
+	putErr  error
+	puts    int
+}
+
+func (f *watcherFakeStore) Put(_ context.Context, rec Record, cas int) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.puts++
+	if f.putErr != nil {
+		return 0, f.putErr
+	}
+	k := rec.Namespace + "/" + rec.Name
+	cur := f.records[k].Meta.Version
+	if cas >= 0 && cas != cur {
+		return 0, fmt.Errorf("cas %d != %d: %w", cas, cur, ErrConflict)
+	}
+	rec.Meta.Version = cur + 1
+	f.records[k] = rec
+	return cur + 1, nil
+}
+
+func (f *watcherFakeStore) Metadata(_ context.Context, ns, name string) (Metadata, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.records[ns+"/"+name]
+	if !ok {
+		return Metadata{}, fmt.Errorf("secret %s/%s: %w", ns, name, ErrNotFound)
+	}
+	return r.Meta, nil
+}
+
+func (f *watcherFakeStore) Delete(_ context.Context, ns, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.records, ns+"/"+name)
+	return nil
+}
+
+func (f *watcherFakeStore) Path(ns, name string) string { return "custody/tls/" + ns + "/" + name }
+
+type watcherFixture struct {
+	w      *watcher
+	kube   client.Client
+	store  *watcherFakeStore
+	clock  *clocktesting.FakeClock
+	events *events.FakeRecorder
+}
+
+func newWatcherFixture(t *testing.T, objs ...client.Object) *watcherFixture {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmapi.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	objs = append(objs,
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{NamespaceLabelCustody: "enabled"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}},
+	)
+	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	clk := clocktesting.NewFakeClock(time.Unix(1_750_000_000+int64(time.Now().UnixNano()%1_000_000), 0))
+	store := &watcherFakeStore{records: map[string]Record{}}
+	m, err := NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewScrubber(store, clk, m, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := events.NewFakeRecorder(10)
+	return &watcherFixture{
+		w: &watcher{
+			secrets: kube, live: kube, kube: kube, scrubber: s,
+			strict:     NamespaceStrictMode{Reader: kube},
+			nsSelector: labels.SelectorFromSet(labels.Set{NamespaceLabelCustody: "enabled"}),
+			recorder:   rec, clock: clk, metrics: m, started: clk.Now().Add(-time.Hour), auditPeriod: time.Minute,
+		},
+		kube: kube, store: store, clock: clk, events: rec,
+	}
+}
+
+func (f *watcherFixture) get(t *testing.T, ns, name string) *corev1.Secret {
+	t.Helper()
+	var s corev1.Secret
+	if err := f.kube.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
+		t.Fatal(err)
+	}
+	return &s
+}
+
+func drainEvents(r *events.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-r.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func TestWatcherReconcile(t *testing.T) {
+	t.Parallel()
+	pair := scrubTestNewPair(t, "ecdsa")
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "team-a", Name: "web-tls"}}
+
+	t.Run("scrubs a key-bearing secret and measures exposure", func(t *testing.T) {
+		t.Parallel()
+		s := scrubTestSecret(pair)
+		f := newWatcherFixture(t, s)
+		written := f.clock.Now().Add(-90 * time.Second)
+		live := f.get(t, "team-a", "web-tls")
+		live.ManagedFields = []metav1.ManagedFieldsEntry{
+			{Manager: "cert-manager", Operation: metav1.ManagedFieldsOperationApply, Time: &metav1.Time{Time: written.Add(-time.Hour)},
+				FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}}}`)}},
+			{Manager: "cert-manager", Operation: metav1.ManagedFieldsOperationApply, Time: &metav1.Time{Time: written},
+				FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:tls.key":{}}}`)}},
+		}
+		if got := exposureStart(live); !got.Equal(written) {
+			t.Fatalf("exposureStart = %v, want %v", got, written)
+		}
+
+		if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		got := f.get(t, "team-a", "web-tls")
+		if HoldsKeyMaterial(got) || !IsPlaceholder(got) {
+			t.Fatalf("secret not scrubbed: annotations %v", got.Annotations)
+		}
+		if got.Annotations[AnnotationScrubbedBy] != ByWatcher || got.Annotations[AnnotationCustodyVersion] != "1" {
+			t.Errorf("annotations %v", got.Annotations)
+		}
+		if r := f.store.records["team-a/web-tls"]; string(r.Key) != string(pair.KeyPEM) || r.Meta.KeySHA256 != got.Annotations[AnnotationKeySHA256] {
+			t.Errorf("custody record does not match")
+		}
+		if n := testutil.CollectAndCount(f.w.metrics.KeyExposure); n != 1 {
+			t.Errorf("exposure series = %d", n)
+		}
+		if v := testutil.ToFloat64(f.w.metrics.ScrubTotal.WithLabelValues(ByWatcher, ResultScrubbed)); v != 1 {
+			t.Errorf("scrub_total{watcher,scrubbed} = %v", v)
+		}
+		if ev := drainEvents(f.events); len(ev) != 1 || !strings.HasPrefix(ev[0], "Normal KeyMovedToCustody") {
+			t.Errorf("events = %v", ev)
+		}
+		// Second pass: nothing to do.
+		if _, err := f.w.Reconcile(context.Background(), req); err != nil || f.store.puts != 2-1 {
+			t.Errorf("second reconcile: err %v, puts %d", err, f.store.puts)
+		}
+	})
+
+	t.Run("store failure leaves the key and retries", func(t *testing.T) {
+		t.Parallel()
+		f := newWatcherFixture(t, scrubTestSecret(pair))
+		f.store.putErr = errors.New("vault sealed")
+		if _, err := f.w.Reconcile(context.Background(), req); err == nil || !strings.Contains(err.Error(), "vault sealed") {
+			t.Fatalf("err = %v", err)
+		}
+		if got := f.get(t, "team-a", "web-tls"); !HoldsKeyMaterial(got) || IsPlaceholder(got) {
+			t.Errorf("secret redacted without a custody write")
+		}
+		if v := testutil.ToFloat64(f.w.metrics.CustodyWriteErrors); v != 1 {
+			t.Errorf("custody_write_errors = %v", v)
+		}
+	})
+
+	t.Run("invalid key is reported, not retried", func(t *testing.T) {
+		t.Parallel()
+		s := scrubTestSecret(pair)
+		s.Data[DataTLSCert] = scrubTestNewPair(t, "ecdsa").CertPEM
+		f := newWatcherFixture(t, s)
+		if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if f.store.puts != 0 || !HoldsKeyMaterial(f.get(t, "team-a", "web-tls")) {
+			t.Errorf("invalid secret touched")
+		}
+		if ev := drainEvents(f.events); len(ev) != 1 || !strings.Contains(ev[0], "CustodyRejected") || !strings.Contains(ev[0], "does not match") {
+			t.Errorf("events = %v", ev)
+		}
+	})
+
+	t.Run("namespace not in custody is left alone", func(t *testing.T) {
+		t.Parallel()
+		s := scrubTestSecret(pair)
+		s.Namespace = "other"
+		f := newWatcherFixture(t, s)
+		if _, err := f.w.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "other", Name: "web-tls"}}); err != nil {
+			t.Fatal(err)
+		}
+		if f.store.puts != 0 || !HoldsKeyMaterial(f.get(t, "other", "web-tls")) {
+			t.Errorf("out-of-scope secret touched")
+		}
+	})
+
+	t.Run("rotationPolicy Never is warned about on the certificate", func(t *testing.T) {
+		t.Parallel()
+		crt := &cmapi.Certificate{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web"},
+			Spec:       cmapi.CertificateSpec{SecretName: "web-tls", PrivateKey: &cmapi.CertificatePrivateKey{RotationPolicy: cmapi.RotationPolicyNever}},
+		}
+		f := newWatcherFixture(t, scrubTestSecret(pair), crt)
+		for range 2 { // scrub, then see the placeholder
+			if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ev := drainEvents(f.events)
+		if len(ev) != 2 || !strings.HasPrefix(ev[1], "Warning "+ReasonRotationPolicyIgnored) {
+			t.Errorf("events = %v", ev)
+		}
+	})
+}
+
+func TestWatcherAudit(t *testing.T) {
+	t.Parallel()
+	pair := scrubTestNewPair(t, "ecdsa")
+	f := newWatcherFixture(t, scrubTestSecret(pair))
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "team-a", Name: "web-tls"}}
+	if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	drainEvents(f.events)
+
+	// Record present: nothing happens.
+	if err := f.w.audit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !IsPlaceholder(f.get(t, "team-a", "web-tls")) || len(drainEvents(f.events)) != 0 {
+		t.Fatalf("audit touched a healthy placeholder")
+	}
+
+	// Record deleted: released exactly once.
+	if err := f.store.Delete(context.Background(), "team-a", "web-tls"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := f.w.audit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := f.get(t, "team-a", "web-tls")
+	for _, a := range custodyAnnotations() {
+		if _, ok := got.Annotations[a]; ok {
+			t.Errorf("annotation %s kept", a)
+		}
+	}
+	if _, ok := got.Labels[LabelCustody]; ok {
+		t.Errorf("custody label kept")
+	}
+	if got.Annotations[AnnotationCertificateName] != "web" || len(got.Data[DataTLSKey]) != 0 {
+		t.Errorf("release changed more than custody markers")
+	}
+	ev := drainEvents(f.events)
+	if len(ev) != 1 || !strings.HasPrefix(ev[0], "Warning CustodyRecordMissing Custody record custody/tls/team-a/web-tls (version 1) is missing") {
+		t.Errorf("events = %v", ev)
+	}
+	// The released Secret awaits cert-manager: the watcher leaves it alone.
+	if _, err := f.w.Reconcile(context.Background(), req); err != nil || f.store.puts != 1 {
+		t.Errorf("reconcile after release: %v, puts %d", err, f.store.puts)
+	}
+}
+
+func TestNextPrivateKeyLifetime(t *testing.T) {
+	t.Parallel()
+	f := newWatcherFixture(t)
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(f.clock.Now().Add(-3 * time.Second))}}
+	f.w.observeNextKeyDeleted(s)
+	f.w.observeNextKeyDeleted(nil)
+	if got := testutil.CollectAndCount(f.w.metrics.NextPrivateKeyLifetime); got != 1 {
+		t.Fatalf("series = %d", got)
+	}
+	var m dto.Metric
+	if err := f.w.metrics.NextPrivateKeyLifetime.(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetHistogram().GetSampleSum(); got != 3 {
+		t.Errorf("lifetime sum = %v, want 3", got)
+	}
+}
