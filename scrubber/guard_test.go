@@ -1,0 +1,718 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scrubber
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func guardCond(st *cmapi.CertificateStatus, typ cmapi.CertificateConditionType) *cmapi.CertificateCondition {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == typ {
+			return &st.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// wantKeptReady asserts Ready was kept True with the old lastTransitionTime.
+func wantKeptReady(t *testing.T, f *guardFix, d GuardDecision) {
+	t.Helper()
+	c := guardCond(d.Status, cmapi.CertificateConditionReady)
+	if c == nil || c.Status != cmmeta.ConditionTrue || c.Message != GuardReadyMessage || c.Reason != "Ready" {
+		t.Fatalf("Ready = %+v, want True/Ready with the custody message", c)
+	}
+	old := guardCond(&f.crt.Status, cmapi.CertificateConditionReady)
+	if !c.LastTransitionTime.Equal(old.LastTransitionTime) {
+		t.Errorf("Ready lastTransitionTime = %v, want the old %v", c.LastTransitionTime, old.LastTransitionTime)
+	}
+}
+
+func wantNoIssuing(t *testing.T, _ *guardFix, d GuardDecision) {
+	t.Helper()
+	if c := guardCond(d.Status, cmapi.CertificateConditionIssuing); c != nil {
+		t.Fatalf("Issuing = %+v, want no Issuing condition", c)
+	}
+}
+
+func wantCond(typ cmapi.CertificateConditionType, status cmmeta.ConditionStatus, reason, msgPart string) func(*testing.T, *guardFix, GuardDecision) {
+	return func(t *testing.T, _ *guardFix, d GuardDecision) {
+		t.Helper()
+		c := guardCond(d.Status, typ)
+		if c == nil || c.Status != status || c.Reason != reason || !strings.Contains(c.Message, msgPart) {
+			t.Fatalf("%s = %+v, want %s/%s with message containing %q", typ, c, status, reason, msgPart)
+		}
+	}
+}
+
+func TestDecideGuard(t *testing.T) {
+	t.Parallel()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type check = func(*testing.T, *guardFix, GuardDecision)
+	tests := []struct {
+		name string
+		// key, keyAlg, keySize: the key pair and spec.privateKey (nil: ECDSA P-256).
+		key     crypto.Signer
+		keyAlg  cmapi.PrivateKeyAlgorithm
+		keySize int
+		// setup changes the fixture (stored state) before the update is built.
+		setup func(t *testing.T, f *guardFix)
+		// update is what cert-manager does to the Certificate.
+		update func(f *guardFix, c *cmapi.Certificate)
+		// adjust changes the input after it is built.
+		adjust      func(f *guardFix, in *GuardInput)
+		wantOutcome GuardOutcome
+		wantReason  string
+		checks      []check
+	}{
+		{
+			name:        "trigger MissingData on a consistent custody Secret is vetoed",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantNoIssuing, func(t *testing.T, f *guardFix, d GuardDecision) {
+				if !reflect.DeepEqual(d.Status.Conditions, f.crt.Status.Conditions) {
+					t.Fatalf("conditions = %+v, want the stored ones %+v", d.Status.Conditions, f.crt.Status.Conditions)
+				}
+			}},
+		},
+		{
+			name:        "readiness MissingData keeps Ready=True with the old lastTransitionTime",
+			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantKeptReady, wantNoIssuing},
+		},
+		{
+			name: "both transitions in one update are vetoed",
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				issuingRedacted(c, f.now)
+				readyRedacted(c, f.now)
+			},
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantKeptReady, wantNoIssuing},
+		},
+		{
+			name: "InvalidKeyPair is redaction-induced",
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				guardSetCond(c, f.now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, GuardReasonInvalidKeyPair, guardMsgInvalidKey)
+			},
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantNoIssuing},
+		},
+		{
+			name: "key-related SecretMismatch is redaction-induced",
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				guardSetCond(c, f.now, cmapi.CertificateConditionReady, cmmeta.ConditionFalse, GuardReasonSecretMismatch, guardMsgKeyVsCR)
+			},
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantKeptReady},
+		},
+		{
+			name: "SecretMismatch about the spec on tls.crt passes untouched",
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				guardSetCond(c, f.now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, GuardReasonSecretMismatch, guardMsgSpecOnSecret)
+			},
+			wantOutcome: GuardPass, wantReason: GuardDecisionNotRedactionRelated,
+		},
+		{
+			name: "manual renewal passes untouched",
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				guardSetCond(c, f.now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "ManuallyTriggered", "Certificate re-issuance manually triggered")
+			},
+			wantOutcome: GuardPass, wantReason: GuardDecisionNotRedactionRelated,
+		},
+		{
+			name: "DoesNotExist passes untouched",
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				guardSetCond(c, f.now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "DoesNotExist", "Issuing certificate as Secret does not exist")
+			},
+			wantOutcome: GuardPass, wantReason: GuardDecisionNotRedactionRelated,
+		},
+		{
+			name: "Issuing already True is not a transition",
+			setup: func(_ *testing.T, f *guardFix) {
+				guardSetCond(f.crt, f.now.Add(-time.Minute), cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "Renewing", "renewal")
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPass, wantReason: GuardDecisionNotRedactionRelated,
+		},
+		{
+			name: "Ready already False for the same reason is not a transition",
+			setup: func(_ *testing.T, f *guardFix) {
+				readyRedacted(f.crt, f.now.Add(-time.Minute))
+			},
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				c.Status.NotAfter = nil
+			},
+			wantOutcome: GuardPass, wantReason: GuardDecisionNotRedactionRelated,
+		},
+		{
+			name: "a fresh issuance (Ready False/DoesNotExist to False/MissingData) becomes Ready=True now",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Status.Conditions = nil
+				guardSetCond(f.crt, f.now.Add(-time.Hour), cmapi.CertificateConditionReady, cmmeta.ConditionFalse, "DoesNotExist", "Issuing certificate as Secret does not exist")
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now.Add(-time.Hour)) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{func(t *testing.T, f *guardFix, d GuardDecision) {
+				c := guardCond(d.Status, cmapi.CertificateConditionReady)
+				if c == nil || c.Status != cmmeta.ConditionTrue || c.Message != GuardReadyMessage || !c.LastTransitionTime.Time.Equal(f.now) || c.ObservedGeneration != 2 {
+					t.Fatalf("Ready = %+v, want True since now (%s), observedGeneration 2", c, f.now)
+				}
+			}},
+		},
+		{
+			name: "a failed issuance's Issuing=False is restored",
+			setup: func(_ *testing.T, f *guardFix) {
+				guardSetCond(f.crt, f.now.Add(-time.Hour), cmapi.CertificateConditionIssuing, cmmeta.ConditionFalse, "Failed", "issuer said no")
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionFalse, "Failed", "issuer said no")},
+		},
+		{
+			name:        "Secret not found passes",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.Secret = nil },
+			wantOutcome: GuardPass, wantReason: GuardDecisionSecretNotFound,
+		},
+		{
+			name:        "Secret without the custody label passes",
+			setup:       func(_ *testing.T, f *guardFix) { delete(f.secret.Labels, LabelCustody) },
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPass, wantReason: GuardDecisionNotInCustody,
+		},
+		{
+			name:        "Secret without the custody path passes",
+			setup:       func(_ *testing.T, f *guardFix) { delete(f.secret.Annotations, AnnotationCustodyPath) },
+			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now) },
+			wantOutcome: GuardPass, wantReason: GuardDecisionNotInCustody,
+		},
+		{
+			name:        "no custody record passes (cert-manager re-issues)",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.Custody = nil },
+			wantOutcome: GuardPass, wantReason: GuardDecisionCustodyRecordNotFound,
+		},
+		{
+			name:        "custody record for another serial passes",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.Custody.Serial = "1234" },
+			wantOutcome: GuardPass, wantReason: GuardDecisionCustodyRecordMismatch,
+		},
+		{
+			name:        "custody record for another key passes",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.Custody.KeySHA256 = strings.Repeat("ab", 32) },
+			wantOutcome: GuardPass, wantReason: GuardDecisionCustodyRecordMismatch,
+		},
+		{
+			name:        "custody record of another Certificate passes",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.Custody.CertificateName = "other" },
+			wantOutcome: GuardPass, wantReason: GuardDecisionCustodyRecordMismatch,
+		},
+		{
+			name: "tls.crt replaced by a certificate for another key passes",
+			setup: func(t *testing.T, f *guardFix) {
+				_, other := guardTestCert(t, guardTestECKey(t, elliptic.P256()), f.crt.Spec.DNSNames, f.cert.NotBefore, f.cert.NotAfter)
+				f.secret.Data[corev1.TLSCertKey] = other
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPass, wantReason: GuardDecisionCustodyRecordMismatch,
+		},
+		{
+			name:        "garbage tls.crt passes",
+			setup:       func(_ *testing.T, f *guardFix) { f.secret.Data[corev1.TLSCertKey] = []byte("not a certificate") },
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPass, wantReason: GuardDecisionCustodyRecordMismatch,
+		},
+		{
+			name: "serial spelled differently (case, leading zeros, colons) still matches",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.secret.Annotations[AnnotationSerial] = "00:" + strings.ToUpper(f.meta.Serial)
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+		},
+		{
+			name:        "renewal due passes as Renewing",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(f *guardFix, in *GuardInput) { in.Now = f.cert.NotAfter.Add(-29 * 24 * time.Hour) },
+			wantOutcome: GuardPassRewritten, wantReason: "Renewing",
+			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "Renewing", "renewal was scheduled")},
+		},
+		{
+			name: "renewal just before it is due is vetoed",
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				issuingRedacted(c, f.now)
+			},
+			adjust:      func(f *guardFix, in *GuardInput) { in.Now = f.cert.NotAfter.Add(-30*24*time.Hour - time.Second) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+		},
+		{
+			name: "an earlier status.renewalTime (e.g. from ARI) for this certificate is honoured",
+			setup: func(_ *testing.T, f *guardFix) {
+				rt := metav1.NewTime(f.now.Add(-time.Minute))
+				f.crt.Status.RenewalTime = &rt
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: "Renewing",
+		},
+		{
+			name: "a stale status.renewalTime of a previous certificate is ignored",
+			setup: func(_ *testing.T, f *guardFix) {
+				rt := metav1.NewTime(f.now.Add(-time.Minute))
+				na := metav1.NewTime(f.now.Add(time.Hour))
+				f.crt.Status.RenewalTime, f.crt.Status.NotAfter = &rt, &na
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+		},
+		{
+			name: "renewBefore from the spec is used",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Spec.RenewBefore = &metav1.Duration{Duration: 85 * 24 * time.Hour}
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: "Renewing",
+		},
+		{
+			name: "renewal policy Disabled never renews",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Spec.Renewal = &cmapi.CertificateRenewal{Policy: cmapi.CertificateRenewalPolicyDisabled}
+				f.crt.Status.RenewalTime = nil
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(f *guardFix, in *GuardInput) { in.Now = f.cert.NotAfter.Add(-time.Hour) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+		},
+		{
+			name: "renewal due keeps Ready=True while Issuing passes",
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				issuingRedacted(c, f.now)
+				readyRedacted(c, f.now)
+			},
+			adjust:      func(f *guardFix, in *GuardInput) { in.Now = f.cert.NotAfter.Add(-time.Hour) },
+			wantOutcome: GuardPassRewritten, wantReason: "Renewing",
+			checks: []check{wantKeptReady, wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "Renewing", "Vault")},
+		},
+		{
+			name:        "expired certificate makes Ready=False Expired",
+			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now) },
+			adjust:      func(f *guardFix, in *GuardInput) { in.Now = f.cert.NotAfter.Add(time.Second) },
+			wantOutcome: GuardPassRewritten, wantReason: "Expired",
+			checks: []check{wantCond(cmapi.CertificateConditionReady, cmmeta.ConditionFalse, "Expired", "expired on")},
+		},
+		{
+			name:        "expired certificate re-issues as Expired",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(f *guardFix, in *GuardInput) { in.Now = f.cert.NotAfter.Add(time.Hour) },
+			wantOutcome: GuardPassRewritten, wantReason: "Expired",
+			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "Expired", "expired on")},
+		},
+		{
+			name: "dnsNames changed against the current request: RequestChanged",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Spec.DNSNames = append(f.crt.Spec.DNSNames, "api.example.com")
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: "RequestChanged",
+			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "RequestChanged", "spec.dnsNames")},
+		},
+		{
+			name: "dnsNames changed without a current request: SecretMismatch from tls.crt",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Spec.DNSNames = []string{"other.example.com"}
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.CurrentRequest = nil },
+			wantOutcome: GuardPassRewritten, wantReason: GuardReasonSecretMismatch,
+			checks: []check{wantCond(cmapi.CertificateConditionReady, cmmeta.ConditionFalse, GuardReasonSecretMismatch, "spec.dnsNames")},
+		},
+		{
+			name:        "no current request and names unchanged is vetoed",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.CurrentRequest = nil },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+		},
+		{
+			name: "issuerRef changed: IncorrectIssuer",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Spec.IssuerRef = cmmeta.IssuerReference{Name: "vault", Kind: "VaultClusterIssuer", Group: "keyward.io"}
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: "IncorrectIssuer",
+		},
+		{
+			name:        "certificate-name annotation of another Certificate: IncorrectCertificate",
+			setup:       func(_ *testing.T, f *guardFix) { f.secret.Annotations[cmapi.CertificateNameKey] = "other" },
+			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: "IncorrectCertificate",
+		},
+		{
+			name: "key algorithm changed in spec: SecretMismatch",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Spec.PrivateKey = &cmapi.CertificatePrivateKey{Algorithm: cmapi.RSAKeyAlgorithm}
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: GuardReasonSecretMismatch,
+			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, GuardReasonSecretMismatch, "spec.privateKey.algorithm")},
+		},
+		{
+			name: "key size changed in spec: SecretMismatch",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Spec.PrivateKey.Size = 384
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: GuardReasonSecretMismatch,
+			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, GuardReasonSecretMismatch, "spec.privateKey.size")},
+		},
+		{
+			name:        "RSA 2048 with default spec is vetoed",
+			key:         rsaKey,
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			setup:       func(_ *testing.T, f *guardFix) { f.crt.Spec.PrivateKey = nil },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+		},
+		{
+			name:        "RSA 2048 when spec asks 4096 re-issues",
+			key:         rsaKey,
+			keyAlg:      cmapi.RSAKeyAlgorithm,
+			keySize:     4096,
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: GuardReasonSecretMismatch,
+		},
+		{
+			name:        "Ed25519 matching the spec is vetoed",
+			key:         edKey,
+			keyAlg:      cmapi.Ed25519KeyAlgorithm,
+			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+		},
+		{
+			name: "unknown key algorithm in spec re-issues instead of panicking",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Spec.PrivateKey.Algorithm = "Kyber"
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: GuardReasonSecretMismatch,
+		},
+		{
+			name: "current request signed by another key: SecretMismatch",
+			setup: func(t *testing.T, f *guardFix) {
+				f.cr.Spec.Request = guardTestCSR(t, guardTestECKey(t, elliptic.P256()), f.crt.Spec.DNSNames)
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: GuardReasonSecretMismatch,
+			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, GuardReasonSecretMismatch, "current CertificateRequest")},
+		},
+		{
+			name:        "current request with an undecodable CSR: InvalidCertificateRequest",
+			setup:       func(_ *testing.T, f *guardFix) { f.cr.Spec.Request = []byte("junk") },
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: "InvalidCertificateRequest",
+		},
+		{
+			name:  "strict mode with a matching current request is vetoed and keeps the times",
+			setup: func(_ *testing.T, f *guardFix) { f.makeStrict() },
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				readyRedacted(c, f.now)
+				c.Status.NotBefore, c.Status.NotAfter, c.Status.RenewalTime = nil, nil, nil
+			},
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantKeptReady, func(t *testing.T, f *guardFix, d GuardDecision) {
+				if !reflect.DeepEqual(d.Status.NotBefore, f.crt.Status.NotBefore) || !reflect.DeepEqual(d.Status.NotAfter, f.crt.Status.NotAfter) ||
+					!reflect.DeepEqual(d.Status.RenewalTime, f.crt.Status.RenewalTime) {
+					t.Fatalf("times = %v %v %v, want the old %v %v %v", d.Status.NotBefore, d.Status.NotAfter, d.Status.RenewalTime,
+						f.crt.Status.NotBefore, f.crt.Status.NotAfter, f.crt.Status.RenewalTime)
+				}
+			}},
+		},
+		{
+			name: "strict mode computes renewalTime when none is known",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.makeStrict()
+				f.crt.Status.NotBefore, f.crt.Status.NotAfter, f.crt.Status.RenewalTime = nil, nil, nil
+			},
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				readyRedacted(c, f.now)
+			},
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{func(t *testing.T, f *guardFix, d GuardDecision) {
+				want := f.cert.NotAfter.Add(-30 * 24 * time.Hour)
+				if d.Status.RenewalTime == nil || !d.Status.RenewalTime.Time.Equal(want) {
+					t.Fatalf("renewalTime = %v, want %s (2/3 of the lifetime)", d.Status.RenewalTime, want)
+				}
+				if d.Status.NotAfter == nil || !d.Status.NotAfter.Time.Equal(f.cert.NotAfter) {
+					t.Fatalf("notAfter = %v, want %s", d.Status.NotAfter, f.cert.NotAfter)
+				}
+			}},
+		},
+		{
+			name:        "strict mode renewal due passes as Renewing",
+			setup:       func(_ *testing.T, f *guardFix) { f.makeStrict() },
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(f *guardFix, in *GuardInput) { in.Now = f.cert.NotAfter.Add(-24 * time.Hour) },
+			wantOutcome: GuardPassRewritten, wantReason: "Renewing",
+		},
+		{
+			name:        "strict mode without a current request cannot be verified: pass",
+			setup:       func(_ *testing.T, f *guardFix) { f.makeStrict() },
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.CurrentRequest = nil },
+			wantOutcome: GuardPass, wantReason: GuardDecisionUnverifiable,
+		},
+		{
+			name: "strict mode with a current request for another key: SecretMismatch",
+			setup: func(t *testing.T, f *guardFix) {
+				f.makeStrict()
+				f.cr.Spec.Request = guardTestCSR(t, guardTestECKey(t, elliptic.P256()), f.crt.Spec.DNSNames)
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: GuardReasonSecretMismatch,
+		},
+		{
+			name: "strict mode key size checked through the request's CSR",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.makeStrict()
+				f.crt.Spec.PrivateKey.Size = 521
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPassRewritten, wantReason: GuardReasonSecretMismatch,
+		},
+		{
+			name: "strict mode validity annotation differing from the record passes",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.makeStrict()
+				f.secret.Annotations[AnnotationNotAfter] = f.cert.NotAfter.Add(time.Hour).UTC().Format(time.RFC3339)
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPass, wantReason: GuardDecisionCustodyRecordMismatch,
+		},
+		{
+			name: "strict mode without the serial annotation passes",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.makeStrict()
+				delete(f.secret.Annotations, AnnotationSerial)
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardPass, wantReason: GuardDecisionCustodyRecordMismatch,
+		},
+		{
+			name:        "strict mode expired: Ready=False Expired with truthful times",
+			setup:       func(_ *testing.T, f *guardFix) { f.makeStrict() },
+			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now); c.Status.NotAfter = nil },
+			adjust:      func(f *guardFix, in *GuardInput) { in.Now = f.cert.NotAfter.Add(time.Minute) },
+			wantOutcome: GuardPassRewritten, wantReason: "Expired",
+			checks: []check{func(t *testing.T, f *guardFix, d GuardDecision) {
+				if d.Status.NotAfter == nil || !d.Status.NotAfter.Time.Equal(f.cert.NotAfter) {
+					t.Fatalf("notAfter = %v, want %s", d.Status.NotAfter, f.cert.NotAfter)
+				}
+			}},
+		},
+		{
+			name:        "no new Certificate passes",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.New = nil },
+			wantOutcome: GuardPass, wantReason: GuardDecisionNotRedactionRelated,
+		},
+		{
+			name:        "no old Certificate is treated as no prior conditions",
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			adjust:      func(_ *guardFix, in *GuardInput) { in.Old = nil },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantNoIssuing},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newGuardFix(t, guardTestNow(t), tc.key, tc.keyAlg, tc.keySize)
+			if tc.setup != nil {
+				tc.setup(t, f)
+			}
+			in := f.input(func(c *cmapi.Certificate) { tc.update(f, c) })
+			if tc.adjust != nil {
+				tc.adjust(f, &in)
+			}
+			before := guardCopyInput(in)
+
+			d := DecideGuard(in)
+
+			if d.Outcome != tc.wantOutcome || d.Reason != tc.wantReason {
+				t.Fatalf("DecideGuard = %s/%s (%s), want %s/%s", d.Outcome, d.Reason, d.Message, tc.wantOutcome, tc.wantReason)
+			}
+			if !reflect.DeepEqual(in, before) {
+				t.Fatal("DecideGuard modified its input")
+			}
+			if again := DecideGuard(in); !reflect.DeepEqual(again, d) {
+				t.Fatalf("DecideGuard is not deterministic: %+v then %+v", d, again)
+			}
+			if (d.Outcome == GuardPass) != (d.Status == nil) {
+				t.Fatalf("outcome %s with status %v: a patched status must come with a non-pass outcome and only then", d.Outcome, d.Status)
+			}
+			if d.Outcome != GuardPass {
+				guardAssertNoRedactionTransition(t, in, d)
+			}
+			for _, c := range tc.checks {
+				c(t, f, d)
+			}
+		})
+	}
+}
+
+func guardCopyInput(in GuardInput) GuardInput {
+	out := in
+	if in.Old != nil {
+		out.Old = in.Old.DeepCopy()
+	}
+	if in.New != nil {
+		out.New = in.New.DeepCopy()
+	}
+	if in.Secret != nil {
+		out.Secret = in.Secret.DeepCopy()
+	}
+	if in.CurrentRequest != nil {
+		out.CurrentRequest = in.CurrentRequest.DeepCopy()
+	}
+	if in.Custody != nil {
+		m := *in.Custody
+		out.Custody = &m
+	}
+	return out
+}
+
+// guardAssertNoRedactionTransition checks the invariant of every patched
+// status: applying it leaves no redaction-induced transition behind, and
+// conditions other than Issuing and Ready are untouched.
+func guardAssertNoRedactionTransition(t *testing.T, in GuardInput, d GuardDecision) {
+	t.Helper()
+	patched := in.New.DeepCopy()
+	patched.Status = *d.Status
+	if guardIssuingTransition(in.Old, patched, true) != nil || guardReadyTransition(in.Old, patched, true) != nil {
+		t.Fatalf("patched status still carries a redaction-induced transition: %+v", d.Status.Conditions)
+	}
+	for _, c := range in.New.Status.Conditions {
+		if c.Type == cmapi.CertificateConditionIssuing || c.Type == cmapi.CertificateConditionReady {
+			continue
+		}
+		if got := guardCond(d.Status, c.Type); got == nil || !reflect.DeepEqual(*got, c) {
+			t.Fatalf("condition %s changed: %+v -> %+v", c.Type, c, got)
+		}
+	}
+}
+
+func TestGuardCandidate(t *testing.T) {
+	t.Parallel()
+	now := guardTestNow(t)
+	ready := func(status cmmeta.ConditionStatus, reason string) func(*cmapi.Certificate) {
+		return func(c *cmapi.Certificate) {
+			guardSetCond(c, now, cmapi.CertificateConditionReady, status, reason, "m")
+		}
+	}
+	issuing := func(status cmmeta.ConditionStatus, reason string) func(*cmapi.Certificate) {
+		return func(c *cmapi.Certificate) {
+			guardSetCond(c, now, cmapi.CertificateConditionIssuing, status, reason, "m")
+		}
+	}
+	tests := []struct {
+		name     string
+		old, new []func(*cmapi.Certificate)
+		nilOld   bool
+		want     bool
+	}{
+		{name: "no conditions", want: false},
+		{name: "Issuing True MissingData appears", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "MissingData")}, want: true},
+		{name: "Issuing True InvalidKeyPair appears", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "InvalidKeyPair")}, want: true},
+		{name: "Issuing True SecretMismatch appears", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "SecretMismatch")}, want: true},
+		{name: "Issuing True ManuallyTriggered", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "ManuallyTriggered")}, want: false},
+		{name: "Issuing False MissingData", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionFalse, "MissingData")}, want: false},
+		{name: "Issuing stays True", old: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "Renewing")}, new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "MissingData")}, want: false},
+		{name: "Issuing False to True", old: []func(*cmapi.Certificate){issuing(cmmeta.ConditionFalse, "Failed")}, new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "MissingData")}, want: true},
+		{name: "Ready True to False MissingData", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionTrue, "Ready")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, want: true},
+		{name: "Ready absent to False MissingData", new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, want: true},
+		{name: "Ready False DoesNotExist to False MissingData", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "DoesNotExist")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, want: true},
+		{name: "Ready False MissingData stays", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, want: false},
+		{name: "Ready True to False Expired", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionTrue, "Ready")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "Expired")}, want: false},
+		{name: "Ready True stays", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionTrue, "Ready")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionTrue, "Ready")}, want: false},
+		{name: "nil old", nilOld: true, new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "MissingData")}, want: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			old := &cmapi.Certificate{}
+			for _, m := range tc.old {
+				m(old)
+			}
+			newCrt := old.DeepCopy()
+			for _, m := range tc.new {
+				m(newCrt)
+			}
+			if tc.nilOld {
+				old = nil
+			}
+			if got := GuardCandidate(old, newCrt); got != tc.want {
+				t.Fatalf("GuardCandidate = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if GuardCandidate(&cmapi.Certificate{}, nil) {
+		t.Fatal("GuardCandidate(_, nil) = true")
+	}
+}
+
+func TestGuardOutcomeString(t *testing.T) {
+	t.Parallel()
+	for o, want := range map[GuardOutcome]string{GuardPass: "pass", GuardPassRewritten: "pass_rewritten", GuardVeto: "veto", GuardOutcome(9): "GuardOutcome(9)"} {
+		if got := o.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", int(o), got, want)
+		}
+	}
+}
+
+func TestGuardRedactionReasonsIsACopy(t *testing.T) {
+	t.Parallel()
+	r := GuardRedactionReasons()
+	r[0] = "changed"
+	if GuardRedactionReasons()[0] != GuardReasonMissingData {
+		t.Fatal("GuardRedactionReasons shares its backing array")
+	}
+}
+
+func BenchmarkDecideGuard(b *testing.B) {
+	f := newGuardFix(b, guardTestNow(b), nil, "", 0)
+	in := f.input(func(c *cmapi.Certificate) {
+		issuingRedacted(c, f.now)
+		readyRedacted(c, f.now)
+	})
+	if d := DecideGuard(in); d.Outcome != GuardVeto {
+		b.Fatalf("benchmark input decides %s/%s, want a full veto", d.Outcome, d.Reason)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		DecideGuard(in)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
