@@ -97,3 +97,9 @@ func scrubTestSecret(p scrubTestKeyPair) *corev1.Secret {
 		},
 	}
 }
+
+// ScrubTestSecret is a key-bearing cert-manager Secret (team-a/web-tls) with a
+// fresh ECDSA key, for the external-package integration tests.
+func ScrubTestSecret(t testing.TB) *corev1.Secret {
+	return scrubTestSecret(scrubTestNewPair(t, "ecdsa"))
+}

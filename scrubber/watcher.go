@@ -273,7 +273,7 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 			// scrubbed by the webhook or by the next reconcile; the record we
 			// wrote is superseded by that write (check-and-set on its version).
 			log.V(1).Info("secret changed while scrubbing; requeueing")
-			return reconcile.Result{Requeue: true}, nil
+			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("redacting secret %s after custody write (version %d): %w", req, out.Version, err)
 	}
