@@ -1,0 +1,62 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package webhook
+
+import (
+	"strings"
+
+	"github.com/keyward-io/keyward/scrubber"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+)
+
+// Names of the guard's match conditions (qualified names, as the apiserver
+// requires).
+const (
+	GuardMatchHasConditions = "certificate-has-conditions"
+	GuardMatchTransition    = "redaction-sensitive-transition"
+)
+
+// GuardMatchConditions are the CEL conditions under which the apiserver calls
+// the custody guard on a certificates/status update. They are the CEL twin
+// of scrubber.GuardCandidate: the new object must carry
+//
+//   - an Issuing condition with status True and a redaction-induced reason
+//     (scrubber.GuardRedactionReasons) while the old object had no
+//     Issuing=True, or
+//   - a Ready condition with status False and a redaction-induced reason
+//     while the old object had no Ready=False with that same reason (absent,
+//     True, or False for another reason such as DoesNotExist, which is what
+//     a freshly issued Certificate in custody goes through).
+//
+// Everything else, including a manual renewal (Issuing=True with reason
+// ManuallyTriggered) and every status update that does not change these
+// conditions, never reaches the guard: it cannot be slowed down or blocked by
+// it, whatever the failure policy. Objects are untyped in webhook CEL, so
+// every optional field is tested with has() first; a missing field would be
+// an evaluation error, which the failure policy would turn into a rejection.
+func GuardMatchConditions() []admissionregistrationv1.MatchCondition {
+	reasons := make([]string, 0, 3)
+	for _, r := range scrubber.GuardRedactionReasons() {
+		reasons = append(reasons, "'"+r+"'")
+	}
+	redaction := "[" + strings.Join(reasons, ", ") + "]"
+	oldConditions := "oldObject != null && has(oldObject.status) && has(oldObject.status.conditions)"
+
+	issuing := "(c.type == 'Issuing' && c.status == 'True' && c.reason in " + redaction +
+		" && !(" + oldConditions + " && oldObject.status.conditions.exists(o, has(o.type) && has(o.status) && o.type == 'Issuing' && o.status == 'True')))"
+	ready := "(c.type == 'Ready' && c.status == 'False' && c.reason in " + redaction +
+		" && !(" + oldConditions + " && oldObject.status.conditions.exists(o, has(o.type) && has(o.status) && has(o.reason) && o.type == 'Ready' && o.status == 'False' && o.reason == c.reason)))"
+
+	return []admissionregistrationv1.MatchCondition{
+		{
+			Name:       GuardMatchHasConditions,
+			Expression: "has(object.status) && has(object.status.conditions)",
+		},
+		{
+			Name: GuardMatchTransition,
+			Expression: "object.status.conditions.exists(c, has(c.type) && has(c.status) && has(c.reason) && (" +
+				issuing + " || " + ready + "))",
+		},
+	}
+}
