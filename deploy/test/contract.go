@@ -1,0 +1,62 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package deploytest
+
+// BinaryFlags are the command-line flags the chart passes to /keyward, with
+// whether the chart always passes them. The keyward binary must accept
+// exactly these; the chart tests fail if the Deployment passes anything else
+// (extraArgs aside) or omits an always-passed flag. Each call returns a
+// fresh map.
+func BinaryFlags() map[string]bool {
+	return map[string]bool{
+		"--leader-elect":               true,
+		"--metrics-bind-address":       true,
+		"--health-probe-bind-address":  true,
+		"--webhook-port":               true,
+		"--webhook-cert-dir":           true,
+		"--cluster-resource-namespace": true,
+		"--vault-addr":                 false, // omitted when vault.addr is empty (issuer-only installs)
+		"--vault-ca-file":              false, // only with vault.caBundle or vault.caConfigMapName
+		"--vault-auth-mount":           true,
+		"--vault-audience":             true,
+		"--custody-auth-role":          true,
+		"--guard-auth-role":            true,
+		"--custody-mount":              true,
+		"--custody-prefix":             true,
+		"--redact-certificates":        true,
+		"--custody-audit-period":       true,
+		"--watch-namespaces":           false, // only with watchNamespaces
+		"--log-format":                 true,
+		"--v":                          true,
+	}
+}
+
+// KnownMetrics are the metric names the rules and the dashboard may use,
+// with who exposes them. Histograms are listed by base name; their _bucket,
+// _count and _sum series are implied. Each call returns a fresh map.
+func KnownMetrics() map[string]string {
+	return map[string]string{
+		"keyward_scrub_duration_seconds":                       "scrubber (histogram, label path)",
+		"keyward_key_exposure_seconds":                         "scrubber watcher (histogram)",
+		"keyward_next_private_key_lifetime_seconds":            "scrubber watcher (histogram)",
+		"keyward_scrub_total":                                  "scrubber (counter, labels path, result)",
+		"keyward_custody_write_errors_total":                   "scrubber (counter)",
+		"keyward_issuer_ready":                                 "issuer (gauge 0/1, label issuer = kind/namespace/name or kind/name)",
+		"keyward_issuer_sign_total":                            "issuer (counter, labels issuer, result: success, permanent, issuer_error, retry)",
+		"keyward_issuer_sign_duration_seconds":                 "issuer (histogram of Vault sign calls, label issuer)",
+		"keyward_guard_decisions_total":                        "custody guard (counter, label decision; error when it could not decide)",
+		"certmanager_certificate_expiration_timestamp_seconds": "cert-manager controller",
+		"certmanager_certificate_renewal_timestamp_seconds":    "cert-manager controller",
+	}
+}
+
+// PendingMetrics are KnownMetrics that Keyward's code does not define yet.
+// The tests check that each is absent from the main module's sources, so the
+// list cannot silently go stale: once a component defines one, the test
+// fails until it is removed from here. Each call returns a fresh map.
+func PendingMetrics() map[string]bool {
+	return map[string]bool{
+		"keyward_guard_decisions_total": true,
+	}
+}
