@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -42,11 +43,12 @@ const WatcherControllerName = "keyward-custody-watcher"
 
 // Event reasons the watcher emits.
 const (
-	ReasonKeyMovedToCustody     = "KeyMovedToCustody"
-	ReasonCustodyRejected       = "CustodyRejected"
-	ReasonCustodyRecordMissing  = "CustodyRecordMissing"
-	ReasonCustodyRecordMismatch = "CustodyRecordMismatch"
-	ReasonRotationPolicyIgnored = "RotationPolicyNeverIgnored"
+	ReasonKeyMovedToCustody      = "KeyMovedToCustody"
+	ReasonCustodyRejected        = "CustodyRejected"
+	ReasonCustodyRecordMissing   = "CustodyRecordMissing"
+	ReasonCustodyRecordMismatch  = "CustodyRecordMismatch"
+	ReasonRotationPolicyIgnored  = "RotationPolicyNeverIgnored"
+	ReasonCustodyMarkersRestored = "CustodyMarkersRestored"
 )
 
 // custodyAnnotations are removed from a placeholder whose record is gone.
@@ -236,8 +238,9 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	if !HoldsKeyMaterial(&cached) {
 		if IsPlaceholder(&cached) {
 			w.warnRotationPolicy(ctx, &cached)
+			return reconcile.Result{}, nil
 		}
-		return reconcile.Result{}, nil
+		return reconcile.Result{}, w.restoreMarkers(ctx, &cached)
 	}
 
 	// The cache may lag the webhook: decide on the live object, and update
@@ -302,6 +305,63 @@ func (w *watcher) namespaceInScope(ctx context.Context, name string) (bool, erro
 		return false, client.IgnoreNotFound(err)
 	}
 	return w.nsSelector.Matches(labels.Set(ns.Labels)), nil
+}
+
+// restoreMarkers puts the custody annotations and label back on a redacted
+// Secret that lost them while its custody record still holds the key of its
+// tls.crt (a later writer dropped fields the webhook had added). Without
+// them the guard would let cert-manager re-issue for no reason. A Secret
+// whose record is missing (the audit's release) or describes another key is
+// left to re-issue.
+func (w *watcher) restoreMarkers(ctx context.Context, cached *corev1.Secret) error {
+	if len(cached.Data[DataTLSKey]) != 0 || len(cached.Data[DataTLSCert]) == 0 {
+		return nil
+	}
+	leaf, err := parseLeaf(cached.Data[DataTLSCert])
+	if err != nil {
+		return nil
+	}
+	md, err := w.scrubber.Store().Metadata(ctx, cached.Namespace, cached.Name)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking custody of redacted secret %s/%s: %w", cached.Namespace, cached.Name, err)
+	case md.KeySHA256 != KeySHA256(leaf) || md.Serial != SerialHex(leaf):
+		return nil
+	}
+	var live corev1.Secret
+	if err := w.live.Get(ctx, client.ObjectKeyFromObject(cached), &live); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if HoldsKeyMaterial(&live) || IsPlaceholder(&live) || !bytes.Equal(live.Data[DataTLSCert], cached.Data[DataTLSCert]) {
+		return nil
+	}
+	if live.Annotations == nil {
+		live.Annotations = map[string]string{}
+	}
+	if live.Labels == nil {
+		live.Labels = map[string]string{}
+	}
+	live.Annotations[AnnotationCustodyPath] = w.scrubber.Store().Path(live.Namespace, live.Name)
+	live.Annotations[AnnotationCustodyVersion] = strconv.Itoa(md.Version)
+	live.Annotations[AnnotationKeySHA256] = md.KeySHA256
+	live.Annotations[AnnotationSerial] = md.Serial
+	live.Annotations[AnnotationScrubbedBy] = ByWatcher
+	if _, ok := live.Annotations[AnnotationScrubbedAt]; !ok {
+		live.Annotations[AnnotationScrubbedAt] = w.clock.Now().UTC().Format(time.RFC3339Nano)
+	}
+	live.Labels[LabelCustody] = LabelCustodyVault
+	if err := w.kube.Update(ctx, &live); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return nil // the change triggers another reconcile
+		}
+		return fmt.Errorf("restoring custody markers on secret %s/%s: %w", live.Namespace, live.Name, err)
+	}
+	logf.FromContext(ctx).Info("restored custody markers on redacted secret", "version", md.Version)
+	w.recorder.Eventf(&live, nil, corev1.EventTypeWarning, ReasonCustodyMarkersRestored, "Restore",
+		"Custody annotations were missing; restored from custody record version %d (key %s)", md.Version, md.KeySHA256)
+	return nil
 }
 
 // exposureStart is when the key the watcher is about to remove was last

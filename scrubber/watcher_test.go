@@ -316,3 +316,58 @@ func TestNextPrivateKeyLifetime(t *testing.T) {
 		t.Errorf("lifetime sum = %v, want 3", got)
 	}
 }
+
+func TestWatcherRestoresLostMarkers(t *testing.T) {
+	t.Parallel()
+	pair := scrubTestNewPair(t, "ecdsa")
+	f := newWatcherFixture(t, scrubTestSecret(pair))
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "team-a", Name: "web-tls"}}
+	if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	scrubbed := f.get(t, "team-a", "web-tls")
+	drainEvents(f.events)
+
+	// A later writer drops the markers but keeps the redacted data.
+	lost := scrubbed.DeepCopy()
+	for _, a := range custodyAnnotations() {
+		delete(lost.Annotations, a)
+	}
+	delete(lost.Labels, LabelCustody)
+	if err := f.kube.Update(context.Background(), lost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(t, "team-a", "web-tls")
+	for _, a := range []string{AnnotationCustodyPath, AnnotationCustodyVersion, AnnotationKeySHA256, AnnotationSerial} {
+		if got.Annotations[a] != scrubbed.Annotations[a] {
+			t.Errorf("annotation %s = %q, want %q", a, got.Annotations[a], scrubbed.Annotations[a])
+		}
+	}
+	if !IsPlaceholder(got) {
+		t.Errorf("not a placeholder again")
+	}
+	if ev := drainEvents(f.events); len(ev) != 1 || !strings.HasPrefix(ev[0], "Warning "+ReasonCustodyMarkersRestored) {
+		t.Errorf("events = %v", ev)
+	}
+
+	// A record for another key (or none) is not grounds to restore.
+	other := scrubTestNewPair(t, "ecdsa")
+	lost = got.DeepCopy()
+	for _, a := range custodyAnnotations() {
+		delete(lost.Annotations, a)
+	}
+	delete(lost.Labels, LabelCustody)
+	lost.Data[DataTLSCert] = other.CertPEM
+	if err := f.kube.Update(context.Background(), lost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if IsPlaceholder(f.get(t, "team-a", "web-tls")) {
+		t.Errorf("markers restored for a certificate the record does not hold")
+	}
+}
