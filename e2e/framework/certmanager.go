@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -50,7 +51,7 @@ type certManager struct {
 // apiserver, as cert-manager's own controller binary does, with a
 // system:masters identity (cert-manager's webhook, which would check approver
 // RBAC, is not part of the in-process stack). Logs go to dir/cert-manager.log.
-func startCertManager(ctx context.Context, env *envtest.Environment, dir string) (*certManager, error) {
+func startCertManager(ctx context.Context, env *envtest.Environment, dir string, disabled []string) (*certManager, error) {
 	user, err := env.AddUser(envtest.User{Name: "cert-manager", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("creating cert-manager's apiserver identity: %w", err)
@@ -97,6 +98,9 @@ func startCertManager(ctx context.Context, env *envtest.Environment, dir string)
 	}
 	sort.Strings(names)
 	for _, name := range names {
+		if slices.Contains(disabled, name) {
+			continue
+		}
 		iface, err := cmcontroller.Known()[name](factory)
 		if err != nil {
 			cancel()

@@ -44,6 +44,10 @@ type Options struct {
 	MutatingWebhooks []*admissionv1.MutatingWebhookConfiguration
 	// WithoutCertManager skips cert-manager's controllers.
 	WithoutCertManager bool
+	// DisabledCertManagerControllers names controllers from cert-manager's
+	// registry not to run, e.g. "certificaterequests-approver" for tests that
+	// approve or deny requests themselves.
+	DisabledCertManagerControllers []string
 }
 
 // Env is the running stack.
@@ -133,7 +137,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		return env, err
 	}
 	if !opts.WithoutCertManager {
-		if env.cm, err = startCertManager(ctx, kube, opts.Dir); err != nil {
+		if env.cm, err = startCertManager(ctx, kube, opts.Dir, opts.DisabledCertManagerControllers); err != nil {
 			return env, err
 		}
 		env.CertManagerControllers = env.cm.Controllers
@@ -223,6 +227,16 @@ func (e *Env) ServiceAccountToken(ctx context.Context, namespace, name, audience
 		return "", fmt.Errorf("requesting token for %s/%s: %w", namespace, name, err)
 	}
 	return tr.Status.Token, nil
+}
+
+// AdminKubeconfig returns a kubeconfig for a system:masters user of this
+// apiserver, for kubectl-style inspection (make dev).
+func (e *Env) AdminKubeconfig() ([]byte, error) {
+	user, err := e.kube.AddUser(envtest.User{Name: "keyward-dev-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating admin user: %w", err)
+	}
+	return user.KubeConfig()
 }
 
 // CreateNamespace creates a namespace with labels (or labels an existing one).

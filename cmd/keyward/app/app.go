@@ -1,0 +1,226 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/keyward-io/keyward/internal/vault"
+	"github.com/keyward-io/keyward/issuer"
+	"github.com/keyward-io/keyward/scrubber"
+	"github.com/keyward-io/keyward/webhook"
+)
+
+// Scheme returns a scheme with every type Keyward reads or writes.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	if err := issuer.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Deps are injected by tests and the demo; the binary uses the zero value.
+type Deps struct {
+	// Clock; default the real clock.
+	Clock clock.WithTicker
+	// Registerer for Keyward's metrics; default controller-runtime's registry.
+	// Tests running several managers in one process pass their own.
+	Registerer prometheus.Registerer
+	// Logger; default ctrl.Log.
+	Logger logr.Logger
+}
+
+// NewManager builds the manager with every enabled component registered.
+// Call mgr.Start to run it; closers must be called after it stops.
+func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (mgr ctrl.Manager, closers []func(), err error) {
+	if err := o.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("invalid options: %w", err)
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.RealClock{}
+	}
+	if deps.Registerer == nil {
+		deps.Registerer = crmetrics.Registry
+	}
+	if deps.Logger.GetSink() == nil {
+		deps.Logger = ctrl.Log
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, nil, err
+	}
+	mgr, err = ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        deps.Logger,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Host:    o.WebhookHost,
+			Port:    o.WebhookPort,
+			CertDir: o.WebhookCertDir,
+		}),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating manager: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				c()
+			}
+			closers = nil
+		}
+	}()
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return nil, nil, err
+	}
+
+	if o.EnableIssuer {
+		if err := issuer.Setup(mgr, issuer.Options{
+			ClusterResourceNamespace: o.ClusterResourceNamespace,
+			Clock:                    deps.Clock,
+			Registerer:               deps.Registerer,
+		}); err != nil {
+			return nil, nil, fmt.Errorf("setting up the issuer: %w", err)
+		}
+	}
+	if o.EnableCustody {
+		c, err := setupCustody(ctx, mgr, o, deps)
+		closers = append(closers, c...)
+		if err != nil {
+			return nil, closers, err
+		}
+	}
+	return mgr, closers, nil
+}
+
+// setupCustody logs the custody writer and the guard in to Vault, each with
+// its own role (and so its own policy), and registers the watcher and both
+// webhooks.
+func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) ([]func(), error) {
+	var closers []func()
+	vcfg := vault.Config{Server: o.VaultAddr, Namespace: o.VaultNamespace}
+	if o.VaultCAFile != "" {
+		ca, err := os.ReadFile(o.VaultCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading vault CA file %s: %w", o.VaultCAFile, err)
+		}
+		vcfg.CABundle = ca
+	}
+	tokens := vault.NewTokenRequester(mgr.GetClient())
+	login := func(role string) (*vault.Client, error) {
+		c, err := vault.Login(ctx, vcfg, &vault.KubernetesAuth{
+			MountPath:      o.VaultAuthMount,
+			Role:           role,
+			Namespace:      o.ServiceAccountNamespace,
+			ServiceAccount: o.ServiceAccountName,
+			Audiences:      []string{o.VaultAudience},
+			Tokens:         tokens,
+		}, vault.LoginOptions{Logger: deps.Logger.WithName("vault").WithValues("role", role)})
+		if err != nil {
+			return nil, fmt.Errorf("logging in to vault %s as role %s: %w", o.VaultAddr, role, err)
+		}
+		return c, nil
+	}
+	writer, err := login(o.VaultCustodyRole)
+	if err != nil {
+		return closers, err
+	}
+	closers = append(closers, writer.Close)
+	guardClient, err := login(o.VaultGuardRole)
+	if err != nil {
+		return closers, err
+	}
+	closers = append(closers, guardClient.Close)
+
+	storeOpts := scrubber.VaultKVOptions{Mount: o.CustodyMount, Prefix: o.CustodyPrefix, MaxVersions: o.CustodyMaxVersions}
+	store, err := scrubber.NewVaultKV(writer.API(), storeOpts)
+	if err != nil {
+		return closers, fmt.Errorf("custody store: %w", err)
+	}
+	guardStore, err := scrubber.NewVaultKV(guardClient.API(), storeOpts)
+	if err != nil {
+		return closers, fmt.Errorf("guard custody store: %w", err)
+	}
+	metrics, err := scrubber.NewMetrics(deps.Registerer)
+	if err != nil {
+		return closers, fmt.Errorf("custody metrics: %w", err)
+	}
+	sel, err := labels.Parse(o.CustodyNamespaceSelector)
+	if err != nil {
+		return closers, fmt.Errorf("custodyNamespaceSelector %q: %w", o.CustodyNamespaceSelector, err)
+	}
+	if err := scrubber.SetupWatcher(mgr, scrubber.WatcherOptions{
+		Store:             store,
+		Clock:             deps.Clock,
+		NamespaceSelector: sel,
+		StrictDefault:     o.RedactCertificates,
+		AuditPeriod:       o.CustodyAuditPeriod,
+		WriteTimeout:      o.CustodyWriteTimout,
+		Metrics:           metrics,
+	}); err != nil {
+		return closers, fmt.Errorf("setting up the custody watcher: %w", err)
+	}
+
+	scrub, err := scrubber.NewScrubber(store, deps.Clock, metrics, o.CustodyWriteTimout)
+	if err != nil {
+		return closers, err
+	}
+	strict := scrubber.NamespaceStrictMode{Reader: mgr.GetCache(), Default: o.RedactCertificates}
+	scrubHandler, err := webhook.NewSecretScrubber(scrub, strict)
+	if err != nil {
+		return closers, err
+	}
+	guardHandler, err := webhook.NewCertificateGuard(mgr.GetCache(), guardStore, deps.Clock, deps.Registerer, deps.Logger.WithName("guard"))
+	if err != nil {
+		return closers, err
+	}
+	srv := mgr.GetWebhookServer()
+	srv.Register(webhook.SecretScrubPath, &crwebhook.Admission{Handler: scrubHandler})
+	srv.Register(webhook.GuardPath, &crwebhook.Admission{Handler: guardHandler})
+	return closers, nil
+}
+
+// Run builds the manager and runs it until ctx is cancelled.
+func Run(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) error {
+	mgr, closers, err := NewManager(ctx, cfg, o, deps)
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	return nil
+}

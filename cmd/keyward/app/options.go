@@ -1,0 +1,205 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Package app builds Keyward's controller-runtime manager: the issuer
+// reconcilers, the custody watcher and the admission webhooks (Secret scrub,
+// custody guard). The keyward binary, the e2e tests and the demo all run it.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+)
+
+// Options is Keyward's whole configuration. Flags and an optional YAML config
+// file (same field names as the JSON tags) set it; flags win.
+type Options struct {
+	// ConfigFile is a YAML file with any of the fields below.
+	ConfigFile string `json:"-"`
+
+	LeaderElect            bool   `json:"leaderElect"`
+	LeaderElectionID       string `json:"leaderElectionID"`
+	LeaderElectionNS       string `json:"leaderElectionNamespace"`
+	MetricsBindAddress     string `json:"metricsBindAddress"`
+	HealthProbeBindAddress string `json:"healthProbeBindAddress"`
+	WebhookHost            string `json:"webhookHost"`
+	WebhookPort            int    `json:"webhookPort"`
+	WebhookCertDir         string `json:"webhookCertDir"`
+
+	// ClusterResourceNamespace holds the Secrets and ServiceAccounts that
+	// VaultClusterIssuers reference.
+	ClusterResourceNamespace string `json:"clusterResourceNamespace"`
+
+	// Vault used by the custody components (the issuers name their own server).
+	VaultAddr      string `json:"vaultAddr"`
+	VaultCAFile    string `json:"vaultCAFile"`
+	VaultNamespace string `json:"vaultNamespace"`
+	// VaultAuthMount is the Kubernetes auth mount the custody components log in with.
+	VaultAuthMount string `json:"vaultAuthMount"`
+	// VaultCustodyRole and VaultGuardRole are the Kubernetes auth roles of the
+	// custody writer (scrub webhook + watcher) and the guard: one policy each.
+	VaultCustodyRole string `json:"vaultCustodyRole"`
+	VaultGuardRole   string `json:"vaultGuardRole"`
+	VaultAudience    string `json:"vaultAudience"`
+	// ServiceAccount (namespace/name) whose TokenRequest tokens log in to Vault;
+	// defaults to $POD_NAMESPACE/keyward.
+	ServiceAccountNamespace string `json:"serviceAccountNamespace"`
+	ServiceAccountName      string `json:"serviceAccountName"`
+
+	CustodyMount       string        `json:"custodyMount"`
+	CustodyPrefix      string        `json:"custodyPrefix"`
+	CustodyMaxVersions int           `json:"custodyMaxVersions"`
+	CustodyWriteTimout time.Duration `json:"custodyWriteTimeout"`
+	// RedactCertificates turns strict mode on by default (namespace label overrides).
+	RedactCertificates bool `json:"redactCertificates"`
+	// CustodyAuditPeriod is how often the watcher checks that every placeholder
+	// Secret still has its custody record (0 disables the audit).
+	CustodyAuditPeriod time.Duration `json:"custodyAuditPeriod"`
+	// CustodyNamespaceSelector selects opted-in namespaces (label selector syntax).
+	CustodyNamespaceSelector string `json:"custodyNamespaceSelector"`
+
+	// Components can be switched off, e.g. to run only the issuer.
+	EnableIssuer  bool `json:"enableIssuer"`
+	EnableCustody bool `json:"enableCustody"`
+
+	LogFormat string `json:"logFormat"`
+	Verbosity int    `json:"v"`
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "keyward-system"
+	}
+	return &Options{
+		LeaderElectionID:         "keyward-leader.keyward.io",
+		LeaderElectionNS:         ns,
+		MetricsBindAddress:       ":8080",
+		HealthProbeBindAddress:   ":8081",
+		WebhookPort:              9443,
+		WebhookCertDir:           "/tmp/k8s-webhook-server/serving-certs",
+		ClusterResourceNamespace: ns,
+		VaultAuthMount:           "kubernetes",
+		VaultCustodyRole:         "keyward-custody-writer",
+		VaultGuardRole:           "keyward-guard",
+		VaultAudience:            "vault",
+		ServiceAccountNamespace:  ns,
+		ServiceAccountName:       "keyward",
+		CustodyMount:             "custody",
+		CustodyPrefix:            "tls",
+		CustodyMaxVersions:       5,
+		CustodyWriteTimout:       5 * time.Second,
+		CustodyAuditPeriod:       5 * time.Minute,
+		CustodyNamespaceSelector: "keyward.io/custody=enabled",
+		EnableIssuer:             true,
+		EnableCustody:            true,
+		LogFormat:                "json",
+	}
+}
+
+// AddFlags registers every option on fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.ConfigFile, "config", o.ConfigFile, "YAML file with options (flags given on the command line win)")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect a leader among replicas for the controllers (webhooks are served by every replica)")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader election Lease")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "namespace of the leader election Lease")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Prometheus metrics address (\"0\" disables)")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz (\"0\" disables)")
+	fs.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "address the webhook server listens on (empty: all)")
+	fs.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "port of the webhook server")
+	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", o.WebhookCertDir, "directory with tls.crt and tls.key of the webhook server (reloaded on change)")
+	fs.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", o.ClusterResourceNamespace, "namespace of Secrets and ServiceAccounts referenced by VaultClusterIssuers")
+	fs.StringVar(&o.VaultAddr, "vault-addr", o.VaultAddr, "Vault address used by the custody components")
+	fs.StringVar(&o.VaultCAFile, "vault-ca-file", o.VaultCAFile, "PEM CA bundle for Vault's TLS certificate")
+	fs.StringVar(&o.VaultNamespace, "vault-namespace", o.VaultNamespace, "Vault namespace (X-Vault-Namespace) of the custody mount")
+	fs.StringVar(&o.VaultAuthMount, "vault-auth-mount", o.VaultAuthMount, "Kubernetes auth mount the custody components log in with")
+	fs.StringVar(&o.VaultCustodyRole, "vault-custody-role", o.VaultCustodyRole, "Vault role of the custody writer (scrub webhook, watcher)")
+	fs.StringVar(&o.VaultGuardRole, "vault-guard-role", o.VaultGuardRole, "Vault role of the custody guard (metadata read)")
+	fs.StringVar(&o.VaultAudience, "vault-audience", o.VaultAudience, "audience of the ServiceAccount tokens presented to Vault")
+	fs.StringVar(&o.ServiceAccountNamespace, "service-account-namespace", o.ServiceAccountNamespace, "namespace of Keyward's own ServiceAccount")
+	fs.StringVar(&o.ServiceAccountName, "service-account-name", o.ServiceAccountName, "Keyward's own ServiceAccount, whose tokens log in to Vault")
+	fs.StringVar(&o.CustodyMount, "custody-mount", o.CustodyMount, "Vault KV v2 mount holding custody records")
+	fs.StringVar(&o.CustodyPrefix, "custody-prefix", o.CustodyPrefix, "path prefix of custody records inside the mount")
+	fs.IntVar(&o.CustodyMaxVersions, "custody-max-versions", o.CustodyMaxVersions, "versions kept per custody record")
+	fs.DurationVar(&o.CustodyWriteTimout, "custody-write-timeout", o.CustodyWriteTimout, "bound on one custody write on the admission path")
+	fs.BoolVar(&o.RedactCertificates, "redact-certificates", o.RedactCertificates, "strict mode: move certificates to Vault too (namespace label keyward.io/redact-certificates overrides)")
+	fs.DurationVar(&o.CustodyAuditPeriod, "custody-audit-period", o.CustodyAuditPeriod, "how often every placeholder Secret is checked for its custody record (0: never)")
+	fs.StringVar(&o.CustodyNamespaceSelector, "custody-namespace-selector", o.CustodyNamespaceSelector, "label selector of namespaces whose TLS Secrets are kept in custody")
+	fs.BoolVar(&o.EnableIssuer, "enable-issuer", o.EnableIssuer, "run the VaultIssuer/VaultClusterIssuer controllers")
+	fs.BoolVar(&o.EnableCustody, "enable-custody", o.EnableCustody, "run the custody webhooks and watcher")
+	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: json or text")
+	fs.IntVarP(&o.Verbosity, "v", "v", o.Verbosity, "log verbosity (1: decisions, 2: chatter)")
+}
+
+// Complete loads the config file, then re-applies the flags that were set
+// explicitly on the command line, so they win over the file.
+func (o *Options) Complete(fs *pflag.FlagSet) error {
+	if o.ConfigFile == "" {
+		return nil
+	}
+	data, err := os.ReadFile(o.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("reading config file %s: %w", o.ConfigFile, err)
+	}
+	fromFile := NewOptions()
+	if err := yaml.UnmarshalStrict(data, fromFile); err != nil {
+		return fmt.Errorf("config file %s: %w", o.ConfigFile, err)
+	}
+	explicit := map[string]string{}
+	fs.Visit(func(f *pflag.Flag) { explicit[f.Name] = f.Value.String() })
+	fromFile.ConfigFile = o.ConfigFile
+	*o = *fromFile
+	rebound := pflag.NewFlagSet("explicit", pflag.ContinueOnError)
+	o.AddFlags(rebound)
+	for name, value := range explicit {
+		if err := rebound.Set(name, value); err != nil {
+			return fmt.Errorf("flag --%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Validate names the first bad field.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.WebhookPort <= 0 || o.WebhookPort > 65535 {
+		errs = append(errs, fmt.Errorf("webhookPort: %d is not a port", o.WebhookPort))
+	}
+	if o.ClusterResourceNamespace == "" {
+		errs = append(errs, errors.New("clusterResourceNamespace: required"))
+	}
+	if o.EnableCustody {
+		if o.VaultAddr == "" {
+			errs = append(errs, errors.New("vaultAddr: required when custody is enabled"))
+		} else if u, err := url.Parse(o.VaultAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("vaultAddr: %q is not an http(s) URL", o.VaultAddr))
+		}
+		if o.CustodyMount == "" || strings.Contains(o.CustodyMount, "/") {
+			errs = append(errs, fmt.Errorf("custodyMount: %q must be a single path segment", o.CustodyMount))
+		}
+		if o.CustodyMaxVersions < 1 || o.CustodyMaxVersions > 100 {
+			errs = append(errs, fmt.Errorf("custodyMaxVersions: %d not in 1..100", o.CustodyMaxVersions))
+		}
+		if o.CustodyWriteTimout <= 0 || o.CustodyWriteTimout > 25*time.Second {
+			errs = append(errs, fmt.Errorf("custodyWriteTimeout: %s not in (0, 25s] (the webhook itself times out at 30s)", o.CustodyWriteTimout))
+		}
+		if o.CustodyAuditPeriod < 0 {
+			errs = append(errs, fmt.Errorf("custodyAuditPeriod: %s is negative", o.CustodyAuditPeriod))
+		}
+		if o.ServiceAccountNamespace == "" || o.ServiceAccountName == "" {
+			errs = append(errs, errors.New("serviceAccountNamespace/serviceAccountName: required when custody is enabled"))
+		}
+	}
+	if o.LogFormat != "json" && o.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("logFormat: %q is neither json nor text", o.LogFormat))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,42 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Command keyward runs Keyward: the VaultIssuer/VaultClusterIssuer
+// controllers, the custody watcher and the admission webhooks.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/keyward-io/keyward/cmd/keyward/app"
+)
+
+func main() {
+	opts := app.NewOptions()
+	fs := pflag.NewFlagSet("keyward", pflag.ExitOnError)
+	opts.AddFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+	if err := opts.Complete(fs); err != nil {
+		fmt.Fprintln(os.Stderr, "keyward:", err)
+		os.Exit(2)
+	}
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "keyward: invalid configuration:", err)
+		os.Exit(2)
+	}
+	// zap is configured here and nowhere else.
+	log := crzap.New(crzap.UseDevMode(opts.LogFormat == "text"), crzap.Level(zapcore.Level(-opts.Verbosity)))
+	ctrl.SetLogger(log)
+
+	ctx := ctrl.SetupSignalHandler()
+	if err := app.Run(ctx, ctrl.GetConfigOrDie(), opts, app.Deps{Logger: log}); err != nil {
+		log.Error(err, "keyward stopped")
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,575 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keyward-io/keyward/cmd/keyward/app"
+	"github.com/keyward-io/keyward/e2e/framework"
+	"github.com/keyward-io/keyward/e2e/framework/keyward"
+	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
+	"github.com/keyward-io/keyward/scrubber"
+	"github.com/keyward-io/keyward/webhook"
+)
+
+// custodyNamespace creates a namespace opted in to custody.
+func custodyNamespace(t *testing.T, st *keyward.Stack, name string, extra map[string]string) {
+	t.Helper()
+	labels := map[string]string{scrubber.NamespaceLabelCustody: "enabled"}
+	for k, v := range extra {
+		labels[k] = v
+	}
+	if err := st.CreateNamespace(context.Background(), name, labels); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keywardClusterIssuer is the user's VaultClusterIssuer: Keyward's issuer with
+// Kubernetes auth as the keyward ServiceAccount.
+func keywardClusterIssuer(st *keyward.Stack, name string) *v1alpha1.VaultClusterIssuer {
+	return &v1alpha1.VaultClusterIssuer{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.VaultIssuerSpec{
+			Server: st.Vault.Addr,
+			Path:   framework.VaultIntPKIMount + "/sign/" + framework.VaultKeywardRole,
+			Auth: v1alpha1.VaultAuth{Kubernetes: &v1alpha1.KubernetesAuth{
+				Role:              "keyward-issuer",
+				MountPath:         framework.VaultKubernetesMount,
+				ServiceAccountRef: v1alpha1.ServiceAccountRef{Name: framework.KeywardServiceAccount, Audiences: []string{framework.VaultAudience}},
+			}},
+		},
+	}
+}
+
+// caClusterIssuer builds cert-manager's built-in CA ClusterIssuer from a
+// self-signed root, to show custody works with any issuer.
+func caClusterIssuer(t *testing.T, st *keyward.Stack, name string) {
+	t.Helper()
+	ctx := context.Background()
+	c := st.Client
+	selfSigned := &cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: name + "-selfsigned"},
+		Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{SelfSigned: &cmapi.SelfSignedIssuer{}}}}
+	if err := c.Create(ctx, selfSigned); err != nil {
+		t.Fatal(err)
+	}
+	root := &cmapi.Certificate{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-root", Namespace: framework.CertManagerNamespace},
+		Spec: cmapi.CertificateSpec{
+			IsCA: true, CommonName: "test root", SecretName: name + "-root",
+			PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
+			IssuerRef:  cmmeta.IssuerReference{Name: selfSigned.Name, Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"},
+		},
+	}
+	if err := c.Create(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	waitCertificateReady(t, c, client.ObjectKeyFromObject(root), 60*time.Second)
+	ca := &cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: name + "-root"}}}}
+	if err := c.Create(ctx, ca); err != nil {
+		t.Fatal(err)
+	}
+	waitClusterIssuerReady(t, c, name, 60*time.Second)
+}
+
+func newCertificate(ns, name string, ref cmmeta.IssuerReference, dns ...string) *cmapi.Certificate {
+	return &cmapi.Certificate{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: cmapi.CertificateSpec{
+			SecretName: name + "-tls",
+			DNSNames:   dns,
+			Duration:   &metav1.Duration{Duration: 24 * time.Hour},
+			PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256, RotationPolicy: cmapi.RotationPolicyAlways},
+			IssuerRef:  ref,
+		},
+	}
+}
+
+// custodyRecord reads a custody record with the root token (a test
+// inspecting Vault; no Keyward component can read key data).
+type custodyRecord struct {
+	Key, Cert []byte
+	Version   int
+}
+
+func readCustody(t *testing.T, st *keyward.Stack, ns, secret string) (custodyRecord, bool) {
+	t.Helper()
+	vc, err := st.Vault.RootClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := vc.KVv2(framework.VaultCustodyMount).Get(context.Background(), framework.VaultCustodyPrefix+"/"+ns+"/"+secret)
+	if err != nil {
+		if strings.Contains(err.Error(), "secret not found") {
+			return custodyRecord{}, false
+		}
+		t.Fatalf("reading custody record %s/%s: %v", ns, secret, err)
+	}
+	key, _ := sec.Data["tls.key"].(string)
+	crt, _ := sec.Data["tls.crt"].(string)
+	return custodyRecord{Key: []byte(key), Cert: []byte(crt), Version: sec.VersionMetadata.Version}, true
+}
+
+// assertKeyMatchesCert checks that a PEM private key is the pair of a PEM certificate.
+func assertKeyMatchesCert(t *testing.T, keyPEM, certPEM []byte) {
+	t.Helper()
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil {
+		t.Fatalf("custody key is not PEM")
+	}
+	var key any
+	var err error
+	if key, err = x509.ParsePKCS8PrivateKey(kb.Bytes); err != nil {
+		if key, err = x509.ParseECPrivateKey(kb.Bytes); err != nil {
+			if key, err = x509.ParsePKCS1PrivateKey(kb.Bytes); err != nil {
+				t.Fatalf("custody key does not parse: %v", err)
+			}
+		}
+	}
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil {
+		t.Fatalf("certificate is not PEM")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.(crypto.Signer).Public()
+	if !cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(pub) {
+		t.Fatalf("custody key does not match the certificate's public key")
+	}
+}
+
+func countRequests(t *testing.T, c client.Client, ns, certName string) int {
+	t.Helper()
+	var list cmapi.CertificateRequestList
+	if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, cr := range list.Items {
+		if cr.Annotations[cmapi.CertificateNameKey] == certName {
+			n++
+		}
+	}
+	return n
+}
+
+func isReady(crt *cmapi.Certificate) bool {
+	return apiutil.CertificateHasCondition(crt, cmapi.CertificateCondition{Type: cmapi.CertificateConditionReady, Status: cmmeta.ConditionTrue})
+}
+
+// assertScrubbed checks the placeholder Secret and the custody record, and
+// returns the leaf serial.
+func assertScrubbed(t *testing.T, st *keyward.Stack, ns, secretName string, strict bool) (serial string, rec custodyRecord) {
+	t.Helper()
+	sec := getSecret(t, st.Client, client.ObjectKey{Namespace: ns, Name: secretName})
+	if k, ok := sec.Data["tls.key"]; !ok || len(k) != 0 {
+		t.Fatalf("secret %s/%s: tls.key must exist and be empty, has %d bytes (present %v)", ns, secretName, len(k), ok)
+	}
+	for _, a := range []string{scrubber.AnnotationCustodyPath, scrubber.AnnotationCustodyVersion, scrubber.AnnotationKeySHA256, scrubber.AnnotationScrubbedAt} {
+		if sec.Annotations[a] == "" {
+			t.Errorf("secret %s/%s lacks annotation %s", ns, secretName, a)
+		}
+	}
+	if sec.Labels[scrubber.LabelCustody] != scrubber.LabelCustodyVault {
+		t.Errorf("secret %s/%s lacks label %s=%s", ns, secretName, scrubber.LabelCustody, scrubber.LabelCustodyVault)
+	}
+	rec, ok := readCustody(t, st, ns, secretName)
+	if !ok {
+		t.Fatalf("no custody record for %s/%s", ns, secretName)
+	}
+	if got := sec.Annotations[scrubber.AnnotationCustodyVersion]; got != strconv.Itoa(rec.Version) {
+		t.Errorf("secret names custody version %s, Vault holds version %d", got, rec.Version)
+	}
+	certPEM := sec.Data["tls.crt"]
+	if strict {
+		if len(certPEM) != 0 {
+			t.Errorf("strict mode: secret %s/%s still holds tls.crt", ns, secretName)
+		}
+		certPEM = rec.Cert
+	} else if !bytes.Equal(certPEM, rec.Cert) {
+		t.Errorf("custody certificate differs from the Secret's tls.crt")
+	}
+	assertKeyMatchesCert(t, rec.Key, certPEM)
+	b, _ := pem.Decode(certPEM)
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf.SerialNumber.Text(16), rec
+}
+
+// assertNoKeyAtRest scans every retained etcd revision of the namespace's
+// Secrets: no target Secret may ever have held a PEM private key. cert-manager's
+// temporary next-private-key Secrets are the one documented exception while
+// they live; they are reported, not failed.
+func assertNoKeyAtRest(t *testing.T, st *keyward.Stack, ns string, alsoNoCert bool) {
+	t.Helper()
+	revs, err := st.EtcdHistory(context.Background(), "/registry/secrets/"+ns+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets, temp int
+	for _, r := range revs {
+		if r.Deleted {
+			continue
+		}
+		isTemp := bytes.Contains(r.Value, []byte("cert-manager.io/next-private-key"))
+		if framework.HoldsPEMPrivateKey(r.Value) {
+			if isTemp {
+				temp++
+				continue
+			}
+			t.Errorf("etcd revision %d of %s holds a PEM private key", r.Revision, r.Key)
+		}
+		if !isTemp {
+			targets++
+			if alsoNoCert && bytes.Contains(r.Value, []byte("-----BEGIN CERTIFICATE-----")) {
+				t.Errorf("strict mode: etcd revision %d of %s holds a certificate", r.Revision, r.Key)
+			}
+		}
+	}
+	t.Logf("etcd scan of %s: %d target-Secret revisions with no private key; %d revisions of cert-manager's temporary next-private-key Secrets held one (the documented issuance window)", ns, targets, temp)
+}
+
+// assertQuiet watches for a quiet period: no new CertificateRequest, Ready stays True.
+func assertQuiet(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, d time.Duration) {
+	t.Helper()
+	before := countRequests(t, st.Client, crt.Namespace, crt.Name)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		cur := &cmapi.Certificate{}
+		if err := st.Client.Get(context.Background(), client.ObjectKeyFromObject(crt), cur); err != nil {
+			t.Fatal(err)
+		}
+		if !isReady(cur) {
+			t.Fatalf("Certificate %s/%s left Ready during the quiet period: %+v", crt.Namespace, crt.Name, cur.Status.Conditions)
+		}
+		time.Sleep(time.Second)
+	}
+	if after := countRequests(t, st.Client, crt.Namespace, crt.Name); after != before {
+		t.Fatalf("re-issue loop: %d new CertificateRequests in a quiet %s", after-before, d)
+	}
+	t.Logf("quiet %s: 0 new CertificateRequests, Ready stayed True", d)
+}
+
+// assertLogsClean greps every component log for private key material.
+func assertLogsClean(t *testing.T, dir string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if framework.HoldsPEMPrivateKey(b) {
+			t.Errorf("log %s contains PEM private key material", filepath.Base(f))
+		}
+	}
+}
+
+// TestCustodyWithVaultClusterIssuer is the user's story: a standard
+// Certificate against Keyward's VaultClusterIssuer in a custody namespace.
+func TestCustodyWithVaultClusterIssuer(t *testing.T) {
+	st := keyward.StartStackForTest(t, keyward.StackOptions{
+		Options: func(o *app.Options) { o.CustodyAuditPeriod = 2 * time.Second },
+	})
+	ctx := context.Background()
+	c := st.Client
+	iss := keywardClusterIssuer(st, "vault")
+	if err := c.Create(ctx, iss); err != nil {
+		t.Fatal(err)
+	}
+	custodyNamespace(t, st, "team-a", nil)
+	crt := newCertificate("team-a", "web", cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: "VaultClusterIssuer", Name: iss.Name}, "web.example.com")
+	start := time.Now()
+	if err := c.Create(ctx, crt); err != nil {
+		t.Fatal(err)
+	}
+	ready := waitCertificateReady(t, c, client.ObjectKeyFromObject(crt), 90*time.Second)
+	t.Logf("Ready after %s", time.Since(start).Round(time.Millisecond))
+	serial, rec := assertScrubbed(t, st, "team-a", "web-tls", false)
+	verifyChain(t, rec.Cert, st.Vault.RootCAPEM, "web.example.com")
+	if ready.Status.RenewalTime == nil || ready.Status.NotAfter == nil {
+		t.Fatalf("status lacks renewalTime/notAfter: %+v", ready.Status)
+	}
+
+	t.Run("no re-issue loop", func(t *testing.T) {
+		assertQuiet(t, st, crt, 60*time.Second)
+	})
+
+	t.Run("spec change re-issues once", func(t *testing.T) {
+		before := countRequests(t, c, "team-a", "web")
+		cur := &cmapi.Certificate{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(crt), cur); err != nil {
+			t.Fatal(err)
+		}
+		cur.Spec.DNSNames = append(cur.Spec.DNSNames, "www.example.com")
+		if err := c.Update(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 60*time.Second, "re-issue with the new name", func(ctx context.Context) (bool, error) {
+			s, err := readLeaf(ctx, st, "team-a", "web-tls")
+			if err != nil {
+				return false, err
+			}
+			return len(s.DNSNames) == 2, nil
+		})
+		waitCertificateReady(t, c, client.ObjectKeyFromObject(crt), 30*time.Second)
+		newSerial, _ := assertScrubbed(t, st, "team-a", "web-tls", false)
+		if newSerial == serial {
+			t.Fatalf("serial unchanged after a spec change")
+		}
+		serial = newSerial
+		assertQuiet(t, st, crt, 10*time.Second)
+		if n := countRequests(t, c, "team-a", "web") - before; n != 1 {
+			t.Fatalf("spec change created %d CertificateRequests, want 1", n)
+		}
+	})
+
+	t.Run("deleted custody record re-issues once", func(t *testing.T) {
+		before := countRequests(t, c, "team-a", "web")
+		vc, _ := st.Vault.RootClient()
+		if err := vc.KVv2(framework.VaultCustodyMount).DeleteMetadata(ctx, framework.VaultCustodyPrefix+"/team-a/web-tls"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 60*time.Second, "custody record re-created by a re-issue", func(ctx context.Context) (bool, error) {
+			_, ok := readCustody(t, st, "team-a", "web-tls")
+			return ok, nil
+		})
+		waitCertificateReady(t, c, client.ObjectKeyFromObject(crt), 30*time.Second)
+		newSerial, _ := assertScrubbed(t, st, "team-a", "web-tls", false)
+		if newSerial == serial {
+			t.Fatalf("serial unchanged after the custody record was lost")
+		}
+		assertQuiet(t, st, crt, 10*time.Second)
+		if n := countRequests(t, c, "team-a", "web") - before; n != 1 {
+			t.Fatalf("lost custody record led to %d CertificateRequests, want 1", n)
+		}
+	})
+
+	assertNoKeyAtRest(t, st, "team-a", false)
+	assertLogsClean(t, st.Dir)
+}
+
+// TestCustodyRenewsOnSchedule: a short-lived certificate keeps renewing under
+// custody; each renewal's key lands in Vault as a new version.
+func TestCustodyRenewsOnSchedule(t *testing.T) {
+	st := keyward.StartStackForTest(t, keyward.StackOptions{})
+	ctx := context.Background()
+	caClusterIssuer(t, st, "ca")
+	custodyNamespace(t, st, "renew", nil)
+	crt := newCertificate("renew", "short", cmmeta.IssuerReference{Group: "cert-manager.io", Kind: cmapi.ClusterIssuerKind, Name: "ca"}, "short.example.com")
+	crt.Spec.Duration = &metav1.Duration{Duration: time.Hour}
+	crt.Spec.RenewBefore = &metav1.Duration{Duration: time.Hour - 15*time.Second}
+	if err := st.Client.Create(ctx, crt); err != nil {
+		t.Fatal(err)
+	}
+	waitCertificateReady(t, st.Client, client.ObjectKeyFromObject(crt), 60*time.Second)
+	serial, rec := assertScrubbed(t, st, "renew", "short-tls", false)
+	serials := map[string]bool{serial: true}
+	versions := []int{rec.Version}
+	deadline := time.Now().Add(75 * time.Second)
+	for len(serials) < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+		cur := &cmapi.Certificate{}
+		if err := st.Client.Get(ctx, client.ObjectKeyFromObject(crt), cur); err != nil || !isReady(cur) {
+			continue
+		}
+		s, r := assertScrubbed(t, st, "renew", "short-tls", false)
+		if !serials[s] {
+			serials[s] = true
+			versions = append(versions, r.Version)
+		}
+	}
+	if len(serials) < 3 {
+		t.Fatalf("saw %d distinct certificates in 75s, want the original and at least 2 renewals (renewal every ~15s)", len(serials))
+	}
+	for i := 1; i < len(versions); i++ {
+		if versions[i] <= versions[i-1] {
+			t.Errorf("custody versions not increasing across renewals: %v", versions)
+		}
+	}
+	t.Logf("renewals observed: %d, custody versions %v", len(serials)-1, versions)
+	assertNoKeyAtRest(t, st, "renew", false)
+}
+
+// TestCustodyWithCAIssuerAndStrictMode: cert-manager's built-in CA issuer, in
+// a namespace that also redacts certificates.
+func TestCustodyWithCAIssuerAndStrictMode(t *testing.T) {
+	st := keyward.StartStackForTest(t, keyward.StackOptions{})
+	ctx := context.Background()
+	caClusterIssuer(t, st, "ca")
+	ref := cmmeta.IssuerReference{Group: "cert-manager.io", Kind: cmapi.ClusterIssuerKind, Name: "ca"}
+
+	custodyNamespace(t, st, "plain", nil)
+	plain := newCertificate("plain", "api", ref, "api.example.com")
+	custodyNamespace(t, st, "strict", map[string]string{scrubber.NamespaceLabelRedactCertificates: "true"})
+	strict := newCertificate("strict", "api", ref, "api.example.com")
+	for _, crt := range []*cmapi.Certificate{plain, strict} {
+		if err := st.Client.Create(ctx, crt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCertificateReady(t, st.Client, client.ObjectKeyFromObject(plain), 60*time.Second)
+	assertScrubbed(t, st, "plain", "api-tls", false)
+	ready := waitCertificateReady(t, st.Client, client.ObjectKeyFromObject(strict), 60*time.Second)
+	_, rec := assertScrubbed(t, st, "strict", "api-tls", true)
+	b, _ := pem.Decode(rec.Cert)
+	leaf, _ := x509.ParseCertificate(b.Bytes)
+	if ready.Status.NotAfter == nil || !ready.Status.NotAfter.Time.Equal(leaf.NotAfter) {
+		t.Errorf("strict mode: status.notAfter %v, certificate says %v", ready.Status.NotAfter, leaf.NotAfter)
+	}
+	if ready.Status.RenewalTime == nil {
+		t.Errorf("strict mode: status.renewalTime missing")
+	} else if want := leaf.NotAfter.Add(-leaf.NotAfter.Sub(leaf.NotBefore) / 3); ready.Status.RenewalTime.Time.Sub(want).Abs() > 2*time.Second {
+		t.Errorf("strict mode: status.renewalTime %v, want about %v (2/3 of the lifetime)", ready.Status.RenewalTime.Time, want)
+	}
+	assertQuiet(t, st, plain, 30*time.Second)
+	assertQuiet(t, st, strict, 5*time.Second)
+	assertNoKeyAtRest(t, st, "plain", false)
+	assertNoKeyAtRest(t, st, "strict", true)
+	assertLogsClean(t, st.Dir)
+}
+
+// TestCustodyWatcherBackstop: the scrub webhook is unreachable and configured
+// to fail open; the watcher scrubs the key and reports how long it was exposed.
+func TestCustodyWatcherBackstop(t *testing.T) {
+	ignore := admissionv1.Ignore
+	st := keyward.StartStackForTest(t, keyward.StackOptions{
+		WebhookConfig: func(o *webhook.ConfigOptions) {
+			o.Service = nil
+			o.URL = "https://127.0.0.1:1" // nothing listens: the webhook is down
+			o.SecretFailurePolicy = &ignore
+			o.GuardFailurePolicy = &ignore
+		},
+	})
+	ctx := context.Background()
+	caClusterIssuer(t, st, "ca")
+	custodyNamespace(t, st, "backstop", nil)
+	crt := newCertificate("backstop", "svc", cmmeta.IssuerReference{Group: "cert-manager.io", Kind: cmapi.ClusterIssuerKind, Name: "ca"}, "svc.example.com")
+	if err := st.Client.Create(ctx, crt); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "watcher scrub", func(ctx context.Context) (bool, error) {
+		sec := getSecret(t, st.Client, client.ObjectKey{Namespace: "backstop", Name: "svc-tls"})
+		return sec.Annotations[scrubber.AnnotationScrubbedBy] == scrubber.ByWatcher, nil
+	})
+	assertScrubbed(t, st, "backstop", "svc-tls", false)
+	sec := getSecret(t, st.Client, client.ObjectKey{Namespace: "backstop", Name: "svc-tls"})
+	scrubbedAt, err := time.Parse(time.RFC3339Nano, sec.Annotations[scrubber.AnnotationScrubbedAt])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("watcher scrubbed at %s; key exposure recorded in keyward_key_exposure_seconds: %s", scrubbedAt.Format(time.RFC3339Nano), exposureSummary(t, st))
+}
+
+// TestCustodyVaultDown: with Vault unreachable the Secret write is denied, so
+// nothing with a key is persisted; when Vault is back, issuance completes.
+func TestCustodyVaultDown(t *testing.T) {
+	st := keyward.StartStackForTest(t, keyward.StackOptions{
+		Options: func(o *app.Options) { o.CustodyWriteTimout = 2 * time.Second },
+	})
+	ctx := context.Background()
+	caClusterIssuer(t, st, "ca")
+	custodyNamespace(t, st, "outage", nil)
+	if err := st.Vault.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = st.Vault.Resume()
+		}
+	}()
+	crt := newCertificate("outage", "db", cmmeta.IssuerReference{Group: "cert-manager.io", Kind: cmapi.ClusterIssuerKind, Name: "ca"}, "db.example.com")
+	if err := st.Client.Create(ctx, crt); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(15 * time.Second)
+	target := &cmapi.Certificate{}
+	if err := st.Client.Get(ctx, client.ObjectKeyFromObject(crt), target); err != nil {
+		t.Fatal(err)
+	}
+	if isReady(target) {
+		t.Fatalf("Certificate became Ready while Vault was down")
+	}
+	assertNoKeyAtRest(t, st, "outage", false)
+	if err := st.Vault.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	start := time.Now()
+	// cert-manager's issuing controller retries the denied Secret write with
+	// its own backoff; no human action is needed.
+	waitCertificateReady(t, st.Client, client.ObjectKeyFromObject(crt), 120*time.Second)
+	t.Logf("issuance completed %s after Vault came back", time.Since(start).Round(time.Millisecond))
+	assertScrubbed(t, st, "outage", "db-tls", false)
+	assertNoKeyAtRest(t, st, "outage", false)
+}
+
+func readLeaf(ctx context.Context, st *keyward.Stack, ns, name string) (*x509.Certificate, error) {
+	rec, ok := func() (custodyRecord, bool) {
+		vc, err := st.Vault.RootClient()
+		if err != nil {
+			return custodyRecord{}, false
+		}
+		sec, err := vc.KVv2(framework.VaultCustodyMount).Get(ctx, framework.VaultCustodyPrefix+"/"+ns+"/"+name)
+		if err != nil {
+			return custodyRecord{}, false
+		}
+		crt, _ := sec.Data["tls.crt"].(string)
+		return custodyRecord{Cert: []byte(crt)}, true
+	}()
+	if !ok {
+		return nil, fmt.Errorf("no custody record for %s/%s yet", ns, name)
+	}
+	b, _ := pem.Decode(rec.Cert)
+	if b == nil {
+		return nil, fmt.Errorf("custody certificate of %s/%s is not PEM", ns, name)
+	}
+	return x509.ParseCertificate(b.Bytes)
+}
+
+// exposureSummary reads the watcher's exposure histogram from Keyward's registry.
+func exposureSummary(t *testing.T, st *keyward.Stack) string {
+	t.Helper()
+	mfs, err := st.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "keyward_key_exposure_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			if h.GetSampleCount() > 0 {
+				return fmt.Sprintf("%d keys, mean %.1f ms", h.GetSampleCount(), 1000*h.GetSampleSum()/float64(h.GetSampleCount()))
+			}
+		}
+	}
+	t.Fatalf("keyward_key_exposure_seconds has no observation after a watcher scrub")
+	return ""
+}

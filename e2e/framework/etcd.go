@@ -1,0 +1,81 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package framework
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Revision is one stored version of an etcd key.
+type Revision struct {
+	Key      string
+	Revision int64
+	Value    []byte
+	Deleted  bool
+}
+
+// EtcdHistory returns every retained revision of every key under prefix
+// (e.g. "/registry/secrets/team-a/"), oldest first, read straight from etcd:
+// what is at rest, not what the apiserver shows. The stack's etcd never
+// compacts, so this is the whole history.
+func (e *Env) EtcdHistory(ctx context.Context, prefix string) ([]Revision, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.EtcdEndpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to etcd %s: %w", e.EtcdEndpoint, err)
+	}
+	defer cli.Close()
+	cur, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return nil, fmt.Errorf("reading etcd revision: %w", err)
+	}
+	head := cur.Header.Revision
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var out []Revision
+	for resp := range cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(1), clientv3.WithPrevKV()) {
+		if err := resp.Err(); err != nil {
+			return nil, fmt.Errorf("reading etcd history of %s: %w", prefix, err)
+		}
+		for _, ev := range resp.Events {
+			out = append(out, Revision{
+				Key:      string(ev.Kv.Key),
+				Revision: ev.Kv.ModRevision,
+				Value:    append([]byte(nil), ev.Kv.Value...),
+				Deleted:  ev.Type == clientv3.EventTypeDelete,
+			})
+		}
+		if resp.Header.Revision >= head && (len(resp.Events) == 0 || resp.Events[len(resp.Events)-1].Kv.ModRevision >= head) {
+			break
+		}
+	}
+	return out, nil
+}
+
+// pemPrivateKeyMarkers are what a PEM private key looks like at rest (etcd
+// stores Secrets as protobuf, with data values as raw bytes, so PEM text is
+// visible as is).
+var pemPrivateKeyMarkers = [][]byte{
+	[]byte("PRIVATE KEY-----"),
+}
+
+// HoldsPEMPrivateKey reports whether b contains a PEM private key header.
+func HoldsPEMPrivateKey(b []byte) bool {
+	for _, m := range pemPrivateKeyMarkers {
+		if bytes.Contains(b, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// SecretNameFromKey turns "/registry/secrets/<ns>/<name>" into "<ns>/<name>".
+func SecretNameFromKey(key string) string {
+	return strings.TrimPrefix(key, "/registry/secrets/")
+}
