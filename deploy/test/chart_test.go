@@ -78,11 +78,17 @@ func TestChartDefaults(t *testing.T) {
 		"--cluster-resource-namespace=" + ReleaseNamespace,
 		"--custody-mount=custody",
 		"--custody-prefix=tls",
-		"--redact-certificates=true",
+		"--redact-certificates=false",
+		"--enable-custody=true",
+		"--enable-issuer=true",
 		"--log-format=json",
 		"--vault-audience=vault",
-		"--custody-auth-role=keyward-custody-writer",
-		"--guard-auth-role=keyward-guard",
+		"--vault-custody-role=keyward-custody-writer",
+		"--vault-guard-role=keyward-guard",
+		"--service-account-namespace=" + ReleaseNamespace,
+		"--service-account-name=keyward",
+		"--custody-namespace-selector=keyward.io/custody=enabled",
+		"--leader-election-id=keyward-leader.keyward.io",
 	} {
 		if !slices.Contains(args, want) {
 			t.Errorf("default args lack %q: %v", want, args)
@@ -154,7 +160,10 @@ func TestChartAllOptions(t *testing.T) {
 		"--cluster-resource-namespace=keyward-issuers",
 		"--vault-ca-file=/etc/keyward/vault-ca/ca.crt",
 		"--vault-addr=https://vault.example.com:8200",
-		"--custody-audit-period=5m",
+		"--custody-audit-period=10m",
+		"--custody-namespace-selector=keyward.io/custody=enabled,tier=prod,team in (a,b)",
+		"--vault-namespace=platform",
+		"--redact-certificates=true",
 		"--v=2",
 		"--leader-elect=true",
 		"--extra-test-flag=1",
@@ -245,6 +254,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{"custody without vault", "vault:\n  addr: \"\"\n", "vault.addr is required"},
 		{"two replicas without leader election", "leaderElection:\n  enabled: false\n", "leaderElection.enabled must be true"},
 		{"bad anti-affinity", "podAntiAffinity: sometimes\n", "podAntiAffinity must be"},
+		{"empty custody selector", "custody:\n  namespaceSelector:\n    matchLabels: null\n", "must select something"},
 		{"own serving cert without secret", "webhook:\n  certManager:\n    enabled: false\n", "is required when webhook.certManager.enabled is false"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -303,8 +313,11 @@ func checkInvariants(t *testing.T, m *manifests) {
 		t.Errorf("the Keyward ClusterRole is not bound to ServiceAccount %s", sa.Name)
 	}
 	self := role(t, m, ReleaseNamespace, ReleaseName+"-self")
-	if !grants(self.Rules, "coordination.k8s.io", "leases", "update") {
-		t.Errorf("no Role for leader election leases in %s", ReleaseNamespace)
+	if rule := findRule(self.Rules, "coordination.k8s.io", "leases", "update"); rule == nil || len(rule.ResourceNames) != 1 || !hasFlag(containerArgs(t, d), "--leader-election-id="+rule.ResourceNames[0]) {
+		t.Errorf("leader election Lease update should be restricted to the --leader-election-id Lease, got %+v", rule)
+	}
+	if !grants(self.Rules, "coordination.k8s.io", "leases", "create") {
+		t.Errorf("no Role to create the leader election Lease in %s", ReleaseNamespace)
 	}
 	if rule := findRule(self.Rules, "", "serviceaccounts/token", "create"); rule == nil || !reflect.DeepEqual(rule.ResourceNames, []string{sa.Name}) {
 		t.Errorf("own token request should be restricted to %s, got %+v", sa.Name, rule)
@@ -536,7 +549,9 @@ func checkServingCertificateChain(t *testing.T, m *manifests) {
 		t.Errorf("serving Certificate dnsNames %v lack %s", dns, wantDNS)
 	}
 	d := one[*appsv1.Deployment](t, m)
-	if !volumeUses(d, func(v corev1.Volume) bool { return v.Secret != nil && v.Secret.SecretName == str(serving, "spec", "secretName") }) {
+	if !volumeUses(d, func(v corev1.Volume) bool {
+		return v.Secret != nil && v.Secret.SecretName == str(serving, "spec", "secretName")
+	}) {
 		t.Errorf("Deployment does not mount the serving Secret %s", str(serving, "spec", "secretName"))
 	}
 }
@@ -746,14 +761,14 @@ func checkNamespaceSelector(t *testing.T, name string, sel *metav1.LabelSelector
 	if err != nil {
 		t.Fatalf("%s: namespaceSelector: %v", name, err)
 	}
-	custody := map[string]string{custodyLabel: "enabled", "tier": "prod"}
+	custody := map[string]string{custodyLabel: "enabled", "tier": "prod", "team": "a"}
 	for _, tc := range []struct {
 		labels map[string]string
 		want   bool
 	}{
 		{withName(custody, "team-a"), true},
-		{withName(map[string]string{"tier": "prod"}, "team-a"), false},
-		{withName(map[string]string{custodyLabel: "disabled", "tier": "prod"}, "team-a"), false},
+		{withName(map[string]string{"tier": "prod", "team": "a"}, "team-a"), false},
+		{withName(map[string]string{custodyLabel: "disabled", "tier": "prod", "team": "a"}, "team-a"), false},
 		{withName(custody, ReleaseNamespace), false},
 	} {
 		if got := s.Matches(labels.Set(tc.labels)); got != tc.want {

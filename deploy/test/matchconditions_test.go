@@ -5,6 +5,7 @@ package deploytest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/cel-go/cel"
@@ -70,6 +71,8 @@ func checkMatchConditions(t *testing.T, wh *admissionregistrationv1.MutatingWebh
 		{"cert-manager TLS Secret with key", tlsWithKey, true},
 		{"redacted placeholder", `{"type":"kubernetes.io/tls","metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}},"data":{"tls.crt":"Y2VydA==","tls.key":""}}`, false},
 		{"placeholder with key.der left over", `{"type":"kubernetes.io/tls","metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}},"data":{"tls.key":"","key.der":"a2V5"}}`, true},
+		{"empty certificate-name annotation", `{"type":"kubernetes.io/tls","metadata":{"annotations":{"cert-manager.io/certificate-name":""}},"data":{"tls.key":"a2V5"}}`, false},
+		{"placeholder with empty keystore", `{"type":"kubernetes.io/tls","metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}},"data":{"tls.key":"","keystore.p12":""}}`, false},
 		{"TLS Secret not from cert-manager", `{"type":"kubernetes.io/tls","metadata":{},"data":{"tls.key":"a2V5"}}`, false},
 		{"opaque Secret with annotation", `{"type":"Opaque","metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}},"data":{"tls.key":"a2V5"}}`, false},
 		{"Secret without type or data", `{"metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}}}`, false},
@@ -80,31 +83,37 @@ func checkMatchConditions(t *testing.T, wh *admissionregistrationv1.MutatingWebh
 	}
 
 	const (
-		ready       = `{"type":"Ready","status":"True"}`
-		notReady    = `{"type":"Ready","status":"False","reason":"DoesNotExist"}`
-		issuing     = `{"type":"Issuing","status":"True","reason":"DoesNotExist"}`
-		notIssuing  = `{"type":"Issuing","status":"False"}`
-		certWithout = `{"metadata":{"name":"demo"},"spec":{}}`
+		ready           = `{"type":"Ready","status":"True","reason":"Ready"}`
+		notReadyNoKey   = `{"type":"Ready","status":"False","reason":"MissingData"}`
+		notReadyNew     = `{"type":"Ready","status":"False","reason":"DoesNotExist"}`
+		notReadyPair    = `{"type":"Ready","status":"False","reason":"InvalidKeyPair"}`
+		issuingNoKey    = `{"type":"Issuing","status":"True","reason":"MissingData"}`
+		issuingMismat   = `{"type":"Issuing","status":"True","reason":"SecretMismatch"}`
+		issuingManual   = `{"type":"Issuing","status":"True","reason":"ManuallyTriggered"}`
+		issuingRenew    = `{"type":"Issuing","status":"True","reason":"Renewing"}`
+		notIssuing      = `{"type":"Issuing","status":"False","reason":"Done"}`
+		issuingNoReason = `{"type":"Issuing","status":"True"}`
+		certWithout     = `{"metadata":{"name":"demo"},"spec":{}}`
 	)
 	cert := func(conds ...string) string {
-		s := `{"metadata":{"name":"demo"},"status":{"conditions":[`
-		for i, c := range conds {
-			if i > 0 {
-				s += ","
-			}
-			s += c
-		}
-		return s + `]}}`
+		return `{"metadata":{"name":"demo"},"status":{"conditions":[` + strings.Join(conds, ",") + `]}}`
 	}
 	for _, tc := range []struct {
 		name, object, old string
 		want              bool
 	}{
-		{"Issuing set", cert(ready, issuing), cert(ready), true},
-		{"Issuing set, old had no status", cert(issuing), certWithout, true},
-		{"Issuing already set", cert(ready, issuing), cert(ready, issuing), false},
+		{"Issuing for missing data", cert(ready, issuingNoKey), cert(ready), true},
+		{"Issuing for key mismatch", cert(ready, issuingMismat), cert(ready), true},
+		{"Issuing, old had no status", cert(issuingNoKey), certWithout, true},
+		{"Issuing already set", cert(ready, issuingNoKey), cert(ready, issuingRenew), false},
+		{"manual renewal", cert(ready, issuingManual), cert(ready), false},
+		{"renewal with its own reason", cert(ready, issuingRenew), cert(ready), false},
+		{"Issuing without reason", cert(ready, issuingNoReason), cert(ready), false},
 		{"Issuing False", cert(ready, notIssuing), cert(ready), false},
-		{"Ready turns False", cert(notReady), cert(ready), true},
+		{"Ready turns False for missing data", cert(notReadyNoKey), cert(ready), true},
+		{"Ready False, reason changes to InvalidKeyPair", cert(notReadyPair), cert(notReadyNoKey), true},
+		{"Ready False for missing data again", cert(notReadyNoKey), cert(notReadyNoKey), false},
+		{"new Certificate not ready yet", cert(notReadyNew), certWithout, false},
 		{"Ready stays True", cert(ready), cert(ready), false},
 		{"no status", certWithout, certWithout, false},
 	} {

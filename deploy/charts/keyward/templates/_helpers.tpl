@@ -146,3 +146,33 @@ when watchNamespaces is set. No wildcard verbs anywhere.
 {{- toYaml . | nindent 4 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The custody namespace selector (a LabelSelector object) in label-selector
+string syntax for --custody-namespace-selector, e.g.
+"keyward.io/custody=enabled,tier in (prod,staging)".
+*/}}
+{{- define "keyward.custodySelectorString" -}}
+{{- $sel := .Values.custody.namespaceSelector -}}
+{{- $parts := list -}}
+{{- range $k, $v := (default dict $sel.matchLabels) -}}
+{{- $parts = append $parts (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- range (default list $sel.matchExpressions) -}}
+{{- if eq .operator "In" -}}
+{{- $parts = append $parts (printf "%s in (%s)" .key (join "," .values)) -}}
+{{- else if eq .operator "NotIn" -}}
+{{- $parts = append $parts (printf "%s notin (%s)" .key (join "," .values)) -}}
+{{- else if eq .operator "Exists" -}}
+{{- $parts = append $parts .key -}}
+{{- else if eq .operator "DoesNotExist" -}}
+{{- $parts = append $parts (printf "!%s" .key) -}}
+{{- else -}}
+{{- fail (printf "custody.namespaceSelector: unknown operator %q" .operator) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $parts -}}
+{{- fail "custody.namespaceSelector must select something: an empty selector would put every namespace in custody scope" -}}
+{{- end -}}
+{{- join "," $parts -}}
+{{- end -}}
