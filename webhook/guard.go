@@ -1,0 +1,430 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/go-logr/logr"
+	"github.com/keyward-io/keyward/scrubber"
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// Defaults for the custody guard.
+const (
+	// DefaultGuardLookupTimeout bounds all lookups (cache reads and the
+	// custody metadata read) of one admission request.
+	DefaultGuardLookupTimeout = 2 * time.Second
+	// DefaultGuardCacheTTL is how long a custody metadata answer is reused for
+	// the same (namespace, secret, custody version).
+	DefaultGuardCacheTTL = 30 * time.Second
+	// DefaultGuardCacheSize bounds the number of cached custody answers.
+	DefaultGuardCacheSize = 10000
+)
+
+// Values of the decision label of keyward_guard_decisions_total. The set is
+// closed: the three outcomes of scrubber.DecideGuard, plus fail_open.
+const (
+	GuardDecisionPass          = "pass"
+	GuardDecisionPassRewritten = "pass_rewritten"
+	GuardDecisionVeto          = "veto"
+	// GuardDecisionFailOpen counts requests allowed unmodified because the
+	// guard could not decide (custody store unreachable or slow, cache not
+	// synced, undecodable object). Worst case: one extra issuance.
+	GuardDecisionFailOpen = "fail_open"
+)
+
+// Values of the result label of keyward_guard_custody_lookups_total.
+const (
+	GuardLookupCacheHit = "cache_hit"
+	GuardLookupStore    = "store"
+	GuardLookupError    = "error"
+)
+
+// CertificateGuard is the mutating admission handler for UPDATE of
+// certificates/status (served at GuardPath). It stops the re-issue loop that
+// an emptied tls.key causes in cert-manager; the decision itself is
+// scrubber.DecideGuard, documented in docs/guard.md.
+//
+// Contract:
+//   - Only updates that scrubber.GuardCandidate selects are looked at (the
+//     webhook's matchConditions, GuardMatchConditions, already filter the
+//     rest); anything else is allowed unmodified.
+//   - All reads come from the injected client.Reader, which must be an
+//     informer cache (no live API calls on the admission path), and from the
+//     custody store's Metadata, cached per (namespace, secret, custody
+//     version) for a short TTL so that steady state makes no Vault calls.
+//     All lookups of one request share a timeout (default 2 s).
+//   - A veto or rewrite is returned as one JSON patch operation that replaces
+//     /status with the status DecideGuard computed.
+//   - Any internal error allows the update unmodified (fail open) and is
+//     counted as decision="fail_open": the worst case is one extra issuance,
+//     never a lost key.
+//
+// Metrics (on the injected registerer):
+//   - keyward_guard_decisions_total{decision}: pass, pass_rewritten, veto, fail_open.
+//   - keyward_guard_custody_lookups_total{result}: cache_hit, store, error.
+//   - keyward_guard_admission_duration_seconds: time to answer a request.
+type CertificateGuard struct {
+	reader    client.Reader
+	store     scrubber.Store
+	clock     clock.PassiveClock
+	log       logr.Logger
+	timeout   time.Duration
+	ttl       time.Duration
+	cacheSize int
+
+	decisions *prometheus.CounterVec
+	lookups   *prometheus.CounterVec
+	duration  prometheus.Histogram
+
+	mu    sync.Mutex
+	cache map[guardCacheKey]guardCacheEntry
+}
+
+var _ admission.Handler = (*CertificateGuard)(nil)
+
+// GuardOption adjusts a CertificateGuard built by NewCertificateGuard.
+type GuardOption func(*CertificateGuard)
+
+// WithGuardLookupTimeout sets the bound on all lookups of one request
+// (default DefaultGuardLookupTimeout). It should stay well below the
+// webhook's timeoutSeconds so the guard answers (fail open) before the
+// apiserver gives up on it.
+func WithGuardLookupTimeout(d time.Duration) GuardOption {
+	return func(g *CertificateGuard) {
+		if d > 0 {
+			g.timeout = d
+		}
+	}
+}
+
+// WithGuardCacheTTL sets how long custody metadata answers are reused
+// (default DefaultGuardCacheTTL). Zero or negative disables the cache.
+func WithGuardCacheTTL(d time.Duration) GuardOption {
+	return func(g *CertificateGuard) { g.ttl = d }
+}
+
+// NewCertificateGuard returns the certificates/status guard.
+//
+//   - reader must be backed by an informer cache (mgr.GetCache()) whose
+//     scheme knows cert-manager's types; it is used for the target Secret and
+//     the Certificate's CertificateRequests.
+//   - store is only asked for Metadata: the guard's Vault policy needs read
+//     access to the KV v2 metadata path, never to the data path.
+//   - clk drives the metadata cache and the decision time.
+//   - reg receives the metrics (controller-runtime's metrics.Registry in
+//     production); collectors already registered there are reused; nil
+//     leaves them unregistered.
+//   - log is used when the request context carries no logger.
+//
+// Register it with mgr.GetWebhookServer().Register(GuardPath,
+// &webhook.Admission{Handler: g}), or use SetupCertificateGuard.
+func NewCertificateGuard(reader client.Reader, store scrubber.Store, clk clock.PassiveClock, reg prometheus.Registerer, log logr.Logger, opts ...GuardOption) (*CertificateGuard, error) {
+	if reader == nil || store == nil {
+		return nil, errors.New("certificate guard needs a cache reader and a custody store")
+	}
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	g := &CertificateGuard{
+		reader:    reader,
+		store:     store,
+		clock:     clk,
+		log:       log,
+		timeout:   DefaultGuardLookupTimeout,
+		ttl:       DefaultGuardCacheTTL,
+		cacheSize: DefaultGuardCacheSize,
+		cache:     map[guardCacheKey]guardCacheEntry{},
+	}
+	for _, o := range opts {
+		o(g)
+	}
+	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyward_guard_decisions_total",
+		Help: "Custody guard answers to certificates/status updates, by decision (pass, pass_rewritten, veto, fail_open).",
+	}, []string{"decision"})
+	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyward_guard_custody_lookups_total",
+		Help: "Custody metadata lookups by the guard, by result (cache_hit, store, error).",
+	}, []string{"result"})
+	duration := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "keyward_guard_admission_duration_seconds",
+		Help:    "Time the custody guard took to answer an admission request.",
+		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
+	})
+	var err error
+	if g.decisions, err = guardRegister(reg, decisions); err != nil {
+		return nil, err
+	}
+	if g.lookups, err = guardRegister(reg, lookups); err != nil {
+		return nil, err
+	}
+	if g.duration, err = guardRegister(reg, duration); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{GuardDecisionPass, GuardDecisionPassRewritten, GuardDecisionVeto, GuardDecisionFailOpen} {
+		g.decisions.WithLabelValues(d)
+	}
+	for _, r := range []string{GuardLookupCacheHit, GuardLookupStore, GuardLookupError} {
+		g.lookups.WithLabelValues(r)
+	}
+	return g, nil
+}
+
+// guardRegister registers c on reg, or returns the collector of the same
+// description already there.
+func guardRegister[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if reg == nil {
+		return c, nil
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		var zero C
+		return zero, fmt.Errorf("registering custody guard metrics: %w", err)
+	}
+	return c, nil
+}
+
+// SetupCertificateGuard builds the guard on mgr's informer cache with metrics
+// on controller-runtime's registry, starts the Secret and
+// CertificateRequest informers without waiting (so the first request does
+// not pay for the initial list), and registers the handler at GuardPath on
+// mgr's webhook server. mgr's scheme must include cert-manager's types.
+func SetupCertificateGuard(mgr ctrl.Manager, store scrubber.Store, opts ...GuardOption) (*CertificateGuard, error) {
+	for _, obj := range []client.Object{&corev1.Secret{}, &cmapi.CertificateRequest{}} {
+		if _, err := mgr.GetCache().GetInformer(context.Background(), obj, cache.BlockUntilSynced(false)); err != nil {
+			return nil, fmt.Errorf("starting informer for the custody guard (%T): %w", obj, err)
+		}
+	}
+	g, err := NewCertificateGuard(mgr.GetCache(), store, clock.RealClock{}, crmetrics.Registry, mgr.GetLogger().WithName("certificate-guard"), opts...)
+	if err != nil {
+		return nil, err
+	}
+	mgr.GetWebhookServer().Register(GuardPath, &ctrlwebhook.Admission{Handler: g})
+	return g, nil
+}
+
+// Handle implements admission.Handler.
+func (g *CertificateGuard) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := g.clock.Now()
+	resp, decision := g.handle(ctx, req)
+	g.decisions.WithLabelValues(decision).Inc()
+	g.duration.Observe(g.clock.Since(start).Seconds())
+	return resp
+}
+
+func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (admission.Response, string) {
+	if req.Kind.Group != cmapi.SchemeGroupVersion.Group || req.Kind.Kind != cmapi.CertificateKind ||
+		req.Operation != admissionv1.Update || req.SubResource != "status" {
+		return admission.Allowed("not a Certificate status update"), GuardDecisionPass
+	}
+	log := g.log
+	if l, err := logr.FromContext(ctx); err == nil {
+		log = l
+	}
+	log = log.WithValues("certificate", req.Namespace+"/"+req.Name)
+
+	var oldCrt, newCrt cmapi.Certificate
+	if err := json.Unmarshal(req.Object.Raw, &newCrt); err != nil {
+		return g.failOpen(log, fmt.Errorf("decoding Certificate %s/%s: %w", req.Namespace, req.Name, err))
+	}
+	if err := json.Unmarshal(req.OldObject.Raw, &oldCrt); err != nil {
+		return g.failOpen(log, fmt.Errorf("decoding the stored Certificate %s/%s: %w", req.Namespace, req.Name, err))
+	}
+	if newCrt.Namespace == "" {
+		newCrt.Namespace = req.Namespace
+	}
+	if !scrubber.GuardCandidate(&oldCrt, &newCrt) {
+		return admission.Allowed("no redaction-sensitive transition"), GuardDecisionPass
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	in := scrubber.GuardInput{Old: &oldCrt, New: &newCrt, Now: g.clock.Now()}
+	var err error
+	if in.Secret, err = g.secret(ctx, newCrt.Namespace, newCrt.Spec.SecretName); err != nil {
+		return g.failOpen(log, err)
+	}
+	// Only a Secret in custody needs the custody record and the request.
+	if in.Secret != nil && in.Secret.Labels[scrubber.LabelCustody] == scrubber.LabelCustodyVault {
+		if in.Custody, err = g.custody(ctx, in.Secret); err != nil {
+			return g.failOpen(log, err)
+		}
+		if in.Custody != nil {
+			if in.CurrentRequest, err = g.currentRequest(ctx, &newCrt); err != nil {
+				return g.failOpen(log, err)
+			}
+		}
+	}
+
+	d := scrubber.DecideGuard(in)
+	log.V(1).Info("custody guard decision", "decision", d.Outcome.String(), "reason", d.Reason, "message", d.Message)
+	if d.Outcome == scrubber.GuardPass {
+		return admission.Allowed(d.Reason), GuardDecisionPass
+	}
+	patch, err := json.Marshal([]guardPatchOp{{Op: "add", Path: "/status", Value: d.Status}})
+	if err != nil {
+		return g.failOpen(log, fmt.Errorf("encoding status patch for Certificate %s/%s: %w", newCrt.Namespace, newCrt.Name, err))
+	}
+	patchType := admissionv1.PatchTypeJSONPatch
+	resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
+		Allowed:   true,
+		Patch:     patch,
+		PatchType: &patchType,
+		Result:    &metav1.Status{Code: 200, Message: d.Reason},
+	}}
+	if d.Outcome == scrubber.GuardVeto {
+		return resp.WithWarnings(fmt.Sprintf("keyward: Certificate %s/%s: status change dropped, the private key of Secret %q is held in Vault (%s)",
+			newCrt.Namespace, newCrt.Name, newCrt.Spec.SecretName, d.Message)), GuardDecisionVeto
+	}
+	return resp.WithWarnings(fmt.Sprintf("keyward: Certificate %s/%s: %s", newCrt.Namespace, newCrt.Name, d.Message)), GuardDecisionPassRewritten
+}
+
+// guardPatchOp is one RFC 6902 operation.
+type guardPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
+
+func (g *CertificateGuard) failOpen(log logr.Logger, err error) (admission.Response, string) {
+	log.Error(err, "custody guard could not decide; allowing the status update unmodified (fail open)")
+	return admission.Allowed("keyward custody guard could not decide; allowed unmodified"), GuardDecisionFailOpen
+}
+
+// secret reads the Certificate's target Secret from the cache; nil if it does
+// not exist.
+func (g *CertificateGuard) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	if name == "" {
+		return nil, nil
+	}
+	var s corev1.Secret
+	if err := g.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading secret %s/%s from the cache: %w", namespace, name, err)
+	}
+	return &s, nil
+}
+
+// currentRequest finds cert-manager's "current" CertificateRequest: the one
+// controlled by crt whose revision annotation is crt's status.revision. More
+// than one is an error (cert-manager itself refuses to proceed then).
+func (g *CertificateGuard) currentRequest(ctx context.Context, crt *cmapi.Certificate) (*cmapi.CertificateRequest, error) {
+	if crt.Status.Revision == nil {
+		return nil, nil
+	}
+	var list cmapi.CertificateRequestList
+	if err := g.reader.List(ctx, &list, client.InNamespace(crt.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing certificaterequests in %s from the cache: %w", crt.Namespace, err)
+	}
+	revision := strconv.Itoa(*crt.Status.Revision)
+	var found *cmapi.CertificateRequest
+	for i := range list.Items {
+		cr := &list.Items[i]
+		if !metav1.IsControlledBy(cr, crt) || cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] != revision {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("certificate %s/%s has several CertificateRequests for revision %s", crt.Namespace, crt.Name, revision)
+		}
+		found = cr
+	}
+	return found, nil
+}
+
+// guardCacheKey identifies one custody answer. The custody version annotation
+// changes whenever Keyward writes a new record for the Secret, so a new
+// issuance never reuses a stale answer.
+type guardCacheKey struct {
+	namespace, name, version string
+}
+
+type guardCacheEntry struct {
+	meta    *scrubber.Metadata // nil: no record
+	expires time.Time
+}
+
+// custody returns the custody record's metadata for s (nil if there is
+// none), from the TTL cache or the store.
+func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scrubber.Metadata, error) {
+	key := guardCacheKey{namespace: s.Namespace, name: s.Name, version: s.Annotations[scrubber.AnnotationCustodyVersion]}
+	now := g.clock.Now()
+	if g.ttl > 0 {
+		g.mu.Lock()
+		e, ok := g.cache[key]
+		g.mu.Unlock()
+		if ok && now.Before(e.expires) {
+			g.lookups.WithLabelValues(GuardLookupCacheHit).Inc()
+			return guardCopyMeta(e.meta), nil
+		}
+	}
+	meta, err := g.store.Metadata(ctx, s.Namespace, s.Name)
+	var found *scrubber.Metadata
+	switch {
+	case errors.Is(err, scrubber.ErrNotFound):
+	case err != nil:
+		g.lookups.WithLabelValues(GuardLookupError).Inc()
+		return nil, fmt.Errorf("reading custody metadata for secret %s/%s: %w", s.Namespace, s.Name, err)
+	default:
+		found = &meta
+	}
+	g.lookups.WithLabelValues(GuardLookupStore).Inc()
+	if g.ttl > 0 {
+		g.remember(key, found, now)
+	}
+	return guardCopyMeta(found), nil
+}
+
+func (g *CertificateGuard) remember(key guardCacheKey, meta *scrubber.Metadata, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.cache) >= g.cacheSize {
+		for k, e := range g.cache {
+			if !now.Before(e.expires) {
+				delete(g.cache, k)
+			}
+		}
+		if len(g.cache) >= g.cacheSize {
+			// Everything is fresh and the cache is full: start over rather
+			// than grow. Costs one store read per Secret seen again.
+			clear(g.cache)
+		}
+	}
+	g.cache[key] = guardCacheEntry{meta: meta, expires: now.Add(g.ttl)}
+}
+
+func guardCopyMeta(m *scrubber.Metadata) *scrubber.Metadata {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	return &c
+}
