@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Copyright 2026 The Keyward Authors.
+# SPDX-License-Identifier: Apache-2.0
+#
+# Configures a Vault for Keyward, idempotently (re-running converges):
+#   - PKI: root CA mount "pki", intermediate "pki_int" signed by it, roles
+#     "keyward" (Keyward's issuer) and "cert-manager" (baseline issuer);
+#   - KV v2 "custody" with a bounded version history;
+#   - a file audit device;
+#   - the ACL policies in this directory (*.hcl), one per component;
+#   - Kubernetes auth with a reviewer ServiceAccount bound to
+#     system:auth-delegator, and one role per Keyward component.
+#
+# Requires: vault, kubectl (a context for the target cluster), jq, openssl.
+# Environment:
+#   VAULT_ADDR, VAULT_TOKEN      admin access to Vault (required)
+#   KUBERNETES_HOST              apiserver URL as Vault reaches it (required)
+#   KUBERNETES_CA_FILE           apiserver CA PEM (default: from the kubectl context)
+#   KUBERNETES_AUTH_MOUNT        auth mount name (default kubernetes)
+#   KEYWARD_NAMESPACE            Keyward's namespace (default keyward-system)
+#   KEYWARD_SERVICE_ACCOUNT      Keyward's ServiceAccount (default keyward)
+#   CERT_MANAGER_NAMESPACE       (default cert-manager)
+#   CERT_MANAGER_SERVICE_ACCOUNT (default cert-manager)
+#   PKI_DOMAINS                  comma-separated domains the roles may sign (default example.com)
+#   PKI_ROLE_MAX_TTL             longest certificate the roles sign (default 2160h)
+#   CUSTODY_MAX_VERSIONS         versions kept per custody record (default 5)
+#   AUDIT_FILE                   audit log path on the Vault server (default /vault/logs/audit.log)
+#   ROOT_CA_MODE                 "internal" (default): generate the root in Vault.
+#                                "external": never create a root; sign the
+#                                intermediate CSR offline and import it (see README).
+#   CONSUMER_NAMESPACE, CONSUMER_SERVICE_ACCOUNT
+#                                example consumer role bound to keyward-consumer (default demo/demo-consumer)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+: "${VAULT_ADDR:?set VAULT_ADDR}"
+: "${VAULT_TOKEN:?set VAULT_TOKEN}"
+: "${KUBERNETES_HOST:?set KUBERNETES_HOST to the apiserver URL as Vault reaches it}"
+auth_mount="${KUBERNETES_AUTH_MOUNT:-kubernetes}"
+kw_ns="${KEYWARD_NAMESPACE:-keyward-system}"
+kw_sa="${KEYWARD_SERVICE_ACCOUNT:-keyward}"
+cm_ns="${CERT_MANAGER_NAMESPACE:-cert-manager}"
+cm_sa="${CERT_MANAGER_SERVICE_ACCOUNT:-cert-manager}"
+domains="${PKI_DOMAINS:-example.com}"
+role_max_ttl="${PKI_ROLE_MAX_TTL:-2160h}"
+max_versions="${CUSTODY_MAX_VERSIONS:-5}"
+audit_file="${AUDIT_FILE:-/vault/logs/audit.log}"
+root_mode="${ROOT_CA_MODE:-internal}"
+consumer_ns="${CONSUMER_NAMESPACE:-demo}"
+consumer_sa="${CONSUMER_SERVICE_ACCOUNT:-demo-consumer}"
+reviewer_ns="${kw_ns}"
+reviewer_sa="vault-token-reviewer"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# mounted <type-prefix: secrets|auth|audit> <path>: is something mounted there?
+mounted() {
+  local kind="$1" path="$2"
+  case "${kind}" in
+    secrets) vault secrets list -format=json | jq -e --arg p "${path}/" 'has($p)' >/dev/null ;;
+    auth) vault auth list -format=json | jq -e --arg p "${path}/" 'has($p)' >/dev/null ;;
+    audit) vault audit list -format=json 2>/dev/null | jq -e --arg p "${path}/" 'has($p)' >/dev/null ;;
+  esac
+}
+
+# --- PKI ------------------------------------------------------------------
+if ! mounted secrets pki; then
+  log "enabling root PKI at pki/"
+  vault secrets enable -path=pki pki
+fi
+vault secrets tune -max-lease-ttl=87600h pki >/dev/null
+
+if [[ "${root_mode}" == "internal" ]]; then
+  if ! vault read -format=json pki/cert/ca 2>/dev/null | jq -e '.data.certificate | length > 0' >/dev/null; then
+    # A root generated inside Vault is convenient for trials. In production
+    # the root's key should never be online: use ROOT_CA_MODE=external.
+    log "generating root CA in pki/ (internal; see README for an offline root)"
+    vault write -format=json pki/root/generate/internal \
+      common_name="Keyward Root CA" issuer_name="root" key_type=ec key_bits=384 ttl=87600h >/dev/null
+  fi
+fi
+
+if ! mounted secrets pki_int; then
+  log "enabling intermediate PKI at pki_int/"
+  vault secrets enable -path=pki_int pki
+fi
+vault secrets tune -max-lease-ttl=43800h pki_int >/dev/null
+
+if ! vault read -format=json pki_int/cert/ca 2>/dev/null | jq -e '.data.certificate | length > 0' >/dev/null; then
+  log "creating the intermediate CA"
+  csr="$(vault write -format=json pki_int/intermediate/generate/internal \
+    common_name="Keyward Intermediate CA" issuer_name="intermediate" key_type=ec key_bits=256 | jq -r .data.csr)"
+  if [[ "${root_mode}" == "internal" ]]; then
+    signed="$(vault write -format=json pki/root/sign-intermediate csr="${csr}" format=pem_bundle ttl=43800h | jq -r .data.certificate)"
+    vault write pki_int/intermediate/set-signed certificate="${signed}" >/dev/null
+  else
+    printf '%s\n' "${csr}" >pki_int.csr
+    log "ROOT_CA_MODE=external: sign pki_int.csr with your offline root, then run:"
+    log "  vault write pki_int/intermediate/set-signed certificate=@signed-chain.pem"
+    log "and re-run this script."
+    exit 3
+  fi
+fi
+vault write pki_int/config/urls \
+  issuing_certificates="${VAULT_ADDR}/v1/pki_int/ca" \
+  crl_distribution_points="${VAULT_ADDR}/v1/pki_int/crl" >/dev/null
+
+for role in keyward cert-manager; do
+  # Both roles are used through sign/<role> only: the CSR's key type decides
+  # (key_type=any), and the private key never reaches Vault's PKI.
+  vault write "pki_int/roles/${role}" \
+    allowed_domains="${domains}" allow_subdomains=true allow_bare_domains=true \
+    allow_localhost=false allow_ip_sans=false enforce_hostnames=true \
+    require_cn=false key_type=any max_ttl="${role_max_ttl}" \
+    server_flag=true client_flag=false >/dev/null
+done
+
+# --- Custody KV -----------------------------------------------------------
+if ! mounted secrets custody; then
+  log "enabling KV v2 at custody/"
+  vault secrets enable -path=custody -version=2 kv
+fi
+# A few versions survive a re-issue, so the previous key is not lost at once.
+# cas_required stays off: Keyward uses check-and-set on its own writes.
+vault write custody/config max_versions="${max_versions}" >/dev/null
+
+# --- Audit ----------------------------------------------------------------
+if ! mounted audit file; then
+  log "enabling the file audit device at ${audit_file}"
+  vault audit enable file file_path="${audit_file}"
+fi
+
+# --- Policies -------------------------------------------------------------
+for f in "${here}"/*.hcl; do
+  name="$(basename "${f}" .hcl)"
+  vault policy write "${name}" "${f}" >/dev/null
+  log "policy ${name}"
+done
+
+# --- Kubernetes auth ------------------------------------------------------
+log "reviewer ServiceAccount ${reviewer_ns}/${reviewer_sa} (system:auth-delegator)"
+kubectl get namespace "${reviewer_ns}" >/dev/null 2>&1 || kubectl create namespace "${reviewer_ns}"
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: ${reviewer_sa}
+  namespace: ${reviewer_ns}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: ${reviewer_sa}-token
+  namespace: ${reviewer_ns}
+  annotations:
+    kubernetes.io/service-account.name: ${reviewer_sa}
+type: kubernetes.io/service-account-token
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: vault-token-reviewer
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:auth-delegator
+subjects:
+  - kind: ServiceAccount
+    name: ${reviewer_sa}
+    namespace: ${reviewer_ns}
+EOF
+reviewer_jwt=""
+for _ in $(seq 1 30); do
+  reviewer_jwt="$(kubectl -n "${reviewer_ns}" get secret "${reviewer_sa}-token" -o jsonpath='{.data.token}' | base64 -d || true)"
+  [[ -n "${reviewer_jwt}" ]] && break
+  sleep 1
+done
+[[ -n "${reviewer_jwt}" ]] || { echo "the token controller did not fill ${reviewer_sa}-token" >&2; exit 1; }
+
+if [[ -n "${KUBERNETES_CA_FILE:-}" ]]; then
+  k8s_ca="$(cat "${KUBERNETES_CA_FILE}")"
+else
+  k8s_ca="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d)"
+fi
+
+if ! mounted auth "${auth_mount}"; then
+  log "enabling Kubernetes auth at auth/${auth_mount}/"
+  vault auth enable -path="${auth_mount}" kubernetes
+fi
+vault write "auth/${auth_mount}/config" \
+  kubernetes_host="${KUBERNETES_HOST}" \
+  kubernetes_ca_cert="${k8s_ca}" \
+  token_reviewer_jwt="${reviewer_jwt}" \
+  disable_local_ca_jwt=true >/dev/null
+
+# k8s_role <name> <sa> <namespace> <policy>: short-lived tokens, audience vault.
+k8s_role() {
+  vault write "auth/${auth_mount}/role/$1" \
+    bound_service_account_names="$2" \
+    bound_service_account_namespaces="$3" \
+    audience=vault \
+    token_policies="$4" \
+    token_ttl=15m token_max_ttl=1h >/dev/null
+  log "kubernetes auth role $1 -> $3/$2 ($4)"
+}
+k8s_role keyward-issuer "${kw_sa}" "${kw_ns}" keyward-issuer
+k8s_role keyward-custody-writer "${kw_sa}" "${kw_ns}" keyward-custody-writer
+k8s_role keyward-guard "${kw_sa}" "${kw_ns}" keyward-guard
+k8s_role cert-manager "${cm_sa}" "${cm_ns}" cert-manager-baseline
+# Example consumer: copy per workload and narrow keyward-consumer.hcl.
+k8s_role keyward-consumer "${consumer_sa}" "${consumer_ns}" keyward-consumer
+
+log "done. Root CA (distribute to clients):"
+vault read -field=certificate pki/cert/ca 2>/dev/null || log "(root is external)"
