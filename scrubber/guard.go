@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -158,6 +159,12 @@ type GuardInput struct {
 	// CurrentRequest is the CertificateRequest for New's status.revision
 	// (cert-manager's "current" request), nil if there is none.
 	CurrentRequest *cmapi.CertificateRequest
+	// Requests are the CertificateRequests controlled by the Certificate
+	// (optional). They matter only in strict mode without a CurrentRequest
+	// (typically a first issuance, before status.revision is set): the
+	// newest one whose CSR holds the key in custody stands in for the
+	// current request, since there is no tls.crt to fall back on.
+	Requests []*cmapi.CertificateRequest
 	// Now is the decision time (an injected clock).
 	Now time.Time
 }
@@ -479,13 +486,17 @@ func guardCheckChain(in GuardInput, view guardCertView) (*guardFinding, string) 
 	// the same key.
 	var pub crypto.PublicKey
 	var csr *x509.CertificateRequest
-	if in.CurrentRequest != nil {
+	current := in.CurrentRequest
+	if current == nil && view.strict {
+		current, csr = guardRequestForKey(in.Requests, view.keySHA256)
+	}
+	if current != nil && csr == nil {
 		var err error
-		csr, err = pki.DecodeX509CertificateRequestBytes(in.CurrentRequest.Spec.Request)
+		csr, err = pki.DecodeX509CertificateRequestBytes(current.Spec.Request)
 		if err != nil {
 			return &guardFinding{
 				reason:  cmReasonInvalidCertificateRequest,
-				message: fmt.Sprintf("Current CertificateRequest %q does not decode: %v", in.CurrentRequest.Name, err),
+				message: fmt.Sprintf("Current CertificateRequest %q does not decode: %v", current.Name, err),
 			}, ""
 		}
 	}
@@ -495,7 +506,7 @@ func guardCheckChain(in GuardInput, view guardCertView) (*guardFinding, string) 
 	case csr != nil && guardSPKISHA256(csr.RawSubjectPublicKeyInfo) == view.keySHA256:
 		pub = csr.PublicKey
 	case csr == nil:
-		return nil, "strict mode without a current CertificateRequest: the key type and the spec cannot be checked on public data"
+		return nil, "strict mode without a CertificateRequest for the key in custody: the key type and the spec cannot be checked on public data"
 	}
 
 	if pub != nil {
@@ -510,12 +521,12 @@ func guardCheckChain(in GuardInput, view guardCertView) (*guardFinding, string) 
 		if guardSPKISHA256(csr.RawSubjectPublicKeyInfo) != view.keySHA256 {
 			return &guardFinding{
 				reason:  GuardReasonSecretMismatch,
-				message: fmt.Sprintf("Key pair held in Vault does not match the current CertificateRequest %q", in.CurrentRequest.Name),
+				message: fmt.Sprintf("Key pair held in Vault does not match the current CertificateRequest %q", current.Name),
 			}, ""
 		}
 		// As cert-manager does, a request that cannot be compared does not
 		// trigger a re-issuance on its own.
-		if violations, err := pki.RequestMatchesSpec(in.CurrentRequest, crt.Spec); err == nil && len(violations) > 0 {
+		if violations, err := pki.RequestMatchesSpec(current, crt.Spec); err == nil && len(violations) > 0 {
 			return &guardFinding{
 				reason:  cmReasonRequestChanged,
 				message: fmt.Sprintf("Fields on existing CertificateRequest resource not up to date: %v", violations),
@@ -531,6 +542,33 @@ func guardCheckChain(in GuardInput, view guardCertView) (*guardFinding, string) 
 		}, ""
 	}
 	return nil, ""
+}
+
+// guardRequestForKey returns the request with the highest revision among
+// those whose CSR carries the key with the given fingerprint, and its CSR.
+func guardRequestForKey(reqs []*cmapi.CertificateRequest, keySHA256 string) (*cmapi.CertificateRequest, *x509.CertificateRequest) {
+	var (
+		best     *cmapi.CertificateRequest
+		bestCSR  *x509.CertificateRequest
+		bestRevN = -1
+	)
+	for _, r := range reqs {
+		if r == nil {
+			continue
+		}
+		csr, err := pki.DecodeX509CertificateRequestBytes(r.Spec.Request)
+		if err != nil || guardSPKISHA256(csr.RawSubjectPublicKeyInfo) != keySHA256 {
+			continue
+		}
+		rev, err := strconv.Atoi(r.Annotations[cmapi.CertificateRequestRevisionAnnotationKey])
+		if err != nil {
+			rev = 0
+		}
+		if rev > bestRevN {
+			best, bestCSR, bestRevN = r, csr, rev
+		}
+	}
+	return best, bestCSR
 }
 
 func guardSPKISHA256(spki []byte) string {

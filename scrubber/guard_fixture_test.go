@@ -40,6 +40,8 @@ type guardFix struct {
 	secret *corev1.Secret
 	meta   Metadata
 	cr     *cmapi.CertificateRequest
+	// otherCSR asks for the same names with another key.
+	otherCSR []byte
 }
 
 // guardTestNow is a random base time, logged so a failure can be replayed.
@@ -188,7 +190,8 @@ func newGuardFix(t testing.TB, now time.Time, key crypto.Signer, keyAlg cmapi.Pr
 			IssuerRef: issuerRef,
 		},
 	}
-	return &guardFix{now: now, key: key, cert: cert, crt: crt, secret: secret, meta: meta, cr: cr}
+	otherCSR := guardTestCSR(t, guardTestECKey(t, elliptic.P256()), names)
+	return &guardFix{now: now, key: key, cert: cert, crt: crt, secret: secret, meta: meta, cr: cr, otherCSR: otherCSR}
 }
 
 // makeStrict turns the Secret into a strict-mode placeholder: no tls.crt,

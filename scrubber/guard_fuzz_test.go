@@ -101,11 +101,14 @@ func FuzzDecideGuard(f *testing.F) {
 		if len(request) > 0 {
 			cr.Spec.Request = request
 		}
+		var reqs []*cmapi.CertificateRequest
 		if dropCR {
-			cr = nil
+			// No current request; in strict mode the same request may still
+			// be found among the Certificate's requests by its key.
+			cr, reqs = nil, []*cmapi.CertificateRequest{cr}
 		}
 		meta := base.meta
-		in := GuardInput{Old: old, New: newCrt, Secret: secret, Custody: &meta, CurrentRequest: cr, Now: now}
+		in := GuardInput{Old: old, New: newCrt, Secret: secret, Custody: &meta, CurrentRequest: cr, Requests: reqs, Now: now}
 		before := guardCopyInput(in)
 
 		d := DecideGuard(in)

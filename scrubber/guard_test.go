@@ -485,6 +485,60 @@ func TestDecideGuard(t *testing.T) {
 			wantOutcome: GuardPass, wantReason: GuardDecisionUnverifiable,
 		},
 		{
+			name:  "strict mode first issuance: the request that carries the key stands in for the current one",
+			setup: func(_ *testing.T, f *guardFix) { f.makeStrict() },
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				c.Status.Revision = nil
+				readyRedacted(c, f.now)
+			},
+			adjust: func(f *guardFix, in *GuardInput) {
+				other := f.cr.DeepCopy()
+				other.Name, other.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] = "web-2", "2"
+				other.Spec.Request = f.otherCSR
+				in.CurrentRequest, in.Requests = nil, []*cmapi.CertificateRequest{other, nil, f.cr}
+			},
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantKeptReady},
+		},
+		{
+			name:  "strict mode: the request for the key is checked against the spec",
+			setup: func(_ *testing.T, f *guardFix) { f.makeStrict(); f.crt.Spec.DNSNames = []string{"new.example.com"} },
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				issuingRedacted(c, f.now)
+			},
+			adjust: func(f *guardFix, in *GuardInput) {
+				in.CurrentRequest, in.Requests = nil, []*cmapi.CertificateRequest{f.cr}
+			},
+			wantOutcome: GuardPassRewritten, wantReason: "RequestChanged",
+		},
+		{
+			name:  "strict mode: requests for other keys only cannot verify",
+			setup: func(_ *testing.T, f *guardFix) { f.makeStrict() },
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				issuingRedacted(c, f.now)
+			},
+			adjust: func(f *guardFix, in *GuardInput) {
+				other := f.cr.DeepCopy()
+				other.Spec.Request = f.otherCSR
+				junk := f.cr.DeepCopy()
+				junk.Spec.Request = []byte("junk")
+				in.CurrentRequest, in.Requests = nil, []*cmapi.CertificateRequest{other, junk}
+			},
+			wantOutcome: GuardPass, wantReason: GuardDecisionUnverifiable,
+		},
+		{
+			name:  "outside strict mode other requests are not consulted",
+			setup: func(_ *testing.T, f *guardFix) { f.crt.Spec.DNSNames = []string{"web.example.com", "new.example.com"} },
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				issuingRedacted(c, f.now)
+			},
+			adjust: func(f *guardFix, in *GuardInput) {
+				// The fuzzy tls.crt check decides (SecretMismatch), not RequestChanged.
+				in.CurrentRequest, in.Requests = nil, []*cmapi.CertificateRequest{f.cr}
+			},
+			wantOutcome: GuardPassRewritten, wantReason: GuardReasonSecretMismatch,
+		},
+		{
 			name: "strict mode with a current request for another key: SecretMismatch",
 			setup: func(t *testing.T, f *guardFix) {
 				f.makeStrict()
@@ -596,6 +650,12 @@ func guardCopyInput(in GuardInput) GuardInput {
 	}
 	if in.CurrentRequest != nil {
 		out.CurrentRequest = in.CurrentRequest.DeepCopy()
+	}
+	if in.Requests != nil {
+		out.Requests = make([]*cmapi.CertificateRequest, len(in.Requests))
+		for i, r := range in.Requests {
+			out.Requests[i] = r.DeepCopy()
+		}
 	}
 	if in.Custody != nil {
 		m := *in.Custody

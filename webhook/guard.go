@@ -277,7 +277,7 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 			return g.failOpen(log, err)
 		}
 		if in.Custody != nil {
-			if in.CurrentRequest, err = g.currentRequest(ctx, &newCrt); err != nil {
+			if in.CurrentRequest, in.Requests, err = g.requests(ctx, &newCrt); err != nil {
 				return g.failOpen(log, err)
 			}
 		}
@@ -334,30 +334,34 @@ func (g *CertificateGuard) secret(ctx context.Context, namespace, name string) (
 	return &s, nil
 }
 
-// currentRequest finds cert-manager's "current" CertificateRequest: the one
-// controlled by crt whose revision annotation is crt's status.revision. More
-// than one is an error (cert-manager itself refuses to proceed then).
-func (g *CertificateGuard) currentRequest(ctx context.Context, crt *cmapi.Certificate) (*cmapi.CertificateRequest, error) {
-	if crt.Status.Revision == nil {
-		return nil, nil
-	}
+// requests returns the CertificateRequests controlled by crt and, among
+// them, cert-manager's "current" one: the request whose revision annotation
+// is crt's status.revision. More than one current request is an error
+// (cert-manager itself refuses to proceed then).
+func (g *CertificateGuard) requests(ctx context.Context, crt *cmapi.Certificate) (*cmapi.CertificateRequest, []*cmapi.CertificateRequest, error) {
 	var list cmapi.CertificateRequestList
 	if err := g.reader.List(ctx, &list, client.InNamespace(crt.Namespace)); err != nil {
-		return nil, fmt.Errorf("listing certificaterequests in %s from the cache: %w", crt.Namespace, err)
+		return nil, nil, fmt.Errorf("listing certificaterequests in %s from the cache: %w", crt.Namespace, err)
 	}
-	revision := strconv.Itoa(*crt.Status.Revision)
-	var found *cmapi.CertificateRequest
+	var (
+		current *cmapi.CertificateRequest
+		owned   []*cmapi.CertificateRequest
+	)
 	for i := range list.Items {
 		cr := &list.Items[i]
-		if !metav1.IsControlledBy(cr, crt) || cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] != revision {
+		if !metav1.IsControlledBy(cr, crt) {
 			continue
 		}
-		if found != nil {
-			return nil, fmt.Errorf("certificate %s/%s has several CertificateRequests for revision %s", crt.Namespace, crt.Name, revision)
+		owned = append(owned, cr)
+		if crt.Status.Revision == nil || cr.Annotations[cmapi.CertificateRequestRevisionAnnotationKey] != strconv.Itoa(*crt.Status.Revision) {
+			continue
 		}
-		found = cr
+		if current != nil {
+			return nil, nil, fmt.Errorf("certificate %s/%s has several CertificateRequests for revision %d", crt.Namespace, crt.Name, *crt.Status.Revision)
+		}
+		current = cr
 	}
-	return found, nil
+	return current, owned, nil
 }
 
 // guardCacheKey identifies one custody answer. The custody version annotation

@@ -394,6 +394,27 @@ func TestCertificateGuardHandle(t *testing.T) {
 			}},
 		},
 		{
+			name: "strict mode first issuance (no status.revision yet): the request for the key is used",
+			setup: func(t *testing.T, f *ghFixture) (client.Reader, []GuardOption) {
+				f.crt.Status.Revision, f.crt.Status.NotBefore, f.crt.Status.NotAfter, f.crt.Status.RenewalTime = nil, nil, nil, nil
+				f.crt.Status.Conditions = nil
+				ghSetCond(f.crt, f.now, cmapi.CertificateConditionReady, cmmeta.ConditionFalse, "DoesNotExist", "Issuing certificate as Secret does not exist")
+				f.secret.Data[corev1.TLSCertKey] = []byte{}
+				f.secret.Annotations[scrubber.AnnotationNotBefore] = f.meta.NotBefore.Format(time.RFC3339)
+				f.secret.Annotations[scrubber.AnnotationNotAfter] = f.meta.NotAfter.Format(time.RFC3339)
+				return nil, nil
+			},
+			mutate: func(f *ghFixture, c *cmapi.Certificate) { f.readyMissingData(c) },
+			want: result{decision: GuardDecisionVeto, patched: true, check: func(t *testing.T, f *ghFixture, out *cmapi.Certificate) {
+				if c := ghCond(out, cmapi.CertificateConditionReady); c == nil || c.Status != cmmeta.ConditionTrue {
+					t.Fatalf("Ready = %+v, want True", c)
+				}
+				if out.Status.NotAfter == nil || !out.Status.NotAfter.Time.Equal(f.meta.NotAfter) || out.Status.RenewalTime == nil {
+					t.Fatalf("times = %v / %v, want notAfter %s and a renewal time", out.Status.NotAfter, out.Status.RenewalTime, f.meta.NotAfter)
+				}
+			}},
+		},
+		{
 			name: "requests of other revisions or owners are ignored",
 			setup: func(t *testing.T, f *ghFixture) (client.Reader, []GuardOption) {
 				stale := f.cr.DeepCopy()
