@@ -1,0 +1,188 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package scrubber_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/keyward-io/keyward/e2e/framework"
+	"github.com/keyward-io/keyward/scrubber"
+)
+
+// writerStore returns a VaultKV authenticated with a token that carries only
+// the keyward-custody-writer policy, as in production.
+func writerStore(t *testing.T, v *framework.Vault, timeout time.Duration) (*scrubber.VaultKV, *vaultapi.Client) {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := v.TokenForPolicies(ctx, framework.PolicyCustodyWriter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.MaxRetries = 0
+	c, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(tok)
+	s, err := scrubber.NewVaultKV(c, scrubber.VaultKVOptions{Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+func planRecord(t *testing.T) scrubber.Record {
+	t.Helper()
+	p, err := scrubber.Plan(scrubber.ScrubTestSecret(t), scrubber.PlanOptions{Now: time.Now(), By: scrubber.ByWebhook, Path: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Record
+}
+
+// TestVaultKVIntegration runs the custody store against the real Vault dev
+// server with the production mount layout and policies.
+func TestVaultKVIntegration(t *testing.T) {
+	v := framework.VaultForTest(t)
+	root, err := v.RootClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, writer := writerStore(t, v, 5*time.Second)
+	ctx := context.Background()
+	rec := planRecord(t)
+	const dataPath = "custody/data/tls/team-a/web-tls"
+
+	if got := store.Path("team-a", "web-tls"); got != "custody/tls/team-a/web-tls" {
+		t.Errorf("Path = %q", got)
+	}
+	if _, err := store.Metadata(ctx, "team-a", "web-tls"); !errors.Is(err, scrubber.ErrNotFound) {
+		t.Fatalf("Metadata before Put: %v, want ErrNotFound", err)
+	}
+
+	v1, err := store.Put(ctx, rec, 0)
+	if err != nil || v1 != 1 {
+		t.Fatalf("Put = %d, %v", v1, err)
+	}
+	md, err := store.Metadata(ctx, "team-a", "web-tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rec.Meta
+	want.Version = 1
+	if !md.NotBefore.Equal(want.NotBefore) || !md.NotAfter.Equal(want.NotAfter) {
+		t.Errorf("validity %v..%v, want %v..%v", md.NotBefore, md.NotAfter, want.NotBefore, want.NotAfter)
+	}
+	md.NotBefore, md.NotAfter, want.NotBefore, want.NotAfter = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	if md != want {
+		t.Errorf("Metadata = %+v\nwant %+v", md, want)
+	}
+
+	// The data is in Vault as written (read with root: the writer cannot).
+	sec, err := root.KVv2("custody").Get(ctx, "tls/team-a/web-tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec.Data["tls.key"] != string(rec.Key) || sec.Data["tls.crt"] != string(rec.Certificate) || sec.Data["ca.crt"] != string(rec.CA) {
+		t.Errorf("custody data differs from the record")
+	}
+	if sec.VersionMetadata.Version != 1 {
+		t.Errorf("version %d", sec.VersionMetadata.Version)
+	}
+	meta, err := root.KVv2("custody").GetMetadata(ctx, "tls/team-a/web-tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.MaxVersions != scrubber.DefaultCustodyMaxVersions {
+		t.Errorf("max_versions = %d", meta.MaxVersions)
+	}
+
+	t.Run("writer cannot read key data", func(t *testing.T) {
+		_, err := writer.Logical().ReadWithContext(ctx, dataPath)
+		var re *vaultapi.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
+			t.Fatalf("reading %s with the writer token: %v, want 403", dataPath, err)
+		}
+	})
+
+	t.Run("check-and-set", func(t *testing.T) {
+		for _, cas := range []int{0, 7} {
+			if _, err := store.Put(ctx, rec, cas); !errors.Is(err, scrubber.ErrConflict) {
+				t.Errorf("Put cas=%d: %v, want ErrConflict", cas, err)
+			}
+		}
+		v2, err := store.Put(ctx, rec, 1)
+		if err != nil || v2 != 2 {
+			t.Fatalf("Put cas=1 = %d, %v", v2, err)
+		}
+	})
+
+	t.Run("metadata not describing the current version", func(t *testing.T) {
+		// A data write without its metadata (an interrupted Put).
+		if _, err := root.Logical().WriteWithContext(ctx, dataPath, map[string]any{"data": map[string]any{"tls.key": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+		md, err := store.Metadata(ctx, "team-a", "web-tls")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if md != (scrubber.Metadata{Version: 3}) {
+			t.Errorf("Metadata = %+v, want only Version 3", md)
+		}
+	})
+
+	t.Run("deleted current version", func(t *testing.T) {
+		if err := root.KVv2("custody").Delete(ctx, "tls/team-a/web-tls"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Metadata(ctx, "team-a", "web-tls"); !errors.Is(err, scrubber.ErrNotFound) {
+			t.Fatalf("Metadata after soft delete: %v, want ErrNotFound", err)
+		}
+		// "Must not exist yet" treats a deleted record as absent, so a re-issue can write.
+		v4, err := store.Put(ctx, rec, 0)
+		if err != nil || v4 != 4 {
+			t.Fatalf("Put cas=0 over deleted version = %d, %v", v4, err)
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		if err := store.Delete(ctx, "team-a", "web-tls"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Metadata(ctx, "team-a", "web-tls"); !errors.Is(err, scrubber.ErrNotFound) {
+			t.Fatalf("Metadata after Delete: %v, want ErrNotFound", err)
+		}
+		if v, err := store.Put(ctx, rec, 0); err != nil || v != 1 {
+			t.Fatalf("Put after Delete = %d, %v", v, err)
+		}
+	})
+
+	t.Run("bounded timeout", func(t *testing.T) {
+		short, _ := writerStore(t, v, 500*time.Millisecond)
+		if err := v.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := v.Resume(); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		start := time.Now()
+		_, err := short.Put(ctx, rec, -1)
+		if err == nil || errors.Is(err, scrubber.ErrConflict) {
+			t.Fatalf("Put against a stopped Vault: %v", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("Put took %v with a 500ms timeout", d)
+		}
+	})
+}
