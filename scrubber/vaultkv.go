@@ -180,14 +180,19 @@ func (s *VaultKV) putData(ctx context.Context, rec Record, cas int) (int, error)
 }
 
 func (s *VaultKV) putMetadata(ctx context.Context, namespace, name string, m Metadata, version int) error {
-	custom := map[string]string{
+	// Vault rejects empty custom metadata values; absent means empty.
+	custom := map[string]string{metaVersion: strconv.Itoa(version)}
+	for k, v := range map[string]string{
 		metaCertificate: m.CertificateName,
 		metaIssuerName:  m.IssuerName,
 		metaIssuerKind:  m.IssuerKind,
 		metaIssuerGroup: m.IssuerGroup,
 		metaSerial:      m.Serial,
 		metaKeySHA256:   m.KeySHA256,
-		metaVersion:     strconv.Itoa(version),
+	} {
+		if v != "" {
+			custom[k] = v
+		}
 	}
 	if !m.NotBefore.IsZero() {
 		custom[metaNotBefore] = m.NotBefore.UTC().Format(time.RFC3339)

@@ -166,6 +166,19 @@ func TestVaultKVIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("empty issuer annotations", func(t *testing.T) {
+		r := planRecord(t)
+		r.Name = "no-issuer"
+		r.Meta.IssuerName, r.Meta.IssuerKind, r.Meta.IssuerGroup = "", "", ""
+		if _, err := store.Put(ctx, r, 0); err != nil {
+			t.Fatal(err)
+		}
+		md, err := store.Metadata(ctx, "team-a", "no-issuer")
+		if err != nil || md.KeySHA256 != r.Meta.KeySHA256 || md.IssuerName != "" {
+			t.Fatalf("Metadata = %+v, %v", md, err)
+		}
+	})
+
 	t.Run("bounded timeout", func(t *testing.T) {
 		short, _ := writerStore(t, v, 500*time.Millisecond)
 		if err := v.Pause(); err != nil {

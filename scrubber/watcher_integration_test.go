@@ -63,7 +63,12 @@ func TestWatcherIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	log, err := env.Logger("keyward-watcher", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mgr, err := ctrl.NewManager(env.RESTConfig, ctrl.Options{
+		Logger:                 log,
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
