@@ -69,7 +69,8 @@ func startCertManager(ctx context.Context, env *envtest.Environment, dir string,
 		return nil, err
 	}
 	log := crzap.New(crzap.WriteTo(logFile), crzap.UseDevMode(false), crzap.Level(levelDebug(2)))
-	runCtx, cancel := context.WithCancel(logr.NewContext(ctx, log))
+	// The controllers outlive the start-up context (which bounds only start-up).
+	runCtx, cancel := context.WithCancel(logr.NewContext(context.WithoutCancel(ctx), log))
 	cm := &certManager{cancel: cancel, logFile: logFile}
 
 	opts := cmcontroller.ContextOptions{
