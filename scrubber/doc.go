@@ -8,14 +8,13 @@
 // Decisions this package owns:
 //
 //   - What moves (Plan, pure): tls.key (emptied, the Secret type requires the
-//     entry), and the other key-bearing entries, which are removed: key.der
-//     and tls-combined.pem (additionalOutputFormats), keystore.jks and
-//     keystore.p12 (their password is in another Secret, so they are key
-//     material). Truststores, tls.crt and ca.crt stay, except in strict mode,
-//     where the certificates move too and their validity stays in
-//     annotations. Invalid input (malformed or encrypted PEM, a key without a
-//     certificate, a mismatched pair) is refused with an error naming the
-//     Secret; nothing is moved.
+//     entry); tls.crt and ca.crt stay, except in strict mode, where they move
+//     too and their validity stays in annotations. Secrets whose other
+//     entries hold key material (key.der, tls-combined.pem with a key,
+//     keystore.jks, keystore.p12) are refused: cert-manager cannot re-derive
+//     them from an emptied key and would fail or loop. Invalid input
+//     (malformed or encrypted PEM, a key without a certificate, a mismatched
+//     pair) is refused too, with an error naming the Secret; nothing moves.
 //   - Order (Scrubber): custody write with check-and-set against the record's
 //     current version first; the placeholder only once the store confirmed.
 //     Dry-run requests plan (so they fail as a real request would) but

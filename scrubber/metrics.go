@@ -15,8 +15,6 @@ import (
 const (
 	// ResultScrubbed: key moved to custody and the Secret redacted.
 	ResultScrubbed = "scrubbed"
-	// ResultStripped: key-bearing extras removed from a placeholder.
-	ResultStripped = "stripped"
 	// ResultAlreadyScrubbed: placeholder seen again; nothing to do.
 	ResultAlreadyScrubbed = "already_scrubbed"
 	// ResultDryRun: plan computed for a dry-run request; nothing written.

@@ -15,6 +15,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,18 +42,25 @@ const (
 
 // Data keys of a kubernetes.io/tls Secret written by cert-manager.
 //
-// Key-bearing entries are removed from the Secret (KeyBearingDataKeys):
-//   - tls.key itself is kept but emptied, because the kubernetes.io/tls type
-//     requires the key to exist;
+// Key material can sit in:
+//   - tls.key: moved to custody and emptied (the kubernetes.io/tls type
+//     requires the entry to exist);
 //   - key.der and tls-combined.pem (Certificate.spec.additionalOutputFormats)
-//     are the same key in other encodings;
-//   - keystore.jks and keystore.p12 (spec.keystores) hold the key, encrypted
-//     only with a password that lives in another Secret, so they count as key
-//     material.
+//     and keystore.jks / keystore.p12 (spec.keystores, encrypted only with a
+//     password that lives in another Secret).
 //
-// truststore.jks and truststore.p12 hold only CA certificates; they stay, as
-// do tls.crt and ca.crt outside strict mode. Consumers that need a keystore
-// build it from the custody record. The custody record holds PEM only.
+// The extras are refused, not removed: cert-manager re-derives them from
+// tls.key whenever they differ from what the Certificate asks for
+// (post-issuance re-sync), and from an emptied tls.key it cannot: DER output
+// fails, keystores fail to encode, and a removed combined PEM comes back on
+// every re-sync. A clear denial ("remove additionalOutputFormats/keystores")
+// beats an endless repair loop; consumers that need those formats build them
+// from the custody record. tls-combined.pem counts as key material only when
+// it holds a private key: after redaction cert-manager writes it with the
+// empty key, i.e. the certificate alone.
+//
+// truststore.jks and truststore.p12 hold only CA certificates and stay, as do
+// tls.crt and ca.crt outside strict mode.
 const (
 	DataTLSKey      = corev1.TLSPrivateKeyKey
 	DataTLSCert     = corev1.TLSCertKey
@@ -63,10 +71,23 @@ const (
 	DataKeystoreP12 = "keystore.p12"
 )
 
-// KeyBearingDataKeys lists the Secret data keys that carry private key
+// KeyBearingDataKeys lists the Secret data keys that can carry private key
 // material, tls.key first. The result is a fresh slice.
 func KeyBearingDataKeys() []string {
 	return []string{DataTLSKey, DataKeyDER, DataCombinedPEM, DataKeystoreJKS, DataKeystoreP12}
+}
+
+// holdsKey reports whether data entry k with value v carries key material.
+// For tls-combined.pem any mention of a PEM private key counts, malformed or
+// not: when in doubt, treat it as a key.
+func holdsKey(k string, v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	if k == DataCombinedPEM {
+		return bytes.Contains(v, []byte("PRIVATE KEY"))
+	}
+	return true
 }
 
 // Action is what a plan decided to do with a Secret.
@@ -79,10 +100,6 @@ const (
 	ActionAlreadyScrubbed
 	// ActionScrub: move the key to custody, then apply the plan's mutation.
 	ActionScrub
-	// ActionStrip: a placeholder (key already in custody) regained key-bearing
-	// extras such as key.der; remove them without a custody write, since the
-	// custody record already holds the key.
-	ActionStrip
 )
 
 func (a Action) String() string {
@@ -93,8 +110,6 @@ func (a Action) String() string {
 		return "already-scrubbed"
 	case ActionScrub:
 		return "scrub"
-	case ActionStrip:
-		return "strip"
 	default:
 		return "Action(" + strconv.Itoa(int(a)) + ")"
 	}
@@ -124,8 +139,6 @@ type ScrubPlan struct {
 	Reason string
 	// Record is the custody record to write (ActionScrub only).
 	Record Record
-	// Remove lists the data keys Apply deletes (ActionScrub only).
-	Remove []string
 	// Empty lists the data keys Apply sets to empty bytes (ActionScrub only).
 	Empty []string
 	// Annotations are set by Apply, except AnnotationCustodyVersion, which
@@ -138,14 +151,14 @@ type ScrubPlan struct {
 // Planning errors. Plan wraps one of them in an error that names the Secret
 // and the data key at fault; match them with errors.Is.
 var (
-	ErrNoName              = errors.New("secret has no name")
-	ErrMalformedKey        = errors.New("malformed private key")
-	ErrEncryptedKey        = errors.New("encrypted private key is not supported")
-	ErrMissingCertificate  = errors.New("private key without certificate")
-	ErrMalformedCert       = errors.New("malformed certificate")
-	ErrKeyCertMismatch     = errors.New("private key does not match the certificate's public key")
-	ErrUnsupportedKeyType  = errors.New("unsupported private key type")
-	ErrKeyMaterialNoTLSKey = errors.New("key-bearing data without tls.key")
+	ErrNoName             = errors.New("secret has no name")
+	ErrMalformedKey       = errors.New("malformed private key")
+	ErrEncryptedKey       = errors.New("encrypted private key is not supported")
+	ErrMissingCertificate = errors.New("private key without certificate")
+	ErrMalformedCert      = errors.New("malformed certificate")
+	ErrKeyCertMismatch    = errors.New("private key does not match the certificate's public key")
+	ErrUnsupportedKeyType = errors.New("unsupported private key type")
+	ErrKeyBearingExtras   = errors.New("key-bearing output formats are not supported under key custody")
 )
 
 // InScope reports whether a Secret is one Keyward takes custody of, ignoring
@@ -158,10 +171,10 @@ func InScope(s *corev1.Secret) bool {
 		s.Labels[LabelNextPrivateKey] != "true"
 }
 
-// HoldsKeyMaterial reports whether any key-bearing data entry is non-empty.
+// HoldsKeyMaterial reports whether any data entry carries private key material.
 func HoldsKeyMaterial(s *corev1.Secret) bool {
 	for _, k := range KeyBearingDataKeys() {
-		if len(s.Data[k]) > 0 {
+		if holdsKey(k, s.Data[k]) {
 			return true
 		}
 	}
@@ -199,21 +212,17 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 		return fmt.Errorf("planning custody for secret %s: %s: %w", ref, key, err)
 	}
 
-	keyPEM := s.Data[DataTLSKey]
-	if len(keyPEM) == 0 && IsPlaceholder(s) {
-		p := &ScrubPlan{Action: ActionStrip, Reason: "placeholder regained key-bearing extras"}
-		for _, k := range KeyBearingDataKeys()[1:] {
-			if _, ok := s.Data[k]; ok {
-				p.Remove = append(p.Remove, k)
-			}
+	var extras []string
+	for _, k := range KeyBearingDataKeys()[1:] {
+		if holdsKey(k, s.Data[k]) {
+			extras = append(extras, k)
 		}
-		return p, nil
 	}
-	if len(keyPEM) == 0 {
-		// Only an extra output format holds the key: nothing tells which
-		// certificate it belongs to, so it cannot be moved safely.
-		return nil, fail(DataTLSKey, ErrKeyMaterialNoTLSKey, "")
+	if len(extras) > 0 {
+		return nil, fail(strings.Join(extras, ", "), ErrKeyBearingExtras,
+			"remove additionalOutputFormats and keystores from Certificate "+s.Annotations[AnnotationCertificateName]+" and build them from the custody record")
 	}
+	keyPEM := s.Data[DataTLSKey]
 	key, err := parsePrivateKey(keyPEM)
 	if err != nil {
 		return nil, fail(DataTLSKey, err, "")
@@ -264,11 +273,6 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 		},
 		Labels: map[string]string{LabelCustody: LabelCustodyVault},
 	}
-	for _, k := range KeyBearingDataKeys()[1:] {
-		if _, ok := s.Data[k]; ok {
-			p.Remove = append(p.Remove, k)
-		}
-	}
 	if opts.Strict {
 		p.Empty = append(p.Empty, DataTLSCert)
 		if _, ok := s.Data[DataCA]; ok {
@@ -282,18 +286,11 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 
 // Apply returns a copy of s turned into a placeholder for the custody record
 // version the store confirmed. s is not modified. Apply must only be called
-// on an ActionScrub plan, after the custody write succeeded, or on an
-// ActionStrip plan (version is then ignored).
+// on an ActionScrub plan, after the custody write succeeded.
 func (p *ScrubPlan) Apply(s *corev1.Secret, version int) *corev1.Secret {
 	out := s.DeepCopy()
 	if out.Data == nil {
 		out.Data = map[string][]byte{}
-	}
-	for _, k := range p.Remove {
-		delete(out.Data, k)
-	}
-	if p.Action == ActionStrip {
-		return out
 	}
 	for _, k := range p.Empty {
 		out.Data[k] = []byte{}

@@ -14,6 +14,7 @@ import (
 // FuzzPlan checks the planner's invariants on arbitrary key and certificate
 // bytes: no panic; a scrub plan redacts every key-bearing entry and yields a
 // placeholder that plans as already scrubbed; errors never quote tls.key.
+// The extra input becomes tls-combined.pem, whose key detection is by content.
 // Seeds with real key pairs are generated at run time; testdata/fuzz/FuzzPlan
 // holds only malformed inputs.
 func FuzzPlan(f *testing.F) {
@@ -30,7 +31,7 @@ func FuzzPlan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key, cert, extra []byte, strict bool) {
 		s := scrubTestSecret(scrubTestKeyPair{KeyPEM: key, CertPEM: cert})
 		if len(extra) > 0 {
-			s.Data[DataKeyDER] = extra
+			s.Data[DataCombinedPEM] = extra
 		}
 		p, err := Plan(s, PlanOptions{Strict: strict, Now: now, By: ByWatcher, Path: "custody/tls/team-a/web-tls"})
 		if err != nil {
@@ -40,7 +41,7 @@ func FuzzPlan(f *testing.F) {
 			return
 		}
 		if p.Action != ActionScrub {
-			if HoldsKeyMaterial(s) && p.Action != ActionStrip {
+			if HoldsKeyMaterial(s) {
 				t.Fatalf("key-bearing secret planned as %v", p.Action)
 			}
 			return

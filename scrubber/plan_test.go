@@ -123,8 +123,32 @@ func TestPlanErrors(t *testing.T) {
 				s.Data[DataTLSKey] = nil
 				s.Data[DataKeyDER] = sec1
 			},
-			wantErr: ErrKeyMaterialNoTLSKey,
-			wantMsg: prefix + "tls.key: key-bearing data without tls.key",
+			wantErr: ErrKeyBearingExtras,
+			wantMsg: prefix + "key.der: key-bearing output formats are not supported under key custody: remove additionalOutputFormats and keystores from Certificate web and build them from the custody record",
+		},
+		{
+			name: "additional output formats and keystores",
+			mutate: func(s *corev1.Secret) {
+				s.Data[DataKeyDER] = sec1
+				s.Data[DataCombinedPEM] = append(bytes.Clone(pair.KeyPEM), pair.CertPEM...)
+				s.Data[DataKeystoreP12] = []byte("p12")
+				s.Data["truststore.p12"] = []byte("trust")
+			},
+			wantErr: ErrKeyBearingExtras,
+			wantMsg: prefix + "key.der, tls-combined.pem, keystore.p12: key-bearing output formats are not supported under key custody: remove additionalOutputFormats and keystores from Certificate web and build them from the custody record",
+		},
+		{
+			name: "keystore on a placeholder",
+			mutate: func(s *corev1.Secret) {
+				s.Data[DataTLSKey] = []byte{}
+				s.Data[DataKeystoreJKS] = []byte("jks")
+				s.Labels = map[string]string{LabelCustody: LabelCustodyVault}
+				s.Annotations[AnnotationCustodyPath] = "p"
+				s.Annotations[AnnotationCustodyVersion] = "1"
+				s.Annotations[AnnotationKeySHA256] = "x"
+			},
+			wantErr: ErrKeyBearingExtras,
+			wantMsg: prefix + "keystore.jks: key-bearing output formats are not supported under key custody: remove additionalOutputFormats and keystores from Certificate web and build them from the custody record",
 		},
 		{
 			name:    "no name",
@@ -190,11 +214,12 @@ func TestPlanDecisions(t *testing.T) {
 			return s
 		}, ActionIgnore},
 		{"placeholder", placeholder, ActionAlreadyScrubbed},
-		{"placeholder regained key.der", func() *corev1.Secret {
+		{"placeholder with cert-only combined PEM", func() *corev1.Secret {
 			s := placeholder()
-			s.Data[DataKeyDER] = []byte{1}
+			s.Data[DataCombinedPEM] = append([]byte("\n"), pair.CertPEM...)
+			s.Data[DataKeyDER] = []byte{}
 			return s
-		}, ActionStrip},
+		}, ActionAlreadyScrubbed},
 		{"key-bearing", func() *corev1.Secret { return scrubTestSecret(pair) }, ActionScrub},
 		{"placeholder with a new key", func() *corev1.Secret {
 			s := placeholder()
@@ -225,10 +250,7 @@ func TestPlanScrub(t *testing.T) {
 				t.Parallel()
 				pair := scrubTestNewPair(t, alg)
 				s := scrubTestSecret(pair)
-				s.Data[DataKeyDER] = []byte("der")
-				s.Data[DataCombinedPEM] = []byte("combined")
-				s.Data[DataKeystoreJKS] = []byte("jks")
-				s.Data[DataKeystoreP12] = []byte("p12")
+				s.Data[DataCombinedPEM] = append([]byte("\n"), pair.CertPEM...) // no key: kept
 				s.Data["truststore.p12"] = []byte("trust")
 				orig := s.DeepCopy()
 
@@ -258,8 +280,8 @@ func TestPlanScrub(t *testing.T) {
 				if !maps.EqualFunc(s.Data, orig.Data, bytes.Equal) || !maps.Equal(s.Annotations, orig.Annotations) {
 					t.Errorf("Apply modified its input")
 				}
-				wantKeys := []string{DataCA, DataTLSCert, DataTLSKey, "truststore.p12"}
-				if k := slices.Sorted(maps.Keys(got.Data)); !slices.Equal(k, wantKeys) {
+				wantKeys := []string{DataCA, DataTLSCert, DataTLSKey, DataCombinedPEM, "truststore.p12"}
+				if k := slices.Sorted(maps.Keys(got.Data)); !slices.Equal(k, slices.Sorted(slices.Values(wantKeys))) {
 					t.Errorf("data keys = %v, want %v", k, wantKeys)
 				}
 				if v, ok := got.Data[DataTLSKey]; !ok || len(v) != 0 {

@@ -103,11 +103,6 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 		out.Result = ResultDryRun
 		s.count(req.By, out.Result)
 		return out, nil
-	case plan.Action == ActionStrip:
-		out.Result = ResultStripped
-		out.Secret = plan.Apply(sec, 0)
-		s.count(req.By, out.Result)
-		return out, nil
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)

@@ -24,6 +24,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -201,6 +203,46 @@ func TestSecretScrubIntegration(t *testing.T) {
 		}
 		if n := counter.calls.Load() - before; n != 0 {
 			t.Errorf("webhook called %d times for objects the match conditions exclude", n)
+		}
+	})
+
+	t.Run("server-side apply re-sync keeps the custody markers", func(t *testing.T) {
+		// cert-manager writes Secrets with server-side apply. Whether fields a
+		// webhook adds are owned by the applier decides whether its next apply
+		// (which omits them) deletes them.
+		applied := integrationSecret(t, "team-a", "ssa-tls")
+		applied.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}
+		apply := func(s *corev1.Secret) error {
+			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(s)
+			if err != nil {
+				return err
+			}
+			obj := &unstructured.Unstructured{Object: u}
+			unstructured.RemoveNestedField(obj.Object, "metadata", "creationTimestamp")
+			return c.Patch(ctx, obj, client.Apply, client.FieldOwner("cert-manager-certificates-issuing"), client.ForceOwnership)
+		}
+		if err := apply(applied.DeepCopy()); err != nil {
+			t.Fatal(err)
+		}
+		var first corev1.Secret
+		if err := c.Get(ctx, client.ObjectKeyFromObject(applied), &first); err != nil {
+			t.Fatal(err)
+		}
+		if !scrubber.IsPlaceholder(&first) {
+			t.Fatalf("applied secret not scrubbed")
+		}
+		// The re-sync: same apply configuration, with the (empty) key read back.
+		resync := applied.DeepCopy()
+		resync.Data["tls.key"] = []byte{}
+		if err := apply(resync); err != nil {
+			t.Fatal(err)
+		}
+		var second corev1.Secret
+		if err := c.Get(ctx, client.ObjectKeyFromObject(applied), &second); err != nil {
+			t.Fatal(err)
+		}
+		if !scrubber.IsPlaceholder(&second) {
+			t.Errorf("custody markers dropped by the applier's re-sync: %v", second.Annotations)
 		}
 	})
 

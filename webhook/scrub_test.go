@@ -118,7 +118,7 @@ func scrubTSecret(p scrubTPair) *corev1.Secret {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web-tls", Annotations: map[string]string{scrubber.AnnotationCertificateName: "web"}},
 		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{"tls.key": p.keyPEM, "tls.crt": p.certPEM, "ca.crt": p.certPEM, "key.der": []byte("der")},
+		Data:       map[string][]byte{"tls.key": p.keyPEM, "tls.crt": p.certPEM, "ca.crt": p.certPEM},
 	}
 }
 
@@ -194,9 +194,6 @@ func TestSecretScrubber(t *testing.T) {
 		got := applyScrubPatch(t, req, resp)
 		if v, ok := got.Data["tls.key"]; !ok || len(v) != 0 {
 			t.Errorf("tls.key not emptied")
-		}
-		if _, ok := got.Data["key.der"]; ok {
-			t.Errorf("key.der kept")
 		}
 		if string(got.Data["tls.crt"]) != string(pair.certPEM) {
 			t.Errorf("tls.crt changed")
@@ -292,6 +289,22 @@ func TestSecretScrubber(t *testing.T) {
 		}
 	})
 
+	t.Run("key-bearing output formats are denied", func(t *testing.T) {
+		t.Parallel()
+		store := newScrubFakeStore()
+		h, _ := newScrubHandler(t, store, false)
+		s := scrubTSecret(pair)
+		s.Data["keystore.p12"] = []byte("p12")
+		resp := h.Handle(context.Background(), scrubTRequest(t, s, admissionv1.Create, false))
+		if resp.Allowed || store.puts != 0 || len(resp.Patches) != 0 {
+			t.Fatalf("allowed=%v puts=%d", resp.Allowed, store.puts)
+		}
+		want := "keyward: secret team-a/web-tls not admitted: planning custody for secret team-a/web-tls: keystore.p12: key-bearing output formats are not supported under key custody: remove additionalOutputFormats and keystores from Certificate web and build them from the custody record"
+		if resp.Result.Message != want {
+			t.Errorf("message = %q\nwant %q", resp.Result.Message, want)
+		}
+	})
+
 	t.Run("dry run leaves the store untouched", func(t *testing.T) {
 		t.Parallel()
 		store := newScrubFakeStore()
@@ -313,7 +326,6 @@ func TestSecretScrubber(t *testing.T) {
 		store := newScrubFakeStore()
 		h, _ := newScrubHandler(t, store, false)
 		s := scrubTSecret(pair)
-		delete(s.Data, "key.der")
 		s.Data["tls.key"] = []byte{}
 		s.Labels = map[string]string{scrubber.LabelCustody: scrubber.LabelCustodyVault}
 		s.Annotations[scrubber.AnnotationCustodyPath] = "custody/tls/team-a/web-tls"
