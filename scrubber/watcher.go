@@ -111,6 +111,14 @@ func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS))},
 		},
+		// TLS Secrets that are not cert-manager's are never scrubbed: keep
+		// their keys out of this process's memory.
+		DefaultTransform: func(o any) (any, error) {
+			if s, ok := o.(*corev1.Secret); ok && !InScope(s) {
+				s.Data, s.StringData = nil, nil
+			}
+			return o, nil
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("creating tls secret cache: %w", err)
