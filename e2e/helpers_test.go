@@ -65,6 +65,11 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx con
 func waitCertificateReady(t *testing.T, c client.Client, key client.ObjectKey, timeout time.Duration) *cmapi.Certificate {
 	t.Helper()
 	crt := &cmapi.Certificate{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("Certificate %s conditions: %+v", key, crt.Status.Conditions)
+		}
+	}()
 	waitFor(t, timeout, fmt.Sprintf("Certificate %s Ready", key), func(ctx context.Context) (bool, error) {
 		if err := c.Get(ctx, key, crt); err != nil {
 			return false, err

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keyward-io/keyward/cmd/keyward/app"
 	"github.com/keyward-io/keyward/e2e/framework"
@@ -150,6 +151,9 @@ func (s *Stack) StartKeyward(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Parts of controller-runtime (the webhook server's certificate watcher)
+	// log through its global logger; point it at this stack's log too.
+	ctrllog.SetLogger(log)
 	// A fresh registry per start: a restarted manager registers its metrics again.
 	s.Registry = prometheus.NewRegistry()
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -1,0 +1,376 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package e2e
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/keyward-io/keyward/e2e/framework"
+	"github.com/keyward-io/keyward/issuer"
+	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
+)
+
+// startIssuer runs Keyward's issuer in this process against env, as the
+// keyward binary does, until the test ends.
+func startIssuer(t *testing.T, env *framework.Env) {
+	t.Helper()
+	log, err := env.Logger("keyward-issuer", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(env.RESTConfig, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Logger:                 log,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Several tests in this process each run a manager with the same controllers.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatalf("creating manager: %v", err)
+	}
+	if err := issuer.Setup(mgr, issuer.Options{
+		ClusterResourceNamespace: framework.KeywardNamespace,
+		HealthCheckPeriod:        10 * time.Second,
+		PendingRequeue:           2 * time.Second,
+		Registerer:               prometheus.NewRegistry(),
+	}); err != nil {
+		t.Fatalf("setting up issuer: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("issuer manager: %v", err)
+		}
+	})
+}
+
+func keywardSpec(env *framework.Env, auth v1alpha1.VaultAuth) v1alpha1.VaultIssuerSpec {
+	return v1alpha1.VaultIssuerSpec{
+		Server: env.Vault.Addr,
+		Path:   framework.VaultIntPKIMount + "/sign/" + framework.VaultKeywardRole,
+		Auth:   auth,
+	}
+}
+
+func kubernetesAuth() v1alpha1.VaultAuth {
+	return v1alpha1.VaultAuth{Kubernetes: &v1alpha1.KubernetesAuth{
+		Role:              "keyward-issuer",
+		MountPath:         "/v1/auth/" + framework.VaultKubernetesMount,
+		ServiceAccountRef: v1alpha1.ServiceAccountRef{Name: framework.KeywardServiceAccount, Audiences: []string{framework.VaultAudience}},
+	}}
+}
+
+func waitKeywardIssuerReady(t *testing.T, c client.Client, iss v1alpha1.GenericIssuer) {
+	t.Helper()
+	waitFor(t, time.Minute, iss.IssuerKind()+" "+iss.GetName()+" Ready", func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(iss), iss); err != nil {
+			return false, err
+		}
+		cond := meta.FindStatusCondition(iss.IssuerStatus().Conditions, v1alpha1.ConditionReady)
+		return cond != nil && cond.Status == metav1.ConditionTrue && cond.ObservedGeneration == iss.GetGeneration(), nil
+	})
+}
+
+func certificate(ns, name string, ref cmmeta.IssuerReference, dnsNames ...string) *cmapi.Certificate {
+	return &cmapi.Certificate{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: cmapi.CertificateSpec{
+			SecretName: name + "-tls",
+			DNSNames:   dnsNames,
+			Duration:   &metav1.Duration{Duration: 2 * time.Hour},
+			IssuerRef:  ref,
+			PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
+		},
+	}
+}
+
+func mustCreate(t *testing.T, c client.Client, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := c.Create(context.Background(), o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
+func newCSR(t *testing.T, key crypto.Signer, dnsName string) []byte {
+	t.Helper()
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: dnsName}, DNSNames: []string{dnsName}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+// waitRequestFinished waits until a CertificateRequest is issued or failed
+// (Ready reason Issued, Failed or Denied) and returns it.
+func waitRequestFinished(t *testing.T, c client.Client, key client.ObjectKey) *cmapi.CertificateRequest {
+	t.Helper()
+	cr := &cmapi.CertificateRequest{}
+	waitFor(t, time.Minute, "CertificateRequest "+key.String()+" to finish", func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, key, cr); err != nil {
+			return false, err
+		}
+		switch apiutil.CertificateRequestReadyReason(cr) {
+		case cmapi.CertificateRequestReasonIssued, cmapi.CertificateRequestReasonFailed, cmapi.CertificateRequestReasonDenied:
+			return true, nil
+		}
+		return false, nil
+	})
+	return cr
+}
+
+func readyCondition(cr *cmapi.CertificateRequest) cmapi.CertificateRequestCondition {
+	for _, c := range cr.Status.Conditions {
+		if c.Type == cmapi.CertificateRequestConditionReady {
+			return c
+		}
+	}
+	return cmapi.CertificateRequestCondition{}
+}
+
+// TestKeywardIssuer is the issuer's user story on the real stack: a platform
+// team creates Vault issuers, application teams write ordinary cert-manager
+// Certificates that name them, and keys never leave the cluster's Secrets
+// while Vault signs.
+func TestKeywardIssuer(t *testing.T) {
+	env := framework.StartForTest(t, framework.Options{
+		AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme},
+	})
+	startIssuer(t, env)
+	ctx := context.Background()
+	c := env.Client
+	for _, ns := range []string{"app", "team"} {
+		if err := env.CreateNamespace(ctx, ns, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cluster := &v1alpha1.VaultClusterIssuer{
+		ObjectMeta: metav1.ObjectMeta{Name: "vault"},
+		Spec:       keywardSpec(env, kubernetesAuth()),
+	}
+	mustCreate(t, c, cluster)
+	waitKeywardIssuerReady(t, c, cluster)
+	clusterRef := cmmeta.IssuerReference{Group: v1alpha1.GroupName, Kind: v1alpha1.VaultClusterIssuerKind, Name: "vault"}
+
+	t.Run("Certificate against a VaultClusterIssuer with Kubernetes auth becomes Ready", func(t *testing.T) {
+		crt := certificate("app", "web", clusterRef, "web.example.com", "api.example.com")
+		mustCreate(t, c, crt)
+		waitCertificateReady(t, c, client.ObjectKeyFromObject(crt), 2*time.Minute)
+		sec := getSecret(t, c, client.ObjectKey{Namespace: "app", Name: "web-tls"})
+		leaf := verifyChain(t, sec.Data[corev1.TLSCertKey], env.Vault.RootCAPEM, "api.example.com")
+		if got := slices.Sorted(slices.Values(leaf.DNSNames)); !slices.Equal(got, []string{"api.example.com", "web.example.com"}) {
+			t.Errorf("leaf DNS names = %v, want the Certificate's", got)
+		}
+		// Vault back-dates notBefore by 30s; allow for it and clock skew.
+		if life := leaf.NotAfter.Sub(leaf.NotBefore); life < 2*time.Hour || life > 2*time.Hour+2*time.Minute {
+			t.Errorf("leaf lifetime = %s, want the Certificate's 2h", life)
+		}
+		if strings.TrimSpace(string(sec.Data["ca.crt"])) != strings.TrimSpace(string(env.Vault.RootCAPEM)) {
+			t.Errorf("ca.crt is not Vault's root CA")
+		}
+	})
+
+	t.Run("VaultIssuer with AppRole auth issues in its namespace", func(t *testing.T) {
+		roleID, secretID, err := env.Vault.AppRoleCredentials(ctx, "keyward-issuer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustCreate(t, c,
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "vault-approle"}, Data: map[string][]byte{"secretId": []byte(secretID)}},
+		)
+		iss := &v1alpha1.VaultIssuer{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "vault"},
+			Spec: keywardSpec(env, v1alpha1.VaultAuth{AppRole: &v1alpha1.AppRoleAuth{
+				Path: framework.VaultAppRoleMount, RoleID: roleID,
+				SecretRef: v1alpha1.SecretKeySelector{Name: "vault-approle", Key: "secretId"},
+			}}),
+		}
+		mustCreate(t, c, iss)
+		waitKeywardIssuerReady(t, c, iss)
+		crt := certificate("team", "svc", cmmeta.IssuerReference{Group: v1alpha1.GroupName, Kind: v1alpha1.VaultIssuerKind, Name: "vault"}, "svc.team.example.com")
+		mustCreate(t, c, crt)
+		waitCertificateReady(t, c, client.ObjectKeyFromObject(crt), 2*time.Minute)
+		sec := getSecret(t, c, client.ObjectKey{Namespace: "team", Name: "svc-tls"})
+		verifyChain(t, sec.Data[corev1.TLSCertKey], env.Vault.RootCAPEM, "svc.team.example.com")
+	})
+
+	t.Run("a name the Vault role forbids fails the request and the Certificate says why", func(t *testing.T) {
+		crt := certificate("app", "evil", clusterRef, "evil.org")
+		mustCreate(t, c, crt)
+		var cr *cmapi.CertificateRequest
+		waitFor(t, time.Minute, "the Certificate's request to fail", func(ctx context.Context) (bool, error) {
+			var list cmapi.CertificateRequestList
+			if err := c.List(ctx, &list, client.InNamespace("app")); err != nil {
+				return false, err
+			}
+			for i := range list.Items {
+				if metav1.IsControlledBy(&list.Items[i], crt) || strings.HasPrefix(list.Items[i].Name, "evil-") {
+					cr = &list.Items[i]
+					return apiutil.CertificateRequestReadyReason(cr) == cmapi.CertificateRequestReasonFailed, nil
+				}
+			}
+			return false, nil
+		})
+		ready := readyCondition(cr)
+		if !strings.Contains(ready.Message, "evil.org") || cr.Status.FailureTime == nil || len(cr.Status.Certificate) > 0 {
+			t.Errorf("request Ready = %+v, failureTime %v: want Failed with Vault's reason and a failure time, no certificate", ready, cr.Status.FailureTime)
+		}
+		waitFor(t, time.Minute, "the Certificate to report the failure", func(ctx context.Context) (bool, error) {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(crt), crt); err != nil {
+				return false, err
+			}
+			cond := apiutil.GetCertificateCondition(crt, cmapi.CertificateConditionIssuing)
+			return cond != nil && cond.Status == cmmeta.ConditionFalse && strings.Contains(cond.Message, "evil.org"), nil
+		})
+		if crt.Status.LastFailureTime == nil {
+			t.Errorf("Certificate has no lastFailureTime")
+		}
+	})
+
+	t.Run("a denied request is never signed", func(t *testing.T) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cr := denyBeforeApproval(t, c, clusterRef, newCSR(t, key, "denied.example.com"))
+		// Give the issuer every chance to (wrongly) sign it.
+		time.Sleep(3 * time.Second)
+		cr = waitRequestFinished(t, c, client.ObjectKeyFromObject(cr))
+		ready := readyCondition(cr)
+		if ready.Reason != cmapi.CertificateRequestReasonDenied || cr.Status.FailureTime == nil {
+			t.Errorf("Ready = %+v, failureTime %v: want Denied with a failure time", ready, cr.Status.FailureTime)
+		}
+		if len(cr.Status.Certificate) > 0 || apiutil.CertificateRequestIsApproved(cr) {
+			t.Errorf("denied request was signed or approved")
+		}
+	})
+
+	t.Run("weak keys are rejected with the rule they break", func(t *testing.T) {
+		rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name string
+			key  crypto.Signer
+			rule string
+		}{
+			{"weak-rsa", rsa1024, `policy rule "rsa-min-bits": RSA key is 1024 bits, minimum 2048`},
+			{"weak-p521", p521, `policy rule "ecdsa-curve"`},
+		} {
+			cr := &cmapi.CertificateRequest{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: tc.name},
+				Spec:       cmapi.CertificateRequestSpec{Request: newCSR(t, tc.key, tc.name+".example.com"), IssuerRef: clusterRef, Duration: &metav1.Duration{Duration: time.Hour}},
+			}
+			mustCreate(t, c, cr)
+			cr = waitRequestFinished(t, c, client.ObjectKeyFromObject(cr))
+			ready := readyCondition(cr)
+			if ready.Reason != cmapi.CertificateRequestReasonFailed || !strings.Contains(ready.Message, tc.rule) || len(cr.Status.Certificate) > 0 {
+				t.Errorf("%s: Ready = %s/%q, want Failed naming %s", tc.name, ready.Reason, ready.Message, tc.rule)
+			}
+		}
+	})
+
+	t.Run("renewal issues new certificates with new serials", func(t *testing.T) {
+		crt := certificate("app", "renew", clusterRef, "renew.example.com")
+		crt.Spec.Duration = &metav1.Duration{Duration: time.Hour}
+		crt.Spec.RenewBefore = &metav1.Duration{Duration: 59*time.Minute + 50*time.Second}
+		mustCreate(t, c, crt)
+		serials := map[string]bool{}
+		waitFor(t, 3*time.Minute, "two renewals", func(ctx context.Context) (bool, error) {
+			var sec corev1.Secret
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "app", Name: "renew-tls"}, &sec); err != nil {
+				if apierrors.IsNotFound(err) {
+					return false, nil
+				}
+				return false, err
+			}
+			block, _ := pem.Decode(sec.Data[corev1.TLSCertKey])
+			if block == nil {
+				return false, nil
+			}
+			leaf, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return false, err
+			}
+			serials[leaf.SerialNumber.String()] = true
+			return len(serials) >= 3, nil // the first issuance and two renewals
+		})
+		sec := getSecret(t, c, client.ObjectKey{Namespace: "app", Name: "renew-tls"})
+		verifyChain(t, sec.Data[corev1.TLSCertKey], env.Vault.RootCAPEM, "renew.example.com")
+	})
+
+	if errs := env.CertManagerErrors(); len(errs) > 0 {
+		t.Errorf("cert-manager controllers failed: %v", errors.Join(errs...))
+	}
+}
+
+// denyBeforeApproval creates a CertificateRequest and marks it Denied before
+// cert-manager's in-process approver (which approves everything) gets to it.
+// When the approver wins the race the request is deleted and the attempt
+// repeated; see NEEDS-issuer.md for the framework option that would remove
+// the race.
+func denyBeforeApproval(t *testing.T, c client.Client, ref cmmeta.IssuerReference, csr []byte) *cmapi.CertificateRequest {
+	t.Helper()
+	ctx := context.Background()
+	for attempt := range 20 {
+		cr := &cmapi.CertificateRequest{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "app", GenerateName: "denied-"},
+			Spec:       cmapi.CertificateRequestSpec{Request: csr, IssuerRef: ref, Duration: &metav1.Duration{Duration: time.Hour}},
+		}
+		if err := c.Create(ctx, cr); err != nil {
+			t.Fatal(err)
+		}
+		apiutil.SetCertificateRequestCondition(cr, cmapi.CertificateRequestConditionDenied, cmmeta.ConditionTrue, "KeywardE2E", "denied by the test")
+		err := c.Status().Update(ctx, cr)
+		if err == nil {
+			return cr
+		}
+		if !apierrors.IsConflict(err) {
+			t.Fatalf("denying %s: %v", cr.Name, err)
+		}
+		t.Logf("attempt %d: the approver approved %s first; retrying", attempt, cr.Name)
+		_ = c.Delete(ctx, cr)
+	}
+	t.Fatal("could not deny a request before cert-manager's approver approved it")
+	return nil
+}
