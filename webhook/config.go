@@ -18,7 +18,7 @@ const GuardPath = "/mutate-cert-manager-io-v1-certificate-status"
 // Webhook names inside the configuration. They must be fully qualified.
 const (
 	SecretScrubWebhookName = "secret-scrub.keyward.io"
-	GuardWebhookName       = "certificate-status-guard.keyward.io"
+	GuardWebhookName       = "custody-guard.keyward.io"
 )
 
 // Defaults for ConfigOptions.

@@ -59,8 +59,8 @@ func TestChartDefaults(t *testing.T) {
 	if got := *webhook(t, wh, scrubWebhook).FailurePolicy; got != admissionregistrationv1.Fail {
 		t.Errorf("%s failurePolicy = %s, want Fail by default (fail closed)", scrubWebhook, got)
 	}
-	if got := *webhook(t, wh, guardWebhook).FailurePolicy; got != admissionregistrationv1.Ignore {
-		t.Errorf("%s failurePolicy = %s, want Ignore by default (fail open)", guardWebhook, got)
+	if got := *webhook(t, wh, guardWebhook).FailurePolicy; got != admissionregistrationv1.Fail {
+		t.Errorf("%s failurePolicy = %s, want Fail by default (no re-issue loop while Keyward is down)", guardWebhook, got)
 	}
 	if got := wh.Annotations["cert-manager.io/inject-ca-from"]; got != ReleaseNamespace+"/keyward-webhook-serving" {
 		t.Errorf("inject-ca-from = %q, want %s/keyward-webhook-serving", got, ReleaseNamespace)

@@ -7,6 +7,8 @@
 package app
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -56,14 +59,19 @@ type Options struct {
 	CustodyMount       string        `json:"custodyMount"`
 	CustodyPrefix      string        `json:"custodyPrefix"`
 	CustodyMaxVersions int           `json:"custodyMaxVersions"`
-	CustodyWriteTimout time.Duration `json:"custodyWriteTimeout"`
+	CustodyWriteTimout time.Duration `json:"-"`
 	// RedactCertificates turns strict mode on by default (namespace label overrides).
 	RedactCertificates bool `json:"redactCertificates"`
 	// CustodyAuditPeriod is how often the watcher checks that every placeholder
 	// Secret still has its custody record (0 disables the audit).
-	CustodyAuditPeriod time.Duration `json:"custodyAuditPeriod"`
+	CustodyAuditPeriod time.Duration `json:"-"`
 	// CustodyNamespaceSelector selects opted-in namespaces (label selector syntax).
 	CustodyNamespaceSelector string `json:"custodyNamespaceSelector"`
+
+	// WatchNamespaces limits Keyward's caches (Secrets, Certificates,
+	// CertificateRequests, VaultIssuers) to these namespaces; empty means all.
+	// The chart narrows RBAC to Roles in the same namespaces.
+	WatchNamespaces []string `json:"watchNamespaces"`
 
 	// Components can be switched off, e.g. to run only the issuer.
 	EnableIssuer  bool `json:"enableIssuer"`
@@ -133,6 +141,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.RedactCertificates, "redact-certificates", o.RedactCertificates, "strict mode: move certificates to Vault too (namespace label keyward.io/redact-certificates overrides)")
 	fs.DurationVar(&o.CustodyAuditPeriod, "custody-audit-period", o.CustodyAuditPeriod, "how often every placeholder Secret is checked for its custody record (0: never)")
 	fs.StringVar(&o.CustodyNamespaceSelector, "custody-namespace-selector", o.CustodyNamespaceSelector, "label selector of namespaces whose TLS Secrets are kept in custody")
+	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "comma-separated namespaces whose Secrets, Certificates and requests are watched (empty: all)")
 	fs.BoolVar(&o.EnableIssuer, "enable-issuer", o.EnableIssuer, "run the VaultIssuer/VaultClusterIssuer controllers")
 	fs.BoolVar(&o.EnableCustody, "enable-custody", o.EnableCustody, "run the custody webhooks and watcher")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: json or text")
@@ -198,8 +207,37 @@ func (o *Options) Validate() error {
 			errs = append(errs, errors.New("serviceAccountNamespace/serviceAccountName: required when custody is enabled"))
 		}
 	}
+	for _, ns := range o.WatchNamespaces {
+		if ns == "" || strings.ContainsAny(ns, "/ ") {
+			errs = append(errs, fmt.Errorf("watchNamespaces: %q is not a namespace name", ns))
+		}
+	}
 	if o.LogFormat != "json" && o.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("logFormat: %q is neither json nor text", o.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// UnmarshalJSON reads a config file (as JSON, after YAML conversion):
+// durations are written as strings ("30s"), and unknown fields are errors
+// that name the field.
+func (o *Options) UnmarshalJSON(b []byte) error {
+	type plain Options
+	aux := struct {
+		*plain
+		CustodyWriteTimeout *metav1.Duration `json:"custodyWriteTimeout"`
+		CustodyAuditPeriod  *metav1.Duration `json:"custodyAuditPeriod"`
+	}{plain: (*plain)(o)}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&aux); err != nil {
+		return err
+	}
+	if aux.CustodyWriteTimeout != nil {
+		o.CustodyWriteTimout = aux.CustodyWriteTimeout.Duration
+	}
+	if aux.CustodyAuditPeriod != nil {
+		o.CustodyAuditPeriod = aux.CustodyAuditPeriod.Duration
+	}
+	return nil
 }
