@@ -32,6 +32,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/keyward-io/keyward/e2e/framework"
@@ -47,6 +48,8 @@ func startIssuer(t *testing.T, env *framework.Env) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// client-go's informers log through controller-runtime's global logger.
+	ctrllog.SetLogger(log)
 	mgr, err := ctrl.NewManager(env.RESTConfig, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Logger:                 log,
