@@ -17,8 +17,10 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -49,6 +51,10 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Logger; default ctrl.Log.
 	Logger logr.Logger
+	// SeveralManagers allows more than one manager in a process (tests start
+	// and restart Keyward in-process); it lifts controller-runtime's check
+	// that controller names are unique process-wide.
+	SeveralManagers bool
 }
 
 // NewManager builds the manager with every enabled component registered.
@@ -80,6 +86,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 	mgr, err = ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         cacheOpts,
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(deps.SeveralManagers)},
 		Logger:                        deps.Logger,
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              o.LeaderElectionID,

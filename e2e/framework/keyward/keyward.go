@@ -157,7 +157,7 @@ func (s *Stack) StartKeyward(ctx context.Context) error {
 	// A fresh registry per start: a restarted manager registers its metrics again.
 	s.Registry = prometheus.NewRegistry()
 	runCtx, cancel := context.WithCancel(context.Background())
-	mgr, closers, err := app.NewManager(ctx, s.RESTConfig, s.Options(), app.Deps{Logger: log, Registerer: s.Registry})
+	mgr, closers, err := app.NewManager(ctx, s.RESTConfig, s.Options(), app.Deps{Logger: log, Registerer: s.Registry, SeveralManagers: true})
 	if err != nil {
 		cancel()
 		for _, c := range closers {
