@@ -57,6 +57,7 @@ func (v *vaultConnector) resourceNamespace(iss v1alpha1.GenericIssuer) string {
 	return iss.GetNamespace()
 }
 
+// Forget implements Vaults.
 func (v *vaultConnector) Forget(iss v1alpha1.GenericIssuer) { v.cache.Forget(metricLabel(iss)) }
 
 // client returns the logged-in client for the issuer's current generation.
@@ -71,18 +72,27 @@ func (v *vaultConnector) client(ctx context.Context, iss v1alpha1.GenericIssuer)
 	})
 }
 
-func (v *vaultConnector) configFor(ctx context.Context, iss v1alpha1.GenericIssuer) (vault.Config, vault.AuthMethod, error) {
+// vaultConfig is where and how to reach the issuer's Vault.
+func (v *vaultConnector) vaultConfig(ctx context.Context, iss v1alpha1.GenericIssuer) (vault.Config, error) {
 	spec := iss.IssuerSpec()
-	ns := v.resourceNamespace(iss)
 	cfg := vault.Config{Server: spec.Server, Namespace: spec.Namespace, CABundle: spec.CABundle, Timeout: v.timeout}
 	if ref := spec.CABundleSecretRef; ref != nil {
-		ca, err := v.secretValue(ctx, ns, *ref)
+		ca, err := v.secretValue(ctx, v.resourceNamespace(iss), *ref)
 		if err != nil {
-			return cfg, nil, err
+			return cfg, err
 		}
 		cfg.CABundle = ca
 	}
-	a := spec.Auth
+	return cfg, nil
+}
+
+func (v *vaultConnector) configFor(ctx context.Context, iss v1alpha1.GenericIssuer) (vault.Config, vault.AuthMethod, error) {
+	cfg, err := v.vaultConfig(ctx, iss)
+	if err != nil {
+		return cfg, nil, err
+	}
+	ns := v.resourceNamespace(iss)
+	a := iss.IssuerSpec().Auth
 	switch {
 	case a.Kubernetes != nil:
 		return cfg, &vault.KubernetesAuth{
@@ -127,6 +137,7 @@ func (v *vaultConnector) secretValue(ctx context.Context, ns string, ref v1alpha
 	return b, nil
 }
 
+// Check implements Vaults.
 func (v *vaultConnector) Check(ctx context.Context, iss v1alpha1.GenericIssuer) error {
 	path, err := v1alpha1.ParseSignPath(iss.IssuerSpec().Path)
 	if err != nil {
@@ -134,11 +145,9 @@ func (v *vaultConnector) Check(ctx context.Context, iss v1alpha1.GenericIssuer) 
 	}
 	// Health first, with an unauthenticated client, so a sealed or
 	// unreachable Vault is reported as such rather than as a login failure.
-	cfg := vault.Config{Server: iss.IssuerSpec().Server, Namespace: iss.IssuerSpec().Namespace, CABundle: iss.IssuerSpec().CABundle, Timeout: v.timeout}
-	if ref := iss.IssuerSpec().CABundleSecretRef; ref != nil {
-		if cfg.CABundle, err = v.secretValue(ctx, v.resourceNamespace(iss), *ref); err != nil {
-			return err
-		}
+	cfg, err := v.vaultConfig(ctx, iss)
+	if err != nil {
+		return err
 	}
 	anon, err := vault.NewClient(cfg)
 	if err != nil {
@@ -163,6 +172,7 @@ func (v *vaultConnector) Check(ctx context.Context, iss v1alpha1.GenericIssuer) 
 	return nil
 }
 
+// Signer implements Vaults.
 func (v *vaultConnector) Signer(ctx context.Context, iss v1alpha1.GenericIssuer) (pki.Signer, error) {
 	path, err := v1alpha1.ParseSignPath(iss.IssuerSpec().Path)
 	if err != nil {
@@ -182,6 +192,7 @@ type reloginSigner struct {
 	path   string
 }
 
+// Sign implements pki.Signer.
 func (s *reloginSigner) Sign(ctx context.Context, r pki.Request) (*pki.Bundle, error) {
 	return retryAfterRelogin(ctx, s.client, func() (*pki.Bundle, error) {
 		return (&pki.VaultSigner{Logical: s.client.API().Logical(), Path: s.path}).Sign(ctx, r)

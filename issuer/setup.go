@@ -215,6 +215,7 @@ func requestsForIssuer(c client.Client) handler.MapFunc {
 // becameReady passes issuer updates whose Ready condition turned True.
 type becameReady struct{ predicate.Funcs }
 
+// Update implements predicate.Predicate.
 func (becameReady) Update(e event.UpdateEvent) bool {
 	oldIss, ok1 := e.ObjectOld.(v1alpha1.GenericIssuer)
 	newIss, ok2 := e.ObjectNew.(v1alpha1.GenericIssuer)
@@ -229,6 +230,7 @@ func (becameReady) Update(e event.UpdateEvent) bool {
 // closeOnStop closes the Vault client cache when the manager stops.
 type closeOnStop struct{ cache *vault.Cache }
 
+// Start implements manager.Runnable: it blocks until the manager stops.
 func (c closeOnStop) Start(ctx context.Context) error {
 	<-ctx.Done()
 	c.cache.Close()

@@ -20,6 +20,7 @@ func NewTokenRequester(c client.Client) TokenRequester { return tokenRequester{c
 
 type tokenRequester struct{ c client.Client }
 
+// RequestToken implements TokenRequester.
 func (t tokenRequester) RequestToken(ctx context.Context, namespace, serviceAccount string, audiences []string, expiration time.Duration) (string, error) {
 	secs := int64(expiration / time.Second)
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: serviceAccount}}
