@@ -65,6 +65,7 @@ func startIssuer(t *testing.T, env *framework.Env) {
 		ClusterResourceNamespace: framework.KeywardNamespace,
 		HealthCheckPeriod:        10 * time.Second,
 		PendingRequeue:           2 * time.Second,
+		RequestTimeout:           3 * time.Second,
 		Registerer:               prometheus.NewRegistry(),
 	}); err != nil {
 		t.Fatalf("setting up issuer: %v", err)
@@ -265,24 +266,6 @@ func TestKeywardIssuer(t *testing.T) {
 		}
 	})
 
-	t.Run("a denied request is never signed", func(t *testing.T) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cr := denyBeforeApproval(t, c, clusterRef, newCSR(t, key, "denied.example.com"))
-		// Give the issuer every chance to (wrongly) sign it.
-		time.Sleep(3 * time.Second)
-		cr = waitRequestFinished(t, c, client.ObjectKeyFromObject(cr))
-		ready := readyCondition(cr)
-		if ready.Reason != cmapi.CertificateRequestReasonDenied || cr.Status.FailureTime == nil {
-			t.Errorf("Ready = %+v, failureTime %v: want Denied with a failure time", ready, cr.Status.FailureTime)
-		}
-		if len(cr.Status.Certificate) > 0 || apiutil.CertificateRequestIsApproved(cr) {
-			t.Errorf("denied request was signed or approved")
-		}
-	})
-
 	t.Run("weak keys are rejected with the rule they break", func(t *testing.T) {
 		rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
 		if err != nil {
@@ -342,38 +325,131 @@ func TestKeywardIssuer(t *testing.T) {
 		verifyChain(t, sec.Data[corev1.TLSCertKey], env.Vault.RootCAPEM, "renew.example.com")
 	})
 
+	// Last: it takes Vault away from every other scenario.
+	t.Run("a Vault outage makes the issuer not Ready, and requests made during it are signed after", func(t *testing.T) {
+		if err := env.Vault.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		resumed := false
+		t.Cleanup(func() {
+			if !resumed {
+				_ = env.Vault.Resume()
+			}
+		})
+		waitFor(t, time.Minute, "the VaultClusterIssuer to report Vault unreachable", func(ctx context.Context) (bool, error) {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(cluster), cluster); err != nil {
+				return false, err
+			}
+			cond := meta.FindStatusCondition(cluster.Status.Conditions, v1alpha1.ConditionReady)
+			return cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == issuer.ReasonVaultUnreachable, nil
+		})
+		crt := certificate("app", "outage", clusterRef, "outage.example.com")
+		mustCreate(t, c, crt)
+		waitFor(t, time.Minute, "the request made during the outage to wait", func(ctx context.Context) (bool, error) {
+			var list cmapi.CertificateRequestList
+			if err := c.List(ctx, &list, client.InNamespace("app")); err != nil {
+				return false, err
+			}
+			for i := range list.Items {
+				if metav1.IsControlledBy(&list.Items[i], crt) {
+					return apiutil.CertificateRequestReadyReason(&list.Items[i]) == cmapi.CertificateRequestReasonPending, nil
+				}
+			}
+			return false, nil
+		})
+		if err := env.Vault.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		resumed = true
+		waitKeywardIssuerReady(t, c, cluster)
+		waitCertificateReady(t, c, client.ObjectKeyFromObject(crt), time.Minute)
+		sec := getSecret(t, c, client.ObjectKey{Namespace: "app", Name: "outage-tls"})
+		verifyChain(t, sec.Data[corev1.TLSCertKey], env.Vault.RootCAPEM, "outage.example.com")
+	})
+
 	if errs := env.CertManagerErrors(); len(errs) > 0 {
 		t.Errorf("cert-manager controllers failed: %v", errors.Join(errs...))
 	}
 }
 
-// denyBeforeApproval creates a CertificateRequest and marks it Denied before
-// cert-manager's in-process approver (which approves everything) gets to it.
-// When the approver wins the race the request is deleted and the attempt
-// repeated; see NEEDS-issuer.md for the framework option that would remove
-// the race.
-func denyBeforeApproval(t *testing.T, c client.Client, ref cmmeta.IssuerReference, csr []byte) *cmapi.CertificateRequest {
-	t.Helper()
+// TestKeywardIssuerApproval runs without cert-manager's approver, so the test
+// is the approval policy: the issuer must wait for approval, sign once
+// approved, and never sign a denied request.
+func TestKeywardIssuerApproval(t *testing.T) {
+	env := framework.StartForTest(t, framework.Options{
+		AddToScheme:                    []func(*runtime.Scheme) error{v1alpha1.AddToScheme},
+		DisabledCertManagerControllers: []string{"certificaterequests-approver"},
+	})
+	startIssuer(t, env)
 	ctx := context.Background()
-	for attempt := range 20 {
-		cr := &cmapi.CertificateRequest{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "app", GenerateName: "denied-"},
-			Spec:       cmapi.CertificateRequestSpec{Request: csr, IssuerRef: ref, Duration: &metav1.Duration{Duration: time.Hour}},
-		}
-		if err := c.Create(ctx, cr); err != nil {
+	c := env.Client
+	if err := env.CreateNamespace(ctx, "app", nil); err != nil {
+		t.Fatal(err)
+	}
+	cluster := &v1alpha1.VaultClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "vault"}, Spec: keywardSpec(env, kubernetesAuth())}
+	mustCreate(t, c, cluster)
+	waitKeywardIssuerReady(t, c, cluster)
+	ref := cmmeta.IssuerReference{Group: v1alpha1.GroupName, Kind: v1alpha1.VaultClusterIssuerKind, Name: "vault"}
+	request := func(name string) *cmapi.CertificateRequest {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
 			t.Fatal(err)
 		}
-		apiutil.SetCertificateRequestCondition(cr, cmapi.CertificateRequestConditionDenied, cmmeta.ConditionTrue, "KeywardE2E", "denied by the test")
-		err := c.Status().Update(ctx, cr)
-		if err == nil {
-			return cr
+		cr := &cmapi.CertificateRequest{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: name},
+			Spec:       cmapi.CertificateRequestSpec{Request: newCSR(t, key, name+".example.com"), IssuerRef: ref, Duration: &metav1.Duration{Duration: time.Hour}},
 		}
-		if !apierrors.IsConflict(err) {
-			t.Fatalf("denying %s: %v", cr.Name, err)
-		}
-		t.Logf("attempt %d: the approver approved %s first; retrying", attempt, cr.Name)
-		_ = c.Delete(ctx, cr)
+		mustCreate(t, c, cr)
+		return cr
 	}
-	t.Fatal("could not deny a request before cert-manager's approver approved it")
-	return nil
+	setCondition := func(cr *cmapi.CertificateRequest, typ cmapi.CertificateRequestConditionType, reason string) {
+		t.Helper()
+		waitFor(t, 30*time.Second, "setting "+string(typ)+" on "+cr.Name, func(ctx context.Context) (bool, error) {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+				return false, err
+			}
+			apiutil.SetCertificateRequestCondition(cr, typ, cmmeta.ConditionTrue, reason, "set by the e2e test")
+			return true, c.Status().Update(ctx, cr) // a conflict is retried
+		})
+	}
+
+	t.Run("an unapproved request waits and is signed once approved", func(t *testing.T) {
+		cr := request("waiting")
+		waitFor(t, 30*time.Second, "the request to wait for approval", func(ctx context.Context) (bool, error) {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+				return false, err
+			}
+			return apiutil.CertificateRequestReadyReason(cr) == cmapi.CertificateRequestReasonPending, nil
+		})
+		time.Sleep(2 * time.Second) // give the issuer every chance to (wrongly) sign it
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+			t.Fatal(err)
+		}
+		if len(cr.Status.Certificate) > 0 || apiutil.CertificateRequestIsApproved(cr) {
+			t.Fatalf("an unapproved request was signed or approved by the issuer")
+		}
+		setCondition(cr, cmapi.CertificateRequestConditionApproved, "KeywardE2E")
+		cr = waitRequestFinished(t, c, client.ObjectKeyFromObject(cr))
+		if apiutil.CertificateRequestReadyReason(cr) != cmapi.CertificateRequestReasonIssued {
+			t.Fatalf("approved request: Ready = %+v, want Issued", readyCondition(cr))
+		}
+		verifyChain(t, cr.Status.Certificate, env.Vault.RootCAPEM, "waiting.example.com")
+	})
+
+	t.Run("a denied request is never signed", func(t *testing.T) {
+		cr := request("denied")
+		setCondition(cr, cmapi.CertificateRequestConditionDenied, "KeywardE2E")
+		cr = waitRequestFinished(t, c, client.ObjectKeyFromObject(cr))
+		time.Sleep(2 * time.Second) // and nothing changes afterwards
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+			t.Fatal(err)
+		}
+		ready := readyCondition(cr)
+		if ready.Reason != cmapi.CertificateRequestReasonDenied || cr.Status.FailureTime == nil {
+			t.Errorf("Ready = %+v, failureTime %v: want Denied with a failure time", ready, cr.Status.FailureTime)
+		}
+		if len(cr.Status.Certificate) > 0 || apiutil.CertificateRequestIsApproved(cr) {
+			t.Errorf("denied request was signed or approved")
+		}
+	})
 }
