@@ -21,6 +21,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -495,7 +496,10 @@ func TestCustodyWatcherBackstop(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, "watcher scrub", func(ctx context.Context) (bool, error) {
-		sec := getSecret(t, st.Client, client.ObjectKey{Namespace: "backstop", Name: "svc-tls"})
+		sec := &corev1.Secret{}
+		if err := st.Client.Get(ctx, client.ObjectKey{Namespace: "backstop", Name: "svc-tls"}, sec); err != nil {
+			return false, err
+		}
 		return sec.Annotations[scrubber.AnnotationScrubbedBy] == scrubber.ByWatcher, nil
 	})
 	assertScrubbed(t, st, "backstop", "svc-tls", false)
