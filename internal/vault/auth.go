@@ -101,6 +101,10 @@ func (a *AppRoleAuth) Login(ctx context.Context, c *vaultapi.Client) (*vaultapi.
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading secret ID: %w", a, err)
 	}
+	// Secrets made with `kubectl create secret --from-file` often end in a newline.
+	if secretID = strings.TrimSpace(secretID); secretID == "" {
+		return nil, fmt.Errorf("%s: secret ID is empty", a)
+	}
 	return login(ctx, c, a, "auth/"+a.mount()+"/login", map[string]any{"role_id": a.RoleID, "secret_id": secretID})
 }
 
