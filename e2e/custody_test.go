@@ -500,7 +500,20 @@ func TestCustodyWatcherBackstop(t *testing.T) {
 		if err := st.Client.Get(ctx, client.ObjectKey{Namespace: "backstop", Name: "svc-tls"}, sec); err != nil {
 			return false, err
 		}
-		return sec.Annotations[scrubber.AnnotationScrubbedBy] == scrubber.ByWatcher, nil
+		k, ok := sec.Data["tls.key"]
+		return ok && len(k) == 0 && sec.Annotations[scrubber.AnnotationScrubbedBy] == scrubber.ByWatcher, nil
+	})
+	// cert-manager may write the Secret again while it finishes issuing (the
+	// webhook is down, so each write carries the key); the watcher scrubs
+	// each one. Wait for Ready, then for the key to be gone again.
+	waitCertificateReady(t, st.Client, client.ObjectKeyFromObject(crt), 60*time.Second)
+	waitFor(t, 30*time.Second, "watcher scrub after issuance settled", func(ctx context.Context) (bool, error) {
+		sec := &corev1.Secret{}
+		if err := st.Client.Get(ctx, client.ObjectKey{Namespace: "backstop", Name: "svc-tls"}, sec); err != nil {
+			return false, err
+		}
+		k, ok := sec.Data["tls.key"]
+		return ok && len(k) == 0, nil
 	})
 	assertScrubbed(t, st, "backstop", "svc-tls", false)
 	sec := getSecret(t, st.Client, client.ObjectKey{Namespace: "backstop", Name: "svc-tls"})

@@ -191,6 +191,27 @@ func TestKeywardIssuer(t *testing.T) {
 	waitKeywardIssuerReady(t, c, cluster)
 	clusterRef := cmmeta.IssuerReference{Group: v1alpha1.GroupName, Kind: v1alpha1.VaultClusterIssuerKind, Name: "vault"}
 
+	t.Run("the API rejects issuers it cannot use", func(t *testing.T) {
+		both := kubernetesAuth()
+		both.Token = &v1alpha1.TokenAuth{SecretRef: v1alpha1.SecretKeySelector{Name: "t", Key: "token"}}
+		badPath := keywardSpec(env, kubernetesAuth())
+		badPath.Path = "pki_int/issue/keyward"
+		for _, tc := range []struct {
+			name string
+			spec v1alpha1.VaultIssuerSpec
+			want string
+		}{
+			{"two-auth-methods", keywardSpec(env, both), "exactly one of kubernetes, appRole or token"},
+			{"no-auth-method", keywardSpec(env, v1alpha1.VaultAuth{}), "exactly one of kubernetes, appRole or token"},
+			{"issue-path", badPath, "spec.path"},
+		} {
+			err := c.Create(ctx, &v1alpha1.VaultClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: tc.name}, Spec: tc.spec})
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: create error = %v, want Invalid mentioning %q", tc.name, err, tc.want)
+			}
+		}
+	})
+
 	t.Run("Certificate against a VaultClusterIssuer with Kubernetes auth becomes Ready", func(t *testing.T) {
 		crt := certificate("app", "web", clusterRef, "web.example.com", "api.example.com")
 		mustCreate(t, c, crt)
