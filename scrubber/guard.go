@@ -23,6 +23,7 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -182,6 +183,12 @@ type GuardDecision struct {
 	// Status is the complete status the Certificate must be stored with
 	// (a modified copy of New.Status); nil when Outcome is GuardPass.
 	Status *cmapi.CertificateStatus
+	// Unchanged reports that Status equals Old's status: once patched, the
+	// update changes nothing. The apiserver records field ownership for the
+	// requester before mutating admission runs, so a caller should then also
+	// keep Old's managedFields; otherwise that bookkeeping alone stores a new
+	// version, which wakes cert-manager's controllers to try again.
+	Unchanged bool
 }
 
 // GuardCandidate reports whether the update from old to new newly sets
@@ -287,18 +294,20 @@ func DecideGuard(in GuardInput) GuardDecision {
 		guardRestoreTimes(status, in.Old, in.New, view)
 	}
 
+	unchanged := in.Old != nil && apiequality.Semantic.DeepEqual(*status, in.Old.Status)
 	if len(rewritten) > 0 {
 		msg := fmt.Sprintf("genuine reason passed: %s", strings.Join(rewritten, ", "))
 		if vetoed {
 			msg += "; redaction-only transitions dropped"
 		}
-		return GuardDecision{Outcome: GuardPassRewritten, Reason: firstReason, Message: msg, Status: status}
+		return GuardDecision{Outcome: GuardPassRewritten, Reason: firstReason, Message: msg, Status: status, Unchanged: unchanged}
 	}
 	return GuardDecision{
-		Outcome: GuardVeto,
-		Reason:  GuardDecisionRedactionOnly,
-		Message: "change caused only by the private key being held in Vault; dropped",
-		Status:  status,
+		Outcome:   GuardVeto,
+		Reason:    GuardDecisionRedactionOnly,
+		Message:   "change caused only by the private key being held in Vault; dropped",
+		Status:    status,
+		Unchanged: unchanged,
 	}
 }
 

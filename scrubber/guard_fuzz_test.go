@@ -4,6 +4,7 @@
 package scrubber
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -131,9 +132,21 @@ func FuzzDecideGuard(f *testing.F) {
 		if d.Outcome == GuardPass {
 			return
 		}
+		if d.Unchanged != reflect.DeepEqual(guardJSON(t, d.Status), guardJSON(t, &old.Status)) {
+			t.Fatalf("Unchanged = %v but the patched status is %s and the stored one %s", d.Unchanged, guardJSON(t, d.Status), guardJSON(t, &old.Status))
+		}
 		if !guardInCustody(secret) {
 			t.Fatalf("%s on a Secret not in custody", d.Outcome)
 		}
 		guardAssertNoRedactionTransition(t, in, d)
 	})
+}
+
+func guardJSON(t *testing.T, st *cmapi.CertificateStatus) string {
+	t.Helper()
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -49,6 +49,15 @@ func wantNoIssuing(t *testing.T, _ *guardFix, d GuardDecision) {
 	}
 }
 
+func wantUnchanged(want bool) func(*testing.T, *guardFix, GuardDecision) {
+	return func(t *testing.T, _ *guardFix, d GuardDecision) {
+		t.Helper()
+		if d.Unchanged != want {
+			t.Fatalf("Unchanged = %v, want %v", d.Unchanged, want)
+		}
+	}
+}
+
 func wantCond(typ cmapi.CertificateConditionType, status cmmeta.ConditionStatus, reason, msgPart string) func(*testing.T, *guardFix, GuardDecision) {
 	return func(t *testing.T, _ *guardFix, d GuardDecision) {
 		t.Helper()
@@ -91,7 +100,7 @@ func TestDecideGuard(t *testing.T) {
 			name:        "trigger MissingData on a consistent custody Secret is vetoed",
 			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
 			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
-			checks: []check{wantNoIssuing, func(t *testing.T, f *guardFix, d GuardDecision) {
+			checks: []check{wantNoIssuing, wantUnchanged(true), func(t *testing.T, f *guardFix, d GuardDecision) {
 				if !reflect.DeepEqual(d.Status.Conditions, f.crt.Status.Conditions) {
 					t.Fatalf("conditions = %+v, want the stored ones %+v", d.Status.Conditions, f.crt.Status.Conditions)
 				}
@@ -101,7 +110,17 @@ func TestDecideGuard(t *testing.T) {
 			name:        "readiness MissingData keeps Ready=True with the old lastTransitionTime",
 			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now) },
 			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
-			checks: []check{wantKeptReady, wantNoIssuing},
+			// The first veto stores the Vault message: a real change.
+			checks: []check{wantKeptReady, wantNoIssuing, wantUnchanged(false)},
+		},
+		{
+			name: "readiness MissingData once the Vault message is stored changes nothing",
+			setup: func(_ *testing.T, f *guardFix) {
+				f.crt.Status.Conditions[0].Message = GuardReadyMessage
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { readyRedacted(c, f.now) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantKeptReady, wantUnchanged(true)},
 		},
 		{
 			name: "both transitions in one update are vetoed",
@@ -261,7 +280,7 @@ func TestDecideGuard(t *testing.T) {
 			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
 			adjust:      func(f *guardFix, in *GuardInput) { in.Now = f.cert.NotAfter.Add(-29 * 24 * time.Hour) },
 			wantOutcome: GuardPassRewritten, wantReason: "Renewing",
-			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "Renewing", "renewal was scheduled")},
+			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "Renewing", "renewal was scheduled"), wantUnchanged(false)},
 		},
 		{
 			name: "renewal just before it is due is vetoed",

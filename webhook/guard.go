@@ -75,8 +75,10 @@ const (
 //     custody store's Metadata, cached per (namespace, secret, custody
 //     version) for a short TTL so that steady state makes no Vault calls.
 //     All lookups of one request share a timeout (default 2 s).
-//   - A veto or rewrite is returned as one JSON patch operation that replaces
-//     /status with the status DecideGuard computed.
+//   - A veto or rewrite is returned as a JSON patch that replaces /status
+//     with the status DecideGuard computed and, when that status is the
+//     stored one, also restores the stored metadata.managedFields, so that a
+//     vetoed update stores nothing at all (see scrubber.GuardDecision.Unchanged).
 //   - Any internal error allows the update unmodified (fail open) and is
 //     counted as decision="fail_open": the worst case is one extra issuance,
 //     never a lost key.
@@ -288,7 +290,14 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 	if d.Outcome == scrubber.GuardPass {
 		return admission.Allowed(d.Reason), GuardDecisionPass
 	}
-	patch, err := json.Marshal([]guardPatchOp{{Op: "add", Path: "/status", Value: d.Status}})
+	ops := []guardPatchOp{{Op: "add", Path: "/status", Value: d.Status}}
+	if d.Unchanged {
+		// The apiserver has already recorded the requester as owner of the
+		// fields it tried to change; keep the stored ownership so that the
+		// write is a true no-op and no watch event wakes the controllers.
+		ops = append(ops, guardPatchOp{Op: "add", Path: "/metadata/managedFields", Value: oldCrt.ManagedFields})
+	}
+	patch, err := json.Marshal(ops)
 	if err != nil {
 		return g.failOpen(log, fmt.Errorf("encoding status patch for Certificate %s/%s: %w", newCrt.Namespace, newCrt.Name, err))
 	}

@@ -178,6 +178,10 @@ func ghNewFixture(t *testing.T) *ghFixture {
 		},
 		Spec: cmapi.CertificateRequestSpec{Request: ghCSR(t, key, names), IssuerRef: crt.Spec.IssuerRef},
 	}
+	crt.ManagedFields = []metav1.ManagedFieldsEntry{{
+		Manager: "cert-manager-certificates-readiness", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "cert-manager.io/v1",
+		Time: &since, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:notAfter":{}}}`)}, Subresource: "status",
+	}}
 	meta := scrubber.Metadata{
 		CertificateName: "web", Serial: cert.SerialNumber.Text(16), KeySHA256: fp,
 		NotBefore: notBefore, NotAfter: notAfter, Version: 1,
@@ -225,6 +229,13 @@ func (f *ghFixture) request(t *testing.T, mutate func(c *cmapi.Certificate)) adm
 	t.Helper()
 	newCrt := f.crt.DeepCopy()
 	mutate(newCrt)
+	// The apiserver records the requester's field ownership before calling
+	// mutating webhooks.
+	at := metav1.NewTime(f.now)
+	newCrt.ManagedFields = append(newCrt.ManagedFields, metav1.ManagedFieldsEntry{
+		Manager: "cert-manager-certificates-trigger", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "cert-manager.io/v1",
+		Time: &at, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:conditions":{}}}`)}, Subresource: "status",
+	})
 	oldRaw, err := json.Marshal(f.crt)
 	if err != nil {
 		t.Fatal(err)
@@ -349,6 +360,9 @@ func TestCertificateGuardHandle(t *testing.T) {
 				if !ghConditionsEqual(out, f.crt) {
 					t.Fatalf("conditions after the patch %+v, want the stored %+v", out.Status.Conditions, f.crt.Status.Conditions)
 				}
+				if !ghJSONEqual(out.ManagedFields, f.crt.ManagedFields) {
+					t.Fatalf("managedFields after a no-op veto %+v, want the stored ones %+v", out.ManagedFields, f.crt.ManagedFields)
+				}
 			}},
 		},
 		{
@@ -359,6 +373,10 @@ func TestCertificateGuardHandle(t *testing.T) {
 				if c == nil || c.Status != cmmeta.ConditionTrue || c.Message != scrubber.GuardReadyMessage ||
 					!c.LastTransitionTime.Equal(f.crt.Status.Conditions[0].LastTransitionTime) {
 					t.Fatalf("Ready = %+v, want True since %v with the custody message", c, f.crt.Status.Conditions[0].LastTransitionTime)
+				}
+				// The message changed: a real write, ownership as the apiserver recorded it.
+				if len(out.ManagedFields) != 2 {
+					t.Fatalf("managedFields %+v, want the requester's entry kept", out.ManagedFields)
 				}
 			}},
 		},
@@ -549,8 +567,9 @@ func TestCertificateGuardHandle(t *testing.T) {
 			}
 			if tc.want.patched {
 				var ops []map[string]any
-				if err := json.Unmarshal(resp.Patch, &ops); err != nil || len(ops) != 1 || ops[0]["path"] != "/status" {
-					t.Fatalf("patch %s, want a single operation on /status", resp.Patch)
+				if err := json.Unmarshal(resp.Patch, &ops); err != nil || len(ops) == 0 || ops[0]["path"] != "/status" ||
+					(len(ops) == 2 && ops[1]["path"] != "/metadata/managedFields") || len(ops) > 2 {
+					t.Fatalf("patch %s, want /status and at most /metadata/managedFields", resp.Patch)
 				}
 				if len(resp.Warnings) != 1 || !strings.HasPrefix(resp.Warnings[0], "keyward: ") {
 					t.Fatalf("warnings %v, want one keyward warning", resp.Warnings)
@@ -561,6 +580,12 @@ func TestCertificateGuardHandle(t *testing.T) {
 			}
 		})
 	}
+}
+
+func ghJSONEqual(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
 }
 
 func ghConditionsEqual(a, b *cmapi.Certificate) bool {
