@@ -73,8 +73,13 @@ test-e2e: tools ## End-to-end scenarios on the real stack.
 test-deploy: $(BIN)/helm ## Helm chart rendering, alert rules and dashboard checks.
 	cd deploy/test && go test -timeout 5m ./...
 
-fuzz: ## A longer fuzz run of every fuzz target (FUZZTIME each).
-	FUZZTIME=$${FUZZTIME:-10m}; for t in $$(go test -list 'Fuzz.*' ./scrubber/ | grep ^Fuzz); do go test -run '^$$' -fuzz "^$$t$$" -fuzztime $$FUZZTIME ./scrubber/; done
+fuzz: ## A longer run of every fuzz target (FUZZTIME each, default 10m).
+	FUZZTIME=$${FUZZTIME:-10m}; \
+	for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for t in $$(go test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+	    go test -run '^$$' -fuzz "^$$t$$" -fuzztime $$FUZZTIME $$pkg; \
+	  done; \
+	done
 
 demo: tools build ## Start the embedded stack, issue a certificate into custody, print what happened.
 	go run ./hack/demo
