@@ -34,8 +34,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 )
 
-// DefaultAuditPeriod is how often the watcher checks that every placeholder's
-// custody record still exists.
+// DefaultAuditPeriod is the recommended WatcherOptions.AuditPeriod: how often
+// the watcher checks that every placeholder's custody record still exists.
 const DefaultAuditPeriod = 10 * time.Minute
 
 // WatcherControllerName names the watcher's controller (logs, metrics).
@@ -71,8 +71,8 @@ type WatcherOptions struct {
 	// StrictDefault is strict mode for namespaces without the
 	// keyward.io/redact-certificates label.
 	StrictDefault bool
-	// AuditPeriod is how often placeholders are checked against the store.
-	// Default DefaultAuditPeriod; negative disables the audit.
+	// AuditPeriod is how often placeholders are checked against the store;
+	// 0 disables the audit (DefaultAuditPeriod is the recommended value).
 	AuditPeriod time.Duration
 	// WriteTimeout bounds a custody write. Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
@@ -182,7 +182,7 @@ type watcher struct {
 	clock      clock.WithTicker
 	metrics    *Metrics
 	started    time.Time
-	// auditPeriod <= 0 disables the audit.
+	// auditPeriod 0 disables the audit.
 	auditPeriod time.Duration
 }
 
@@ -196,8 +196,8 @@ func newWatcher(mgr ctrl.Manager, opts WatcherOptions) (*watcher, error) {
 	if opts.NamespaceSelector == nil {
 		opts.NamespaceSelector = labels.SelectorFromSet(labels.Set{NamespaceLabelCustody: "enabled"})
 	}
-	if opts.AuditPeriod == 0 {
-		opts.AuditPeriod = DefaultAuditPeriod
+	if opts.AuditPeriod < 0 {
+		return nil, fmt.Errorf("custody audit period %s is negative", opts.AuditPeriod)
 	}
 	m := opts.Metrics
 	if m == nil {
