@@ -23,8 +23,10 @@
 //     updating the Secret with its live resourceVersion, and records the
 //     exposure: scrub time minus the time of the last write of the Secret's
 //     data according to managedFields (creationTimestamp when no entry
-//     touched data). That is a lower bound; managedFields have second
-//     precision. It also measures next-private-key Secrets' lifetimes.
+//     touched data). Those times are truncated to the second, so a sample can
+//     overstate by up to a second; an earlier write of the same key followed
+//     by another data write is not counted. It also measures
+//     next-private-key Secrets' lifetimes.
 //   - Lost records (audit): a placeholder whose custody record is missing
 //     loses its custody annotations and label, once, so the guard no longer
 //     vetoes and cert-manager re-issues. A placeholder that lost its markers

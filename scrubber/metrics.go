@@ -60,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"path"}),
 		KeyExposure: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "keyward_key_exposure_seconds",
-			Help:    "Time a private key was stored in a Secret before the watcher moved it to custody (lower bound: since the last write of the Secret's data).",
+			Help:    "Time a private key was stored in a Secret before the watcher moved it to custody (since the last write of the Secret's data, to the second).",
 			Buckets: exposureBuckets,
 		}),
 		NextPrivateKeyLifetime: prometheus.NewHistogram(prometheus.HistogramOpts{

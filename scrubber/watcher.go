@@ -373,10 +373,13 @@ func (w *watcher) restoreMarkers(ctx context.Context, cached *corev1.Secret) err
 }
 
 // exposureStart is when the key the watcher is about to remove was last
-// written: the latest managedFields entry that touched data (second
-// precision), else the Secret's creation. It is a lower bound of the key's
-// exposure: an earlier write of the same key, followed by another data write,
-// is not counted.
+// written: the latest managedFields entry that touched data, else the
+// Secret's creation. The apiserver truncates both to the second, so the
+// exposure can be overstated by up to a second; an earlier write of the same
+// key, followed by another data write, is not counted. The alternative, the
+// time this process first saw the resourceVersion, would understate it by the
+// watch latency and by any time Keyward was down, which is what the metric
+// exists to show.
 func exposureStart(s *corev1.Secret) time.Time {
 	var latest time.Time
 	for _, mf := range s.ManagedFields {
