@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -208,6 +209,11 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	scrub, err := scrubber.NewScrubber(store, deps.Clock, metrics, o.CustodyWriteTimout)
 	if err != nil {
 		return closers, err
+	}
+	// Start the Namespace informer now (without blocking), so the first
+	// admission request reads strict mode from a warm cache.
+	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{}, cache.BlockUntilSynced(false)); err != nil {
+		return closers, fmt.Errorf("starting the namespace informer: %w", err)
 	}
 	strict := scrubber.NamespaceStrictMode{Reader: mgr.GetCache(), Default: o.RedactCertificates}
 	scrubHandler, err := webhook.NewSecretScrubber(scrub, strict)
