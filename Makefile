@@ -68,7 +68,7 @@ test-unit: tools ## Unit and integration tests (integration ones use the real Va
 	go test -timeout $(UNIT_TIMEOUT) $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/e2e$$')
 
 test-e2e: tools ## End-to-end scenarios on the real stack.
-	go test -timeout $(E2E_TIMEOUT) -v $(GO_TEST_FLAGS) ./e2e/...
+	go test -timeout $(E2E_TIMEOUT) -v $(GO_TEST_FLAGS) ./e2e/
 
 test-deploy: $(BIN)/helm ## Helm chart rendering, alert rules and dashboard checks.
 	cd deploy/test && go test -timeout 5m ./...
