@@ -81,8 +81,8 @@ const (
 // cert-manager's change (GuardPass) or when it drops it (GuardVeto). The set is
 // closed so that it can be logged and counted without unbounded cardinality.
 const (
-	// GuardDecisionNotRedactionRelated: the update does not newly set
-	// Issuing=True or Ready=False with a redaction-induced reason.
+	// GuardDecisionNotRedactionRelated: the update neither newly sets
+	// Issuing=True nor carries Ready=False with a redaction-induced reason.
 	GuardDecisionNotRedactionRelated = "NotRedactionRelated"
 	// GuardDecisionSecretNotFound: the target Secret is not known.
 	GuardDecisionSecretNotFound = "SecretNotFound"
@@ -192,7 +192,7 @@ type GuardDecision struct {
 }
 
 // GuardCandidate reports whether the update from old to new newly sets
-// Issuing=True or Ready=False with one of GuardRedactionReasons. It is the Go
+// Issuing=True, or carries Ready=False, with one of GuardRedactionReasons. It is the Go
 // twin of the webhook's CEL matchConditions and lets callers skip all lookups
 // for updates DecideGuard would pass anyway. old may be nil (no prior state).
 func GuardCandidate(old, new *cmapi.Certificate) bool {
@@ -207,9 +207,9 @@ func GuardCandidate(old, new *cmapi.Certificate) bool {
 // redaction of tls.key. It is pure: same input, same decision.
 //
 // Contract:
-//   - Updates that do not newly set Issuing=True or Ready=False with a
-//     redaction-induced reason pass untouched (ManuallyTriggered, DoesNotExist,
-//     IncorrectIssuer, ...).
+//   - Updates that neither newly set Issuing=True nor carry Ready=False with
+//     a redaction-induced reason pass untouched (ManuallyTriggered,
+//     DoesNotExist, IncorrectIssuer, ...).
 //   - Secrets not in custody, without a custody record, or whose record does
 //     not describe the certificate they hold pass untouched: cert-manager
 //     re-issues, which costs one issuance and never loses a key.
@@ -228,7 +228,7 @@ func DecideGuard(in GuardInput) GuardDecision {
 	issuing := guardIssuingTransition(in.Old, in.New, true)
 	ready := guardReadyTransition(in.Old, in.New, true)
 	if issuing == nil && ready == nil {
-		return guardPass(GuardDecisionNotRedactionRelated, "update does not newly set Issuing=True or Ready=False for a redaction-induced reason")
+		return guardPass(GuardDecisionNotRedactionRelated, "update neither newly sets Issuing=True nor carries Ready=False for a redaction-induced reason")
 	}
 	if in.Secret == nil {
 		return guardPass(GuardDecisionSecretNotFound, fmt.Sprintf("Secret %q not found", in.New.Spec.SecretName))
@@ -373,15 +373,15 @@ func guardIssuingTransition(old, new *cmapi.Certificate, strictMessage bool) *cm
 }
 
 // guardReadyTransition returns new's Ready condition if it is False with a
-// redaction-induced reason and old did not already say Ready=False for that
-// same reason. A change from False/DoesNotExist to False/MissingData counts:
-// it is what a freshly issued Certificate in custody goes through.
-func guardReadyTransition(old, new *cmapi.Certificate, strictMessage bool) *cmapi.CertificateCondition {
+// redaction-induced reason, whatever old said. Ready=False is re-decided on
+// every update that carries it, not only when it first appears: a
+// Certificate can be left Ready=False/MissingData legitimately (custody
+// record missing, so the guard passed and cert-manager re-issued), and
+// cert-manager never re-sends an unchanged condition, so the next status
+// write of any controller is the only chance to put Ready right again.
+func guardReadyTransition(_, new *cmapi.Certificate, strictMessage bool) *cmapi.CertificateCondition {
 	c := guardCondition(new, cmapi.CertificateConditionReady)
 	if c == nil || c.Status != cmmeta.ConditionFalse || !guardRedactionReason(c, strictMessage) {
-		return nil
-	}
-	if o := guardCondition(old, cmapi.CertificateConditionReady); o != nil && o.Status == cmmeta.ConditionFalse && o.Reason == c.Reason {
 		return nil
 	}
 	return c

@@ -177,14 +177,44 @@ func TestDecideGuard(t *testing.T) {
 			wantOutcome: GuardPass, wantReason: GuardDecisionNotRedactionRelated,
 		},
 		{
-			name: "Ready already False for the same reason is not a transition",
+			name: "a Ready=False/MissingData left behind is put right by the next status write",
 			setup: func(_ *testing.T, f *guardFix) {
 				readyRedacted(f.crt, f.now.Add(-time.Minute))
 			},
 			update: func(f *guardFix, c *cmapi.Certificate) {
-				c.Status.NotAfter = nil
+				na := metav1.NewTime(f.cert.NotAfter)
+				c.Status.NotAfter = &na
 			},
-			wantOutcome: GuardPass, wantReason: GuardDecisionNotRedactionRelated,
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantUnchanged(false), func(t *testing.T, f *guardFix, d GuardDecision) {
+				c := guardCond(d.Status, cmapi.CertificateConditionReady)
+				if c == nil || c.Status != cmmeta.ConditionTrue || c.Message != GuardReadyMessage || !c.LastTransitionTime.Time.Equal(f.now) {
+					t.Fatalf("Ready = %+v, want True since now", c)
+				}
+			}},
+		},
+		{
+			name: "the trigger's update also puts a left-behind Ready=False right",
+			setup: func(_ *testing.T, f *guardFix) {
+				readyRedacted(f.crt, f.now.Add(-time.Minute))
+			},
+			update:      func(f *guardFix, c *cmapi.Certificate) { issuingRedacted(c, f.now) },
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{wantNoIssuing, wantCond(cmapi.CertificateConditionReady, cmmeta.ConditionTrue, "Ready", "held in Vault")},
+		},
+		{
+			name: "a left-behind Ready=False with a manual renewal: the renewal is untouched",
+			setup: func(_ *testing.T, f *guardFix) {
+				readyRedacted(f.crt, f.now.Add(-time.Minute))
+			},
+			update: func(f *guardFix, c *cmapi.Certificate) {
+				guardSetCond(c, f.now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "ManuallyTriggered", "Certificate re-issuance manually triggered")
+			},
+			wantOutcome: GuardVeto, wantReason: GuardDecisionRedactionOnly,
+			checks: []check{
+				wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "ManuallyTriggered", "manually triggered"),
+				wantCond(cmapi.CertificateConditionReady, cmmeta.ConditionTrue, "Ready", "held in Vault"),
+			},
 		},
 		{
 			name: "a fresh issuance (Ready False/DoesNotExist to False/MissingData) becomes Ready=True now",
@@ -733,7 +763,8 @@ func TestGuardCandidate(t *testing.T) {
 		{name: "Ready True to False MissingData", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionTrue, "Ready")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, want: true},
 		{name: "Ready absent to False MissingData", new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, want: true},
 		{name: "Ready False DoesNotExist to False MissingData", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "DoesNotExist")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, want: true},
-		{name: "Ready False MissingData stays", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, want: false},
+		{name: "Ready False MissingData carried over", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, want: true},
+		{name: "Ready False MissingData carried by an Issuing update", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "MissingData"), issuing(cmmeta.ConditionTrue, "ManuallyTriggered")}, want: true},
 		{name: "Ready True to False Expired", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionTrue, "Ready")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "Expired")}, want: false},
 		{name: "Ready True stays", old: []func(*cmapi.Certificate){ready(cmmeta.ConditionTrue, "Ready")}, new: []func(*cmapi.Certificate){ready(cmmeta.ConditionTrue, "Ready")}, want: false},
 		{name: "nil old", nilOld: true, new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "MissingData")}, want: true},

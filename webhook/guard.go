@@ -36,7 +36,7 @@ const (
 	// custody metadata read) of one admission request.
 	DefaultGuardLookupTimeout = 2 * time.Second
 	// DefaultGuardCacheTTL is how long a custody metadata answer is reused for
-	// the same (namespace, secret, custody version).
+	// the same Secret, custody version, key fingerprint and serial.
 	DefaultGuardCacheTTL = 30 * time.Second
 	// DefaultGuardCacheSize bounds the number of cached custody answers.
 	DefaultGuardCacheSize = 10000
@@ -72,8 +72,9 @@ const (
 //     rest); anything else is allowed unmodified.
 //   - All reads come from the injected client.Reader, which must be an
 //     informer cache (no live API calls on the admission path), and from the
-//     custody store's Metadata, cached per (namespace, secret, custody
-//     version) for a short TTL so that steady state makes no Vault calls.
+//     custody store's Metadata, cached per Secret and what it says about its
+//     record (custody version, key fingerprint, serial) for a short TTL so
+//     that steady state makes no Vault calls.
 //     All lookups of one request share a timeout (default 2 s).
 //   - A veto or rewrite is returned as a JSON patch that replaces /status
 //     with the status DecideGuard computed and, when that status is the
@@ -373,11 +374,13 @@ func (g *CertificateGuard) requests(ctx context.Context, crt *cmapi.Certificate)
 	return current, owned, nil
 }
 
-// guardCacheKey identifies one custody answer. The custody version annotation
-// changes whenever Keyward writes a new record for the Secret, so a new
-// issuance never reuses a stale answer.
+// guardCacheKey identifies one custody answer by what the Secret says about
+// its record. The custody version changes whenever Keyward writes a new
+// record version; the key fingerprint and serial change with every issuance
+// even when a deleted record is re-created and its versions restart at 1. So
+// a new issuance never reuses a stale answer.
 type guardCacheKey struct {
-	namespace, name, version string
+	namespace, name, version, keySHA256, serial string
 }
 
 type guardCacheEntry struct {
@@ -388,7 +391,13 @@ type guardCacheEntry struct {
 // custody returns the custody record's metadata for s (nil if there is
 // none), from the TTL cache or the store.
 func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scrubber.Metadata, error) {
-	key := guardCacheKey{namespace: s.Namespace, name: s.Name, version: s.Annotations[scrubber.AnnotationCustodyVersion]}
+	key := guardCacheKey{
+		namespace: s.Namespace,
+		name:      s.Name,
+		version:   s.Annotations[scrubber.AnnotationCustodyVersion],
+		keySHA256: s.Annotations[scrubber.AnnotationKeySHA256],
+		serial:    s.Annotations[scrubber.AnnotationSerial],
+	}
 	now := g.clock.Now()
 	if g.ttl > 0 {
 		g.mu.Lock()

@@ -24,15 +24,17 @@ const (
 //   - an Issuing condition with status True and a redaction-induced reason
 //     (scrubber.GuardRedactionReasons) while the old object had no
 //     Issuing=True, or
-//   - a Ready condition with status False and a redaction-induced reason
-//     while the old object had no Ready=False with that same reason (absent,
-//     True, or False for another reason such as DoesNotExist, which is what
-//     a freshly issued Certificate in custody goes through).
+//   - a Ready condition with status False and a redaction-induced reason,
+//     whatever the old object said: besides True/absent to False, this covers
+//     False/DoesNotExist to False/MissingData (a fresh issuance in custody)
+//     and a Ready=False/MissingData left behind while custody could not be
+//     verified, which cert-manager never re-sends by itself and which only
+//     the next status write (of any controller) can put right.
 //
 // Everything else, including a manual renewal (Issuing=True with reason
-// ManuallyTriggered) and every status update that does not change these
-// conditions, never reaches the guard: it cannot be slowed down or blocked by
-// it, whatever the failure policy. Objects are untyped in webhook CEL, so
+// ManuallyTriggered) and every status update of a Certificate that is not
+// Ready=False for such a reason, never reaches the guard: it cannot be slowed
+// down or blocked by it, whatever the failure policy. Objects are untyped in webhook CEL, so
 // every optional field is tested with has() first; a missing field would be
 // an evaluation error, which the failure policy would turn into a rejection.
 func GuardMatchConditions() []admissionregistrationv1.MatchCondition {
@@ -45,8 +47,7 @@ func GuardMatchConditions() []admissionregistrationv1.MatchCondition {
 
 	issuing := "(c.type == 'Issuing' && c.status == 'True' && c.reason in " + redaction +
 		" && !(" + oldConditions + " && oldObject.status.conditions.exists(o, has(o.type) && has(o.status) && o.type == 'Issuing' && o.status == 'True')))"
-	ready := "(c.type == 'Ready' && c.status == 'False' && c.reason in " + redaction +
-		" && !(" + oldConditions + " && oldObject.status.conditions.exists(o, has(o.type) && has(o.status) && has(o.reason) && o.type == 'Ready' && o.status == 'False' && o.reason == c.reason)))"
+	ready := "(c.type == 'Ready' && c.status == 'False' && c.reason in " + redaction + ")"
 
 	return []admissionregistrationv1.MatchCondition{
 		{

@@ -622,11 +622,20 @@ func TestCertificateGuardCachesCustodyMetadata(t *testing.T) {
 	// A new custody version (new issuance) is a new key: no stale answer.
 	s := f.secret.DeepCopy()
 	s.Annotations[scrubber.AnnotationCustodyVersion] = "2"
-	r2 := f.reader(t, s, f.cr)
-	g.reader = r2
+	g.reader = f.reader(t, s, f.cr)
 	g.Handle(context.Background(), req)
 	if n := f.store.callCount(); n != 3 {
 		t.Fatalf("store called %d times after the custody version changed, want 3", n)
+	}
+
+	// A deleted and re-created record restarts at version 1, but the new
+	// issuance has another serial: no stale answer either.
+	s = f.secret.DeepCopy()
+	s.Annotations[scrubber.AnnotationSerial] = "abcdef"
+	g.reader = f.reader(t, s, f.cr)
+	g.Handle(context.Background(), req)
+	if n := f.store.callCount(); n != 4 {
+		t.Fatalf("store called %d times after the serial changed under the same version, want 4", n)
 	}
 }
 
