@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -212,8 +214,11 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	}
 	// Start the Namespace informer now (without blocking), so the first
 	// admission request reads strict mode from a warm cache.
-	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{}, cache.BlockUntilSynced(false)); err != nil {
-		return closers, fmt.Errorf("starting the namespace informer: %w", err)
+	// The guard reads Secrets and CertificateRequests from the same cache.
+	for _, obj := range []client.Object{&corev1.Namespace{}, &corev1.Secret{}, &cmapi.CertificateRequest{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
+			return closers, fmt.Errorf("starting the %T informer: %w", obj, err)
+		}
 	}
 	strict := scrubber.NamespaceStrictMode{Reader: mgr.GetCache(), Default: o.RedactCertificates}
 	scrubHandler, err := webhook.NewSecretScrubber(scrub, strict)
