@@ -11,11 +11,15 @@
 #   - Kubernetes auth with a reviewer ServiceAccount bound to
 #     system:auth-delegator, and one role per Keyward component.
 #
-# Requires: vault, kubectl (a context for the target cluster), jq, openssl.
+# Requires: vault, jq; kubectl (a context for the target cluster) unless both
+# KUBERNETES_CA_FILE and KUBERNETES_REVIEWER_JWT_FILE are set.
 # Environment:
 #   VAULT_ADDR, VAULT_TOKEN      admin access to Vault (required)
 #   KUBERNETES_HOST              apiserver URL as Vault reaches it (required)
 #   KUBERNETES_CA_FILE           apiserver CA PEM (default: from the kubectl context)
+#   KUBERNETES_REVIEWER_JWT_FILE token Vault uses for TokenReview, of a
+#                                ServiceAccount bound to system:auth-delegator
+#                                (default: the script creates one, see README)
 #   KUBERNETES_AUTH_MOUNT        auth mount name (default kubernetes)
 #   KEYWARD_NAMESPACE            Keyward's namespace (default keyward-system)
 #   KEYWARD_SERVICE_ACCOUNT      Keyward's ServiceAccount (default keyward)
@@ -72,6 +76,10 @@ fi
 vault secrets tune -max-lease-ttl=87600h pki >/dev/null
 
 if [[ "${root_mode}" == "internal" ]]; then
+  # The intermediate certificate points clients at these (AIA and CRL).
+  vault write pki/config/urls \
+    issuing_certificates="${VAULT_ADDR}/v1/pki/ca" \
+    crl_distribution_points="${VAULT_ADDR}/v1/pki/crl" >/dev/null
   if ! vault read -format=json pki/cert/ca 2>/dev/null | jq -e '.data.certificate | length > 0' >/dev/null; then
     # A root generated inside Vault is convenient for trials. In production
     # the root's key should never be online: use ROOT_CA_MODE=external.
@@ -86,14 +94,23 @@ if ! mounted secrets pki_int; then
   vault secrets enable -path=pki_int pki
 fi
 vault secrets tune -max-lease-ttl=43800h pki_int >/dev/null
+# Set before the intermediate exists, so every certificate it signs says where
+# to fetch its issuer and CRL (Vault warns when a CA is made without them).
+vault write pki_int/config/urls \
+  issuing_certificates="${VAULT_ADDR}/v1/pki_int/ca" \
+  crl_distribution_points="${VAULT_ADDR}/v1/pki_int/crl" >/dev/null
 
 if ! vault read -format=json pki_int/cert/ca 2>/dev/null | jq -e '.data.certificate | length > 0' >/dev/null; then
   log "creating the intermediate CA"
   csr="$(vault write -format=json pki_int/intermediate/generate/internal \
-    common_name="Keyward Intermediate CA" issuer_name="intermediate" key_type=ec key_bits=256 | jq -r .data.csr)"
+    common_name="Keyward Intermediate CA" key_name="intermediate" key_type=ec key_bits=256 | jq -r .data.csr)"
   if [[ "${root_mode}" == "internal" ]]; then
     signed="$(vault write -format=json pki/root/sign-intermediate csr="${csr}" format=pem_bundle ttl=43800h | jq -r .data.certificate)"
     vault write pki_int/intermediate/set-signed certificate="${signed}" >/dev/null
+    # generate/internal takes no issuer_name: the issuer only exists once the
+    # signed certificate is imported. It becomes the default (the imported
+    # issuer that has a key), so name it through that reference.
+    vault patch pki_int/issuer/default issuer_name="intermediate" >/dev/null
   else
     printf '%s\n' "${csr}" >pki_int.csr
     log "ROOT_CA_MODE=external: sign pki_int.csr with your offline root, then run:"
@@ -102,9 +119,6 @@ if ! vault read -format=json pki_int/cert/ca 2>/dev/null | jq -e '.data.certific
     exit 3
   fi
 fi
-vault write pki_int/config/urls \
-  issuing_certificates="${VAULT_ADDR}/v1/pki_int/ca" \
-  crl_distribution_points="${VAULT_ADDR}/v1/pki_int/crl" >/dev/null
 
 for role in keyward cert-manager; do
   # Both roles are used through sign/<role> only: the CSR's key type decides
@@ -139,9 +153,20 @@ for f in "${here}"/*.hcl; do
 done
 
 # --- Kubernetes auth ------------------------------------------------------
-log "reviewer ServiceAccount ${reviewer_ns}/${reviewer_sa} (system:auth-delegator)"
-kubectl get namespace "${reviewer_ns}" >/dev/null 2>&1 || kubectl create namespace "${reviewer_ns}"
-kubectl apply -f - >/dev/null <<EOF
+# Secrets reach Vault through files (vault write key=@file), never on a
+# command line, where any local user could read them from the process list.
+tmp_dir="$(mktemp -d)"
+trap 'rm -rf "${tmp_dir}"' EXIT
+
+# create_reviewer <out-file>: creates the reviewer ServiceAccount, binds it to
+# system:auth-delegator and writes its long-lived token to <out-file>. The
+# token comes from a service-account-token Secret, which the cluster's token
+# controller (in kube-controller-manager) fills in.
+create_reviewer() {
+  local out="$1"
+  log "reviewer ServiceAccount ${reviewer_ns}/${reviewer_sa} (system:auth-delegator)"
+  kubectl get namespace "${reviewer_ns}" >/dev/null 2>&1 || kubectl create namespace "${reviewer_ns}" >/dev/null
+  kubectl apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: ServiceAccount
 metadata:
@@ -170,19 +195,28 @@ subjects:
     name: ${reviewer_sa}
     namespace: ${reviewer_ns}
 EOF
-reviewer_jwt=""
-for _ in $(seq 1 30); do
-  reviewer_jwt="$(kubectl -n "${reviewer_ns}" get secret "${reviewer_sa}-token" -o jsonpath='{.data.token}' | base64 -d || true)"
-  [[ -n "${reviewer_jwt}" ]] && break
-  sleep 1
-done
-[[ -n "${reviewer_jwt}" ]] || { echo "the token controller did not fill ${reviewer_sa}-token" >&2; exit 1; }
+  for _ in $(seq 1 30); do
+    (umask 077 && kubectl -n "${reviewer_ns}" get secret "${reviewer_sa}-token" -o jsonpath='{.data.token}' | base64 -d >"${out}") || true
+    [[ -s "${out}" ]] && return 0
+    sleep 1
+  done
+  echo "the token controller did not fill Secret ${reviewer_ns}/${reviewer_sa}-token; set KUBERNETES_REVIEWER_JWT_FILE instead" >&2
+  return 1
+}
 
-if [[ -n "${KUBERNETES_CA_FILE:-}" ]]; then
-  k8s_ca="$(cat "${KUBERNETES_CA_FILE}")"
-else
-  k8s_ca="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d)"
+reviewer_jwt_file="${KUBERNETES_REVIEWER_JWT_FILE:-}"
+if [[ -z "${reviewer_jwt_file}" ]]; then
+  reviewer_jwt_file="${tmp_dir}/reviewer.jwt"
+  create_reviewer "${reviewer_jwt_file}"
 fi
+[[ -s "${reviewer_jwt_file}" ]] || { echo "reviewer token file ${reviewer_jwt_file} is missing or empty" >&2; exit 1; }
+
+k8s_ca_file="${KUBERNETES_CA_FILE:-}"
+if [[ -z "${k8s_ca_file}" ]]; then
+  k8s_ca_file="${tmp_dir}/kubernetes-ca.pem"
+  kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"${k8s_ca_file}"
+fi
+[[ -s "${k8s_ca_file}" ]] || { echo "Kubernetes CA file ${k8s_ca_file} is missing or empty" >&2; exit 1; }
 
 if ! mounted auth "${auth_mount}"; then
   log "enabling Kubernetes auth at auth/${auth_mount}/"
@@ -190,8 +224,8 @@ if ! mounted auth "${auth_mount}"; then
 fi
 vault write "auth/${auth_mount}/config" \
   kubernetes_host="${KUBERNETES_HOST}" \
-  kubernetes_ca_cert="${k8s_ca}" \
-  token_reviewer_jwt="${reviewer_jwt}" \
+  kubernetes_ca_cert=@"${k8s_ca_file}" \
+  token_reviewer_jwt=@"${reviewer_jwt_file}" \
   disable_local_ca_jwt=true >/dev/null
 
 # k8s_role <name> <sa> <namespace> <policy>: short-lived tokens, audience vault.
@@ -212,4 +246,9 @@ k8s_role cert-manager "${cm_sa}" "${cm_ns}" cert-manager-baseline
 k8s_role keyward-consumer "${consumer_sa}" "${consumer_ns}" keyward-consumer
 
 log "done. Root CA (distribute to clients):"
-vault read -field=certificate pki/cert/ca 2>/dev/null || log "(root is external)"
+# -field prints no trailing newline; add one so the PEM can be appended to.
+if root_pem="$(vault read -field=certificate pki/cert/ca 2>/dev/null)"; then
+  printf '%s\n' "${root_pem}"
+else
+  log "(root is external)"
+fi

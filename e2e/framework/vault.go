@@ -48,6 +48,11 @@ type VaultOptions struct {
 	Dir string
 	// AllowedDomains for the PKI roles; default example.com (with subdomains) and localhost.
 	AllowedDomains []string
+	// Unconfigured leaves the server as `vault server -dev` starts it: none of
+	// the PKI, custody, audit, policies or auth that StartVault would add, and
+	// RootCAPEM stays empty. For tests that configure Vault themselves, e.g.
+	// with deploy/vault/setup.sh.
+	Unconfigured bool
 }
 
 // Vault is a running Vault dev server configured like a production deployment:
@@ -122,6 +127,9 @@ func StartVault(ctx context.Context, opts VaultOptions) (*Vault, error) {
 	if err := v.waitReady(ctx, 60*time.Second); err != nil {
 		_ = v.Stop()
 		return nil, err
+	}
+	if opts.Unconfigured {
+		return v, nil
 	}
 	if err := v.configure(ctx, opts); err != nil {
 		_ = v.Stop()
