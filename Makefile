@@ -89,6 +89,7 @@ dev: tools build ## Keep the embedded stack running; writes bin/dev.env.
 
 bench: tools ## Benchmarks (prints figures; never asserted in make test).
 	go test -run '^$$' -bench . -benchmem ./scrubber/ ./issuer/...
+	go run ./hack/bench $(BENCH_ARGS)
 
 clean: ## Remove build outputs (keeps the slow tool builds unless CLEAN_TOOLS=1).
 	rm -rf $(ROOT)/e2e/_artifacts $(BIN)/keyward

@@ -1,0 +1,231 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+// Command bench measures Keyward against cert-manager's built-in Vault issuer
+// on one real stack (etcd, kube-apiserver, Vault dev server, cert-manager's
+// controllers and Keyward in-process) and writes the figures to a Markdown
+// report:
+//
+//	go run ./hack/bench [-n 100] [-quiet 60s] [-out docs/benchmarks.md]
+//
+// Phases, in order: issuance (baseline a, Keyward b, a, b), steady state
+// (quiet period), scrub cost (Secret Create with and without custody next to
+// a bare Vault KV write), watcher exposure (scrub webhook down, fail open),
+// and the guard decision micro-benchmark. Nothing is asserted: every figure
+// is printed with what was measured and how.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keyward-io/keyward/e2e/framework"
+	"github.com/keyward-io/keyward/e2e/framework/keyward"
+)
+
+type options struct {
+	N                  int
+	Rounds             int
+	Quiet              time.Duration
+	Settle             time.Duration
+	Out                string
+	ScrubSecrets       int
+	WatcherSecrets     int
+	WatcherConcurrency int
+	CreateConcurrency  int
+	PhaseTimeout       time.Duration
+	CPUProfile         string
+	SkipGoBench        bool
+}
+
+// bench holds the running stack and what the phases share.
+type bench struct {
+	opts options
+	st   *keyward.Stack
+	c    client.WithWatch
+	kube kubernetes.Interface
+	// issuanceNamespaces maps each issuance namespace to its arm (a or b).
+	issuanceNamespaces map[string]string
+	savedScrubWebhook  *admissionv1.MutatingWebhook
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.N, "n", 100, "Certificates per issuance arm and round")
+	flag.IntVar(&o.Rounds, "rounds", 2, "issuance rounds (each runs baseline a, then Keyward b)")
+	flag.DurationVar(&o.Quiet, "quiet", 60*time.Second, "steady-state quiet period after issuance")
+	flag.DurationVar(&o.Settle, "settle", 10*time.Second, "pause between the last Ready and the start of the quiet period")
+	flag.StringVar(&o.Out, "out", "docs/benchmarks.md", "Markdown report path (relative to the repository root); empty: stdout only")
+	flag.IntVar(&o.ScrubSecrets, "scrub-secrets", 200, "Secrets per arm in the scrub-cost phase")
+	flag.IntVar(&o.WatcherSecrets, "watcher-secrets", 200, "key-bearing Secrets in the watcher-exposure phase")
+	flag.IntVar(&o.WatcherConcurrency, "watcher-concurrency", 8, "concurrent Creates in the watcher-exposure phase")
+	flag.IntVar(&o.CreateConcurrency, "create-concurrency", 100, "concurrent Certificate Creates in the issuance phase")
+	flag.DurationVar(&o.PhaseTimeout, "phase-timeout", 15*time.Minute, "limit for each phase to complete")
+	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole in-process run (cert-manager, Keyward, harness) to this file")
+	flag.BoolVar(&o.SkipGoBench, "skip-go-bench", false, "do not run BenchmarkDecideGuard")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	root, err := framework.RepoRoot()
+	if err != nil {
+		return err
+	}
+	rep := &report{Opts: o, Command: commandLine(), Started: time.Now().UTC()}
+	rep.Machine = machineInfo()
+	rep.LoadBefore = loadAvg()
+
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("creating CPU profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("starting CPU profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+
+	startCtx, startCancel := context.WithTimeout(ctx, 3*time.Minute)
+	st, err := keyward.StartStack(startCtx, keyward.StackOptions{Framework: framework.Options{Name: "bench"}})
+	startCancel()
+	if err != nil {
+		return fmt.Errorf("starting stack: %w", err)
+	}
+	defer st.Stop()
+	fmt.Printf("stack up; component logs in %s\n", st.Dir)
+	rep.Artifacts = st.Dir
+
+	// The harness's own clients: a copy of the admin config without
+	// client-side rate limiting, so the harness is never the bottleneck.
+	cfg := rest.CopyConfig(st.RESTConfig)
+	cfg.QPS, cfg.Burst = 1000, 2000
+	// The apiserver warns about every placeholder Secret (empty tls.key);
+	// that is the point of custody, not news.
+	cfg.WarningHandler = rest.NoWarnings{}
+	b := &bench{opts: o, st: st, issuanceNamespaces: map[string]string{}}
+	if b.c, err = client.NewWithWatch(cfg, client.Options{Scheme: st.Scheme}); err != nil {
+		return fmt.Errorf("creating client: %w", err)
+	}
+	if b.kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		return fmt.Errorf("creating clientset: %w", err)
+	}
+	rep.Versions = b.versions(ctx)
+
+	if err := b.createIssuers(ctx); err != nil {
+		return err
+	}
+	for r := 1; r <= o.Rounds; r++ {
+		for _, arm := range []string{"a", "b"} {
+			fmt.Printf("issuance: arm %s round %d, %d Certificates…\n", arm, r, o.N)
+			res, err := b.runIssuance(ctx, arm, r)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  wall %s, p50 %s, p99 %s (create → Ready seen)\n", fmtD(res.Wall), fmtD(res.WatchLatency.quantile(0.5)), fmtD(res.WatchLatency.quantile(0.99)))
+			rep.Issuance = append(rep.Issuance, res)
+		}
+	}
+
+	fmt.Printf("steady state: settle %s, then quiet %s…\n", o.Settle, o.Quiet)
+	time.Sleep(o.Settle)
+	if rep.Steady, err = b.runSteady(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("  keyward vault requests %d, custody-namespace writes %d\n", rep.Steady.Vault["keyward"], rep.Steady.CustodyWrites)
+
+	fmt.Printf("scrub cost: %d Secrets per arm…\n", o.ScrubSecrets)
+	if rep.Scrub, err = b.runScrubCost(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("watcher exposure: %d Secrets, webhook down…\n", o.WatcherSecrets)
+	if rep.Watcher, err = b.runWatcher(ctx); err != nil {
+		return err
+	}
+	rep.PeakRSS = peakRSS()
+	for _, err := range st.CertManagerErrors() {
+		rep.Notes = append(rep.Notes, "cert-manager controller error: "+err.Error())
+	}
+	st.Stop()
+	rep.LoadAfter = loadAvg()
+
+	if !o.SkipGoBench {
+		fmt.Println("guard: go test -bench BenchmarkDecideGuard ./scrubber/ …")
+		rep.GuardBench, err = goBench(ctx, root)
+		if err != nil {
+			rep.Notes = append(rep.Notes, "BenchmarkDecideGuard failed: "+err.Error())
+		}
+	}
+	if o.CPUProfile != "" {
+		pprof.StopCPUProfile()
+		top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", o.CPUProfile).CombinedOutput()
+		if err == nil {
+			rep.Profile = string(top)
+		}
+	}
+	rep.Finished = time.Now().UTC()
+
+	md := rep.markdown()
+	fmt.Println()
+	fmt.Println(rep.table())
+	if o.Out != "" {
+		out := o.Out
+		if !filepath.IsAbs(out) {
+			out = filepath.Join(root, out)
+		}
+		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+		fmt.Printf("report written to %s\n", out)
+	}
+	return nil
+}
+
+// poll checks cond every 100 ms until it holds or limit passes.
+func poll(ctx context.Context, limit time.Duration, what string, cond func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var last error
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		ok, err := cond(ctx)
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		return ok, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting %s for %s: %w (last error: %v)", limit, what, err, last)
+	}
+	return nil
+}
+
+// commandLine is how this run was invoked, as a user would type it.
+func commandLine() string {
+	args := append([]string{"go", "run", "./hack/bench"}, os.Args[1:]...)
+	return strings.Join(args, " ")
+}

@@ -1,0 +1,411 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyward-io/keyward/e2e/framework"
+)
+
+// report collects every figure of one run.
+type report struct {
+	Opts                  options
+	Command               string
+	Started, Finished     time.Time
+	Machine               map[string]string
+	Versions              map[string]string
+	LoadBefore, LoadAfter string
+	Artifacts             string
+	Issuance              []*issuanceResult
+	Steady                *steadyResult
+	Scrub                 *scrubResult
+	Watcher               *watcherResult
+	GuardBench            *goBenchResult
+	PeakRSS               string
+	Profile               string
+	Notes                 []string
+}
+
+func machineInfo() map[string]string {
+	m := map[string]string{
+		"CPUs (runtime.NumCPU, = nproc)": strconv.Itoa(runtime.NumCPU()),
+		"OS/arch":                        runtime.GOOS + "/" + runtime.GOARCH,
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "MemTotal:" {
+				if kb, err := strconv.Atoi(f[1]); err == nil {
+					m["Memory (MemTotal)"] = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m["CPU model"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// peakRSS is this process's peak resident set (VmHWM): cert-manager's
+// controllers, Keyward and the harness together.
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if kb, err := strconv.Atoi(f[1]); err == nil {
+				return fmt.Sprintf("%.0f MiB", float64(kb)/1024)
+			}
+		}
+	}
+	return "unknown"
+}
+
+func (b *bench) versions(ctx context.Context) map[string]string {
+	v := map[string]string{"Go": runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			switch d.Path {
+			case "github.com/cert-manager/cert-manager":
+				v["cert-manager (controllers, in-process)"] = d.Version
+			case "sigs.k8s.io/controller-runtime":
+				v["controller-runtime"] = d.Version
+			case "k8s.io/client-go":
+				v["client-go"] = d.Version
+			}
+		}
+	}
+	// kube-apiserver is built from source (hack/tools/kube-apiserver), so its
+	// reported version is a placeholder; the module it is built from says.
+	if sv, err := b.kube.Discovery().ServerVersion(); err == nil {
+		v["kube-apiserver"] = sv.GitVersion + " (API " + sv.Major + "." + sv.Minor + ")"
+	}
+	if root, err := framework.RepoRoot(); err == nil {
+		if mod, err := os.ReadFile(filepath.Join(root, "hack", "tools", "kube-apiserver", "go.mod")); err == nil {
+			for _, line := range strings.Split(string(mod), "\n") {
+				if f := strings.Fields(line); len(f) >= 2 && f[len(f)-2] == "k8s.io/kubernetes" {
+					v["kube-apiserver"] = "built from k8s.io/kubernetes " + f[len(f)-1]
+				}
+			}
+		}
+	}
+	if vc, err := b.st.Vault.RootClient(); err == nil {
+		if h, err := vc.Sys().HealthWithContext(ctx); err == nil {
+			v["Vault (dev server)"] = h.Version
+		}
+	}
+	if dir, err := framework.BinDir(); err == nil {
+		if out, err := exec.CommandContext(ctx, filepath.Join(dir, "etcd"), "--version").Output(); err == nil {
+			first, _, _ := strings.Cut(string(out), "\n")
+			v["etcd"] = strings.TrimSpace(strings.TrimPrefix(first, "etcd Version:"))
+		}
+	}
+	return v
+}
+
+// goBenchResult is the output of BenchmarkDecideGuard.
+type goBenchResult struct {
+	Command string
+	Lines   []string
+	NsPerOp float64
+}
+
+func goBench(ctx context.Context, root string) (*goBenchResult, error) {
+	args := []string{"test", "-run", "^$", "-bench", "BenchmarkDecideGuard", "-benchmem", "./scrubber/"}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	res := &goBenchResult{Command: "go " + strings.Join(args, " ")}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "cpu:") {
+			res.Lines = append(res.Lines, strings.TrimSpace(line))
+		}
+		f := strings.Fields(line)
+		for i := 1; i < len(f); i++ {
+			if f[i] == "ns/op" && strings.HasPrefix(f[0], "BenchmarkDecideGuard") {
+				res.NsPerOp, _ = strconv.ParseFloat(f[i-1], 64)
+			}
+		}
+	}
+	if err != nil {
+		return res, fmt.Errorf("%s: %w: %s", res.Command, err, out)
+	}
+	return res, nil
+}
+
+// arms returns the issuance results of one round: baseline and Keyward.
+func (r *report) arms(round int) (a, b *issuanceResult) {
+	for _, res := range r.Issuance {
+		if res.Round != round {
+			continue
+		}
+		if res.Arm == "a" {
+			a = res
+		} else {
+			b = res
+		}
+	}
+	return a, b
+}
+
+func ratio(b, a time.Duration) string {
+	if a <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", float64(b)/float64(a))
+}
+
+// table is the summary printed at the end of a run (and the report's head).
+func (r *report) table() string {
+	var sb strings.Builder
+	sb.WriteString("| Figure | Value | How it was measured |\n|---|---|---|\n")
+	row := func(name, val, how string) { fmt.Fprintf(&sb, "| %s | %s | %s |\n", name, val, how) }
+	for round := 1; round <= r.Opts.Rounds; round++ {
+		a, b := r.arms(round)
+		if a == nil || b == nil {
+			continue
+		}
+		row(fmt.Sprintf("Issuance wall, round %d (a baseline / b Keyward)", round),
+			fmt.Sprintf("%s / %s, ratio b/a **%s**", fmtD(a.Wall), fmtD(b.Wall), ratio(b.Wall, a.Wall)),
+			fmt.Sprintf("%d Certificates created at once → last Ready=True seen by a watch", r.Opts.N))
+		row(fmt.Sprintf("Per-certificate p50 / p99, round %d, a", round),
+			fmt.Sprintf("%s / %s (API: %s / %s)", fmtD(a.WatchLatency.quantile(0.5)), fmtD(a.WatchLatency.quantile(0.99)), fmtD(a.APILatency.quantile(0.5)), fmtD(a.APILatency.quantile(0.99))),
+			"Create returned → watch saw Ready=True (API: creationTimestamp → Ready lastTransitionTime, 1 s resolution)")
+		row(fmt.Sprintf("Per-certificate p50 / p99, round %d, b", round),
+			fmt.Sprintf("%s / %s (API: %s / %s); p50 ratio b/a %s, p99 ratio %s", fmtD(b.WatchLatency.quantile(0.5)), fmtD(b.WatchLatency.quantile(0.99)), fmtD(b.APILatency.quantile(0.5)), fmtD(b.APILatency.quantile(0.99)),
+				ratio(b.WatchLatency.quantile(0.5), a.WatchLatency.quantile(0.5)), ratio(b.WatchLatency.quantile(0.99), a.WatchLatency.quantile(0.99))),
+			"as above")
+	}
+	if s := r.Scrub; s != nil {
+		row("Secret Create without custody p50 / p99", fmt.Sprintf("%s / %s", fmtD(s.Plain.quantile(0.5)), fmtD(s.Plain.quantile(0.99))), fmt.Sprintf("%d sequential Creates, client-side", s.M))
+		row("Secret Create with custody (scrub webhook) p50 / p99", fmt.Sprintf("%s / %s", fmtD(s.Custody.quantile(0.5)), fmtD(s.Custody.quantile(0.99))), fmt.Sprintf("%d sequential Creates, client-side; %d came back scrubbed", s.M, s.Scrubbed))
+		row("Floor: bare KV v2 write p50 / p99", fmt.Sprintf("%s / %s", fmtD(s.FloorKV.quantile(0.5)), fmtD(s.FloorKV.quantile(0.99))), "same payload, custody-writer token, one `custody/data/…` write")
+		row("Added by custody (p50 with − p50 without) ÷ floor p50", ratio(s.Custody.quantile(0.5)-s.Plain.quantile(0.5), s.FloorKV.quantile(0.5)), "1.00 would mean the webhook costs exactly one KV write")
+		row("Create with custody ÷ floor (p50 / p99)", ratio(s.Custody.quantile(0.5), s.FloorKV.quantile(0.5))+" / "+ratio(s.Custody.quantile(0.99), s.FloorKV.quantile(0.99)), "whole admitted Create vs the KV write alone")
+	}
+	if w := r.Watcher; w != nil {
+		mp50, _ := w.Metric.quantile(0.5)
+		mp99, _ := w.Metric.quantile(0.99)
+		row("Watcher exposure p50 / p99 (direct)", fmt.Sprintf("%s / %s", fmtD(w.Direct.quantile(0.5)), fmtD(w.Direct.quantile(0.99))), fmt.Sprintf("%d Secrets, webhook down (fail open); Create returned → watch saw empty tls.key", w.W))
+		row("Watcher exposure p50 / p99 (metric)", fmt.Sprintf("%s / %s", fmtD(mp50), fmtD(mp99)), "`keyward_key_exposure_seconds` delta, bucket-interpolated (1 s input resolution)")
+	}
+	if s := r.Steady; s != nil {
+		row("Steady state: Vault requests by Keyward", strconv.Itoa(s.Vault["keyward"]), fmt.Sprintf("Vault audit log, %s quiet period, tokens of the keyward ServiceAccount (target 0)", s.Quiet))
+		row("Steady state: writes in custody namespaces", strconv.Itoa(s.CustodyWrites), "watch events on Secrets, Certificates, CertificateRequests (target 0)")
+	}
+	for _, res := range r.Issuance {
+		if res.Arm == "b" && res.Guard.Count > 0 {
+			p99, _ := res.Guard.quantile(0.99)
+			row(fmt.Sprintf("Guard admission p99, round %d", res.Round), fmtD(p99), fmt.Sprintf("`keyward_guard_admission_duration_seconds` delta over arm b (n=%d)", res.Guard.Count))
+		}
+	}
+	if g := r.GuardBench; g != nil && g.NsPerOp > 0 {
+		row("Guard decision (pure)", fmt.Sprintf("%.0f ns/op ≈ %.0f decisions/s on one core", g.NsPerOp, 1e9/g.NsPerOp), "`BenchmarkDecideGuard`")
+	}
+	row("Peak RSS of the in-process stack", r.PeakRSS, "VmHWM of the harness process (cert-manager controllers + Keyward + harness)")
+	row("Scale (10,000 Certificates, Keyward RSS ≤ 256 MiB)", "not measured", "")
+	return sb.String()
+}
+
+func (r *report) markdown() string {
+	var sb strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&sb, format, a...) }
+	w("# Benchmarks\n\n")
+	w("Generated by `hack/bench` (`make bench` runs it after the Go micro-benchmarks). Every figure below comes from one run on one stack; nothing here is edited by hand. Re-run to refresh.\n\n")
+	w("## Run\n\n")
+	w("- Command: `%s`\n", r.Command)
+	w("- Started %s, finished %s (%s)\n", r.Started.Format(time.RFC3339), r.Finished.Format(time.RFC3339), r.Finished.Sub(r.Started).Round(time.Second))
+	w("- N = %d Certificates per arm and round, %d rounds (a, b, a, b); quiet period %s after a %s settle; %d Secrets per scrub-cost arm; %d Secrets in the watcher phase (%d concurrent Creates)\n",
+		r.Opts.N, r.Opts.Rounds, r.Opts.Quiet, r.Opts.Settle, r.Opts.ScrubSecrets, r.Opts.WatcherSecrets, r.Opts.WatcherConcurrency)
+	w("- Load average (1/5/15 min) before: %s; after: %s\n", r.LoadBefore, r.LoadAfter)
+	w("- The issuance target (ratio ≤ 1.10) is stated for N = 1000; this run uses N = %d.\n\n", r.Opts.N)
+	w("### Machine and versions\n\n| | |\n|---|---|\n")
+	for _, k := range sortedKeys(toInts(r.Machine)) {
+		w("| %s | %s |\n", k, r.Machine[k])
+	}
+	for _, k := range sortedKeys(toInts(r.Versions)) {
+		w("| %s | %s |\n", k, r.Versions[k])
+	}
+	w("\nAll components run on this one machine: etcd, kube-apiserver and Vault (dev server, in-memory storage, file audit device on) as processes; cert-manager's controllers and Keyward (cmd/keyward/app, the binary's code) in the harness process.\n\n")
+
+	w("## Summary\n\n%s\n", r.table())
+
+	w("## 1. Issuance\n\n")
+	w("Arm a: cert-manager's built-in Vault `ClusterIssuer` (Kubernetes auth role `cert-manager`, `pki_int/sign/cert-manager`) in a namespace without custody. ")
+	w("Arm b: Keyward's `VaultClusterIssuer` (role `keyward-issuer`, `pki_int/sign/keyward`) in a namespace labelled `keyward.io/custody=enabled`, so every Secret write also goes through the scrub webhook and every status update through the custody guard. ")
+	w("Same Vault, same apiserver, same cert-manager. Each arm creates N ECDSA P-256 Certificates (24 h, rotationPolicy Always) in a fresh namespace, all submitted concurrently (up to %d in flight), client-side rate limiting off.\n\n", r.Opts.CreateConcurrency)
+	w("- *Wall*: first Create call → the last Ready=True delivered by a watch on the namespace's Certificates.\n")
+	w("- *Watch latency*: that Certificate's Create returned → its Ready=True delivered by the watch (ms resolution).\n")
+	w("- *API latency*: `creationTimestamp` → Ready condition `lastTransitionTime`, as the issue asks; both are whole seconds, so these are multiples of 1 s.\n\n")
+	w("| Round | Arm | Wall | Watch p50 | Watch p90 | Watch p99 | Watch max | API p50 | API p99 | Wall ratio b/a |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, res := range r.Issuance {
+		ws, as := res.WatchLatency.summary(), res.APILatency.summary()
+		rat := ""
+		if res.Arm == "b" {
+			if a, _ := r.arms(res.Round); a != nil {
+				rat = ratio(res.Wall, a.Wall)
+			}
+		}
+		w("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", res.Round, res.Arm, fmtD(res.Wall), fmtD(ws.P50), fmtD(ws.P90), fmtD(ws.P99), fmtD(ws.Max), fmtD(as.P50), fmtD(as.P99), rat)
+	}
+	w("\nKeyward's own histograms over each arm b:\n\n")
+	for _, res := range r.Issuance {
+		if res.Arm != "b" {
+			continue
+		}
+		w("- Round %d: `keyward_issuer_sign_duration_seconds` %s; `keyward_scrub_duration_seconds{path=\"webhook\"}` %s; `keyward_guard_admission_duration_seconds` %s; Secrets with empty tls.key after the arm: %d of %d.\n",
+			res.Round, res.Sign.describe(), res.Scrub.describe(), res.Guard.describe(), res.Scrubbed, res.Secrets)
+	}
+	w("\n")
+
+	if s := r.Scrub; s != nil {
+		w("## 2. Scrub cost\n\n")
+		w("%d pre-generated ECDSA P-256 key + self-signed certificate pairs, each written as a cert-manager-shaped `kubernetes.io/tls` Secret (annotation `cert-manager.io/certificate-name`, tls.key, tls.crt, ca.crt). For each pair, one after another: Create in a namespace without custody (the apiserver does not call the webhook), Create in a custody namespace (the webhook writes the custody record to Vault and patches the Secret into a placeholder), then the floor: the same payload written to Vault KV v2 with a token holding only `keyward-custody-writer`. Times are client-side round trips of each call.\n\n", s.M)
+		w("| Arm | n | min | p50 | p90 | p99 | max | mean |\n|---|---|---|---|---|---|---|---|\n")
+		for _, a := range []struct {
+			name string
+			s    sample
+		}{{"Create, no custody", s.Plain}, {"Create, custody (scrub webhook)", s.Custody}, {"Floor: KV v2 data write (`kv.Put`)", s.FloorKV}, {"Custody adapter `scrubber.VaultKV.Put` (data + custom metadata)", s.FloorAdapter}} {
+			x := a.s.summary()
+			w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", a.name, x.N, fmtD(x.Min), fmtD(x.P50), fmtD(x.P90), fmtD(x.P99), fmtD(x.Max), fmtD(x.Mean))
+		}
+		w("\n- Created Secrets that came back as webhook placeholders: %d of %d.\n", s.Scrubbed, s.M)
+		w("- Ratio to the floor, p50: Create with custody %s, custody adapter %s; p99: %s and %s.\n",
+			ratio(s.Custody.quantile(0.5), s.FloorKV.quantile(0.5)), ratio(s.FloorAdapter.quantile(0.5), s.FloorKV.quantile(0.5)),
+			ratio(s.Custody.quantile(0.99), s.FloorKV.quantile(0.99)), ratio(s.FloorAdapter.quantile(0.99), s.FloorKV.quantile(0.99)))
+		w("- Cost added by custody (p50 with − p50 without): %s, i.e. %s× the floor's p50.\n", fmtD(s.Custody.quantile(0.5)-s.Plain.quantile(0.5)), ratio(s.Custody.quantile(0.5)-s.Plain.quantile(0.5), s.FloorKV.quantile(0.5)))
+		w("- `keyward_scrub_duration_seconds{path=\"webhook\"}` over this phase: %s.\n\n", s.Webhook.describe())
+	}
+
+	if wr := r.Watcher; wr != nil {
+		w("## 3. Watcher exposure\n\n")
+		w("The Secret scrub webhook entry of the MutatingWebhookConfiguration is pointed at `https://127.0.0.1:1` with failurePolicy Ignore (the guard is left as is), confirmed with a probe Secret that comes back unscrubbed, then %d key-bearing Secrets are created in a custody namespace (%d concurrent Creates). Keyward's watcher is the only thing that removes the keys. The webhook entry is restored afterwards.\n\n", wr.W, wr.Concurrency)
+		d := wr.Direct.summary()
+		w("| Measure | n | p50 | p90 | p99 | max | mean |\n|---|---|---|---|---|---|---|\n")
+		w("| Direct: Create returned → watch delivered the Secret with empty tls.key | %d | %s | %s | %s | %s | %s |\n", d.N, fmtD(d.P50), fmtD(d.P90), fmtD(d.P99), fmtD(d.Max), fmtD(d.Mean))
+		mp50, _ := wr.Metric.quantile(0.5)
+		mp90, _ := wr.Metric.quantile(0.9)
+		mp99, _ := wr.Metric.quantile(0.99)
+		w("| `keyward_key_exposure_seconds` delta (bucket-interpolated; Keyward measures from the managedFields time, whole seconds) | %d | %s | %s | %s | | %s |\n\n", wr.Metric.Count, fmtD(mp50), fmtD(mp90), fmtD(mp99), fmtD(wr.Metric.mean()))
+		w("Creates that returned with the key still present (webhook really bypassed): %d of %d.\n\n", wr.Bypassed, wr.W)
+	}
+
+	if s := r.Steady; s != nil {
+		w("## 4. Steady state\n\n")
+		w("After the last issuance arm was Ready and a %s settle, a %s quiet period with no harness activity. Vault: request entries appended to the audit log (`type: request`), attributed by the token's display name (Kubernetes auth tokens are named after the ServiceAccount; logins carry no token yet and are counted as unauthenticated). Kubernetes: watch events (each is one resourceVersion change) on Secrets, Certificates and CertificateRequests in the issuance namespaces, attributed to the field manager with the newest managedFields time.\n\n", r.Opts.Settle, s.Quiet)
+		w("| Vault requests during the quiet period | count |\n|---|---|\n")
+		for _, k := range []string{"keyward", "cert-manager", "unauthenticated", "other"} {
+			w("| %s | %d |\n", k, s.Vault[k])
+		}
+		if len(s.VaultPaths) > 0 {
+			w("\nKeyward requests by operation and path:\n\n")
+			for _, k := range sortedKeys(s.VaultPaths) {
+				w("- `%s`: %d\n", k, s.VaultPaths[k])
+			}
+		}
+		w("\nObject writes during the quiet period: %d in custody namespaces, %d in baseline namespaces.\n\n", s.CustodyWrites, s.BaselineWrites)
+		if len(s.Writes) > 0 {
+			w("| Event | count |\n|---|---|\n")
+			for _, k := range sortedKeys(s.Writes) {
+				w("| %s | %d |\n", k, s.Writes[k])
+			}
+			w("\n")
+		}
+	}
+
+	w("## 5. Guard\n\n")
+	if g := r.GuardBench; g != nil {
+		w("`%s` (after the stack was stopped):\n\n```\n%s\n```\n\n", g.Command, strings.Join(g.Lines, "\n"))
+		if g.NsPerOp > 0 {
+			w("%.0f ns per decision ≈ %.0f decisions/s on one core.\n\n", g.NsPerOp, 1e9/g.NsPerOp)
+		}
+	} else {
+		w("BenchmarkDecideGuard not run.\n\n")
+	}
+	w("Admission latency of the guard during issuance (arm b) is in section 1 (`keyward_guard_admission_duration_seconds`).\n\n")
+
+	w("## 6. Scale\n\nNot measured: 10,000 Certificates with Keyward's RSS ≤ 256 MiB needs Keyward in its own process to attribute RSS. ")
+	w("For reference only, the peak RSS of the harness process (cert-manager's controllers + Keyward + harness, at N = %d) was %s.\n\n", r.Opts.N, r.PeakRSS)
+
+	if r.Profile != "" {
+		w("## CPU profile\n\n`-cpuprofile` of the whole in-process run (cert-manager's controllers, Keyward and the harness; not etcd, kube-apiserver or Vault):\n\n```\n%s```\n\n", r.Profile)
+	}
+	if len(r.Notes) > 0 {
+		w("## Notes\n\n")
+		for _, n := range r.Notes {
+			w("- %s\n", n)
+		}
+		w("\n")
+	}
+
+	w("## Raw figures\n\nSorted, in milliseconds.\n\n")
+	for _, res := range r.Issuance {
+		w("<details><summary>Issuance round %d arm %s: watch latency</summary>\n\n```\n%s\n```\n</details>\n\n", res.Round, res.Arm, res.WatchLatency.raw())
+		w("<details><summary>Issuance round %d arm %s: API latency</summary>\n\n```\n%s\n```\n</details>\n\n", res.Round, res.Arm, res.APILatency.raw())
+	}
+	if s := r.Scrub; s != nil {
+		for _, a := range []struct {
+			name string
+			s    sample
+		}{{"Create, no custody", s.Plain}, {"Create, custody", s.Custody}, {"KV v2 write floor", s.FloorKV}, {"custody adapter Put", s.FloorAdapter}} {
+			w("<details><summary>Scrub cost: %s</summary>\n\n```\n%s\n```\n</details>\n\n", a.name, a.s.raw())
+		}
+	}
+	if wr := r.Watcher; wr != nil {
+		w("<details><summary>Watcher exposure (direct)</summary>\n\n```\n%s\n```\n</details>\n\n", wr.Direct.raw())
+	}
+	w("Component logs of this run were kept in `%s` (not committed).\n", relOrSelf(r.Artifacts))
+	return sb.String()
+}
+
+func toInts(m map[string]string) map[string]int {
+	out := make(map[string]int, len(m))
+	for k := range m {
+		out[k] = 0
+	}
+	return out
+}
+
+func relOrSelf(p string) string {
+	if root, err := framework.RepoRoot(); err == nil {
+		if rel, err := filepath.Rel(root, p); err == nil {
+			return rel
+		}
+	}
+	return p
+}

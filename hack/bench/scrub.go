@@ -1,0 +1,382 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"sync"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+
+	"github.com/keyward-io/keyward/e2e/framework"
+	"github.com/keyward-io/keyward/scrubber"
+	"github.com/keyward-io/keyward/webhook"
+)
+
+// keyPair is a PEM ECDSA P-256 key and a self-signed certificate for it:
+// the payload of one cert-manager TLS Secret.
+type keyPair struct{ Key, Cert []byte }
+
+func newKeyPair(name string) (keyPair, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return keyPair{}, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return keyPair{}, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name + ".example.com"},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		return keyPair{}, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return keyPair{}, err
+	}
+	return keyPair{
+		Key:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
+		Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+	}, nil
+}
+
+// tlsSecret is what cert-manager writes for a Certificate: the scrub
+// webhook's match conditions select exactly this shape.
+func tlsSecret(ns, name string, kp keyPair) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: ns,
+			Annotations: map[string]string{
+				scrubber.AnnotationCertificateName: name,
+				"cert-manager.io/issuer-name":      "bench",
+				"cert-manager.io/issuer-kind":      "ClusterIssuer",
+				"cert-manager.io/issuer-group":     "cert-manager.io",
+			},
+		},
+		Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{"tls.key": kp.Key, "tls.crt": kp.Cert, "ca.crt": kp.Cert},
+	}
+}
+
+// scrubResult compares a Secret Create with and without the scrub webhook to
+// the custody write alone.
+type scrubResult struct {
+	M int
+	// Plain: Create in a namespace without custody (no webhook call).
+	// Custody: Create in a custody namespace (webhook writes to Vault, patches).
+	Plain, Custody sample
+	// FloorKV: one KV v2 data write of the same payload (writer-policy token).
+	// FloorAdapter: scrubber.VaultKV.Put, the custody adapter the webhook uses
+	// (data write with check-and-set plus custom metadata).
+	FloorKV, FloorAdapter sample
+	// Webhook is keyward_scrub_duration_seconds{path="webhook"} over the phase.
+	Webhook histogram
+	// Scrubbed counts Create responses that came back as placeholders.
+	Scrubbed int
+}
+
+func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
+	const plainNS, custodyNS = "bench-scrub-plain", "bench-scrub-custody"
+	if err := b.st.CreateNamespace(ctx, plainNS, nil); err != nil {
+		return nil, err
+	}
+	if err := b.st.CreateNamespace(ctx, custodyNS, map[string]string{scrubber.NamespaceLabelCustody: "enabled"}); err != nil {
+		return nil, err
+	}
+	m := b.opts.ScrubSecrets
+	pairs := make([]keyPair, m)
+	for i := range pairs {
+		var err error
+		if pairs[i], err = newKeyPair(fmt.Sprintf("s%05d", i)); err != nil {
+			return nil, fmt.Errorf("generating key pair: %w", err)
+		}
+	}
+	token, err := b.st.Vault.TokenForPolicies(ctx, framework.PolicyCustodyWriter)
+	if err != nil {
+		return nil, err
+	}
+	vcfg := vaultapi.DefaultConfig()
+	vcfg.Address = b.st.Vault.Addr
+	vc, err := vaultapi.NewClient(vcfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating vault client: %w", err)
+	}
+	vc.SetToken(token)
+	kv := vc.KVv2(framework.VaultCustodyMount)
+	store, err := scrubber.NewVaultKV(vc, scrubber.VaultKVOptions{Mount: framework.VaultCustodyMount, Prefix: framework.VaultCustodyPrefix})
+	if err != nil {
+		return nil, err
+	}
+
+	res := &scrubResult{M: m}
+	scrub0, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
+	// One at a time and interleaved, so each figure is a single request's
+	// latency and drift over the phase hits all four arms alike.
+	for i, kp := range pairs {
+		name := fmt.Sprintf("s%05d", i)
+		t0 := time.Now()
+		if _, err := b.kube.CoreV1().Secrets(plainNS).Create(ctx, tlsSecret(plainNS, name, kp), metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("creating Secret %s/%s: %w", plainNS, name, err)
+		}
+		res.Plain = append(res.Plain, time.Since(t0))
+
+		t0 = time.Now()
+		got, err := b.kube.CoreV1().Secrets(custodyNS).Create(ctx, tlsSecret(custodyNS, name, kp), metav1.CreateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("creating Secret %s/%s: %w", custodyNS, name, err)
+		}
+		res.Custody = append(res.Custody, time.Since(t0))
+		if len(got.Data["tls.key"]) == 0 && got.Annotations[scrubber.AnnotationScrubbedBy] == scrubber.ByWebhook {
+			res.Scrubbed++
+		}
+
+		data := map[string]any{"tls.key": string(kp.Key), "tls.crt": string(kp.Cert), "ca.crt": string(kp.Cert)}
+		t0 = time.Now()
+		if _, err := kv.Put(ctx, framework.VaultCustodyPrefix+"/bench-floor-kv/"+name, data); err != nil {
+			return nil, fmt.Errorf("writing KV floor record %s: %w", name, err)
+		}
+		res.FloorKV = append(res.FloorKV, time.Since(t0))
+
+		rec := scrubber.Record{Namespace: "bench-floor-adapter", Name: name, Key: kp.Key, Certificate: kp.Cert, CA: kp.Cert,
+			Meta: scrubber.Metadata{CertificateName: name, IssuerName: "bench", IssuerKind: "ClusterIssuer", IssuerGroup: "cert-manager.io"}}
+		t0 = time.Now()
+		if _, err := store.Put(ctx, rec, 0); err != nil {
+			return nil, fmt.Errorf("writing custody floor record %s: %w", name, err)
+		}
+		res.FloorAdapter = append(res.FloorAdapter, time.Since(t0))
+	}
+	scrub1, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
+	res.Webhook = scrub1.minus(scrub0)
+	return res, nil
+}
+
+// watcherResult is the exposure of keys while the scrub webhook is down.
+type watcherResult struct {
+	W, Concurrency int
+	// Direct: Create returned → a watch delivered the Secret with an empty tls.key.
+	Direct sample
+	// Metric is keyward_key_exposure_seconds over the phase.
+	Metric histogram
+	// Bypassed counts Create responses that still held the key (webhook really down).
+	Bypassed int
+}
+
+// setScrubWebhook points the Secret scrub webhook at a closed port with
+// failurePolicy Ignore (down=true), or restores the saved original.
+func (b *bench) setScrubWebhook(ctx context.Context, down bool) error {
+	mwc, err := b.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhook.DefaultConfigurationName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", webhook.DefaultConfigurationName, err)
+	}
+	for i := range mwc.Webhooks {
+		wh := &mwc.Webhooks[i]
+		if wh.Name != webhook.SecretScrubWebhookName {
+			continue
+		}
+		if down {
+			saved := wh.DeepCopy()
+			b.savedScrubWebhook = saved
+			ignore := admissionv1.Ignore
+			wh.ClientConfig = admissionv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1" + webhook.SecretScrubPath)}
+			wh.FailurePolicy = &ignore
+		} else if b.savedScrubWebhook != nil {
+			*wh = *b.savedScrubWebhook.DeepCopy()
+		}
+	}
+	if _, err := b.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, mwc, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("updating MutatingWebhookConfiguration %s: %w", mwc.Name, err)
+	}
+	// The apiserver picks configuration changes up from its own informer:
+	// probe until a Create shows the intended behaviour.
+	for i := 0; ; i++ {
+		kp, err := newKeyPair("probe")
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("probe-%t-%d", down, i)
+		got, err := b.kube.CoreV1().Secrets(probeNS).Create(ctx, tlsSecret(probeNS, name, kp), metav1.CreateOptions{})
+		if err == nil {
+			bypassed := len(got.Data["tls.key"]) > 0
+			if bypassed == down {
+				return nil
+			}
+		}
+		if i > 100 {
+			return fmt.Errorf("scrub webhook down=%t not in effect after %d probes (last error: %v)", down, i, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// watcherNS holds the Secrets whose exposure is measured; probeNS the probes
+// that confirm the webhook change took effect.
+const watcherNS, probeNS = "bench-watcher", "bench-probe"
+
+func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
+	for _, ns := range []string{watcherNS, probeNS} {
+		if err := b.st.CreateNamespace(ctx, ns, map[string]string{scrubber.NamespaceLabelCustody: "enabled"}); err != nil {
+			return nil, err
+		}
+	}
+	expProbe, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
+	w := b.opts.WatcherSecrets
+	pairs := make([]keyPair, w)
+	for i := range pairs {
+		var err error
+		if pairs[i], err = newKeyPair(fmt.Sprintf("w%05d", i)); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.setScrubWebhook(ctx, true); err != nil {
+		return nil, err
+	}
+	restored := false
+	defer func() {
+		if !restored {
+			_ = b.setScrubWebhook(context.WithoutCancel(ctx), false)
+		}
+	}()
+
+	// Exactly one probe (the last) got past the downed webhook; wait for the
+	// watcher to scrub it so its exposure stays out of this phase's figures.
+	if err := poll(ctx, 30*time.Second, "probe scrubbed by the watcher", func(context.Context) (bool, error) {
+		h, err := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
+		return err == nil && h.Count > expProbe.Count, err
+	}); err != nil {
+		return nil, err
+	}
+
+	res := &watcherResult{W: w, Concurrency: b.opts.WatcherConcurrency}
+	var mu sync.Mutex
+	created := map[string]time.Time{}
+	scrubbedAt := map[string]time.Time{}
+	all := make(chan struct{})
+	var once sync.Once
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done, err := follower{
+		list: func(ctx context.Context) (string, []runtime.Object, error) {
+			l, err := b.kube.CoreV1().Secrets(watcherNS).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return "", nil, err
+			}
+			return l.ResourceVersion, nil, nil
+		},
+		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
+			return b.kube.CoreV1().Secrets(watcherNS).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+		},
+		onEvent: func(_ watch.EventType, obj runtime.Object, at time.Time) {
+			s, ok := obj.(*corev1.Secret)
+			if !ok {
+				return
+			}
+			if k, has := s.Data["tls.key"]; !has || len(k) > 0 {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if _, seen := scrubbedAt[s.Name]; seen || len(s.Name) == 0 || s.Name[0] != 'w' {
+				return
+			}
+			scrubbedAt[s.Name] = at
+			if len(scrubbedAt) == w {
+				once.Do(func() { close(all) })
+			}
+		},
+	}.start(wctx)
+	if err != nil {
+		return nil, fmt.Errorf("watching Secrets in %s: %w", watcherNS, err)
+	}
+	exp0, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
+
+	sem := make(chan struct{}, b.opts.WatcherConcurrency)
+	errs := make(chan error, w)
+	var wg sync.WaitGroup
+	var bypassed int
+	for i, kp := range pairs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, kp keyPair) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			name := fmt.Sprintf("w%05d", i)
+			got, err := b.kube.CoreV1().Secrets(watcherNS).Create(ctx, tlsSecret(watcherNS, name, kp), metav1.CreateOptions{})
+			at := time.Now()
+			if err != nil {
+				errs <- fmt.Errorf("creating Secret %s/%s: %w", watcherNS, name, err)
+				return
+			}
+			mu.Lock()
+			created[name] = at
+			if len(got.Data["tls.key"]) > 0 {
+				bypassed++
+			}
+			mu.Unlock()
+		}(i, kp)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return nil, err
+	}
+	select {
+	case <-all:
+	case <-time.After(b.opts.PhaseTimeout):
+		return nil, fmt.Errorf("watcher scrubbed only %d of %d Secrets within %s", len(scrubbedAt), w, b.opts.PhaseTimeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	stop()
+	<-done
+	mu.Lock()
+	for name, at := range scrubbedAt {
+		res.Direct = append(res.Direct, at.Sub(created[name]))
+	}
+	res.Bypassed = bypassed
+	mu.Unlock()
+	// The watcher observes the exposure after its Update returns; give the
+	// last observations a moment to land in the histogram.
+	if err := poll(ctx, 30*time.Second, "exposure metric", func(context.Context) (bool, error) {
+		h, err := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
+		return err == nil && h.Count-exp0.Count >= uint64(w), err
+	}); err != nil {
+		fmt.Printf("warning: %v\n", err)
+	}
+	exp1, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
+	res.Metric = exp1.minus(exp0)
+	restored = true
+	if err := b.setScrubWebhook(ctx, false); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
