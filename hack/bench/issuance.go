@@ -40,6 +40,8 @@ type issuanceResult struct {
 	WatchLatency sample
 	// Guard and Sign are Keyward's own histograms over this arm (b only).
 	Guard, Sign, Scrub histogram
+	// CPU is the CPU time each process consumed during the arm.
+	CPU map[string]time.Duration
 	// Scrubbed counts Secrets with an empty tls.key after the arm (b only).
 	Scrubbed, Secrets int
 }
@@ -178,6 +180,7 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		scrub0, _ = gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
 	}
 
+	cpu0 := cpuTimes()
 	// "At once": every Certificate is submitted concurrently (bounded only
 	// by -create-concurrency), with client-side rate limiting off.
 	start := time.Now()
@@ -236,6 +239,7 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 	}
 	mu.Unlock()
 	res.Wall = last.Sub(start)
+	res.CPU = cpuDelta(cpu0, cpuTimes())
 	stop()
 	<-done
 

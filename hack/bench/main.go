@@ -76,7 +76,7 @@ func main() {
 	flag.IntVar(&o.WatcherConcurrency, "watcher-concurrency", 8, "concurrent Creates in the watcher-exposure phase")
 	flag.IntVar(&o.CreateConcurrency, "create-concurrency", 100, "concurrent Certificate Creates in the issuance phase")
 	flag.DurationVar(&o.PhaseTimeout, "phase-timeout", 15*time.Minute, "limit for each phase to complete")
-	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole in-process run (cert-manager, Keyward, harness) to this file")
+	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each issuance arm (cert-manager, Keyward, harness: all in-process) to <prefix>-<arm>-r<round>.pprof")
 	flag.BoolVar(&o.SkipGoBench, "skip-go-bench", false, "do not run BenchmarkDecideGuard")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -95,20 +95,6 @@ func run(o options) error {
 	rep := &report{Opts: o, Command: commandLine(), Started: time.Now().UTC()}
 	rep.Machine = machineInfo()
 	rep.LoadBefore = loadAvg()
-
-	if o.CPUProfile != "" {
-		f, err := os.Create(o.CPUProfile)
-		if err != nil {
-			return fmt.Errorf("creating CPU profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("starting CPU profile: %w", err)
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			f.Close()
-		}()
-	}
 
 	startCtx, startCancel := context.WithTimeout(ctx, 3*time.Minute)
 	st, err := keyward.StartStack(startCtx, keyward.StackOptions{Framework: framework.Options{Name: "bench"}})
@@ -142,7 +128,12 @@ func run(o options) error {
 	for r := 1; r <= o.Rounds; r++ {
 		for _, arm := range []string{"a", "b"} {
 			fmt.Printf("issuance: arm %s round %d, %d Certificates…\n", arm, r, o.N)
+			stopProfile, err := startProfile(o.CPUProfile, arm, r)
+			if err != nil {
+				return err
+			}
 			res, err := b.runIssuance(ctx, arm, r)
+			stopProfile()
 			if err != nil {
 				return err
 			}
@@ -181,11 +172,7 @@ func run(o options) error {
 		}
 	}
 	if o.CPUProfile != "" {
-		pprof.StopCPUProfile()
-		top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", o.CPUProfile).CombinedOutput()
-		if err == nil {
-			rep.Profile = string(top)
-		}
+		rep.Profile = profileSummary(ctx, o.CPUProfile, o.Rounds)
 	}
 	rep.Finished = time.Now().UTC()
 
@@ -203,6 +190,49 @@ func run(o options) error {
 		fmt.Printf("report written to %s\n", out)
 	}
 	return nil
+}
+
+// startProfile starts a CPU profile of one issuance arm when prefix is set.
+func startProfile(prefix, arm string, round int) (func(), error) {
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(profilePath(prefix, arm, round))
+	if err != nil {
+		return nil, fmt.Errorf("creating CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+func profilePath(prefix, arm string, round int) string {
+	return fmt.Sprintf("%s-%s-r%d.pprof", prefix, arm, round)
+}
+
+// profileSummary is the top of the last round's Keyward arm, and the same
+// arm against the baseline arm of that round (pprof -diff_base): what the
+// in-process side spent in addition.
+func profileSummary(ctx context.Context, prefix string, round int) string {
+	a, b := profilePath(prefix, "a", round), profilePath(prefix, "b", round)
+	var sb strings.Builder
+	for _, args := range [][]string{
+		{"tool", "pprof", "-top", "-cum", "-nodecount=30", b},
+		{"tool", "pprof", "-top", "-cum", "-nodecount=30", "-diff_base=" + a, b},
+	} {
+		out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(&sb, "$ go %s\nfailed: %v\n\n", strings.Join(args, " "), err)
+			continue
+		}
+		fmt.Fprintf(&sb, "$ go %s\n%s\n", strings.Join(args, " "), out)
+	}
+	return sb.String()
 }
 
 // poll checks cond every 100 ms until it holds or limit passes.
