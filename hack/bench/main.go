@@ -105,6 +105,7 @@ func run(o options) error {
 	defer st.Stop()
 	fmt.Printf("stack up; component logs in %s\n", st.Dir)
 	rep.Artifacts = st.Dir
+	rep.AuditPeriod = st.Options().CustodyAuditPeriod
 
 	// The harness's own clients: a copy of the admin config without
 	// client-side rate limiting, so the harness is never the bottleneck.
