@@ -38,8 +38,24 @@ func (e *Env) EtcdHistory(ctx context.Context, prefix string) ([]Revision, error
 	head := cur.Header.Revision
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// Replay the prefix's history from revision 1. The replay is complete
+	// when etcd sends a progress notification at or past head: it only sends
+	// one to a watcher that has caught up, so keep asking until it does.
+	wch := cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(1), clientv3.WithProgressNotify())
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-tick.C:
+				_ = cli.RequestProgress(wctx)
+			}
+		}
+	}()
 	var out []Revision
-	for resp := range cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(1), clientv3.WithPrevKV()) {
+	for resp := range wch {
 		if err := resp.Err(); err != nil {
 			return nil, fmt.Errorf("reading etcd history of %s: %w", prefix, err)
 		}
@@ -51,11 +67,11 @@ func (e *Env) EtcdHistory(ctx context.Context, prefix string) ([]Revision, error
 				Deleted:  ev.Type == clientv3.EventTypeDelete,
 			})
 		}
-		if resp.Header.Revision >= head && (len(resp.Events) == 0 || resp.Events[len(resp.Events)-1].Kv.ModRevision >= head) {
-			break
+		if resp.IsProgressNotify() && resp.Header.Revision >= head {
+			return out, nil
 		}
 	}
-	return out, nil
+	return nil, fmt.Errorf("reading etcd history of %s: no complete replay within 30s: %w", prefix, wctx.Err())
 }
 
 // pemPrivateKeyMarkers are what a PEM private key looks like at rest (etcd
