@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keyward-io/keyward/cmd/keyward/app"
@@ -39,6 +40,10 @@ type StackOptions struct {
 	// NoKeyward installs the webhooks but does not start Keyward (a test
 	// starts it itself, e.g. after a fault).
 	NoKeyward bool
+	// AdminKeyward runs Keyward with the administrator's credentials instead
+	// of as its ServiceAccount under the Helm chart's RBAC (the default, so
+	// every scenario also proves the chart grants enough and no more).
+	AdminKeyward bool
 }
 
 // Stack is the real stack plus a running Keyward.
@@ -49,6 +54,8 @@ type Stack struct {
 	// Registry holds Keyward's metrics (a private registry per stack).
 	Registry *prometheus.Registry
 	opts     StackOptions
+	// keywardConfig is how Keyward connects: as its ServiceAccount, or as admin.
+	keywardConfig *rest.Config
 }
 
 // Instance is one running Keyward manager.
@@ -88,7 +95,13 @@ func StartStack(ctx context.Context, opts StackOptions) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Stack{Env: env, Registry: prometheus.NewRegistry(), opts: opts}
+	st := &Stack{Env: env, Registry: prometheus.NewRegistry(), opts: opts, keywardConfig: env.RESTConfig}
+	if !opts.AdminKeyward {
+		if st.keywardConfig, err = applyChartRBAC(ctx, env); err != nil {
+			env.Stop()
+			return nil, err
+		}
+	}
 	if !opts.NoKeyward {
 		if err := st.StartKeyward(ctx); err != nil {
 			env.Stop()
@@ -157,7 +170,7 @@ func (s *Stack) StartKeyward(ctx context.Context) error {
 	// A fresh registry per start: a restarted manager registers its metrics again.
 	s.Registry = prometheus.NewRegistry()
 	runCtx, cancel := context.WithCancel(context.Background())
-	mgr, closers, err := app.NewManager(ctx, s.RESTConfig, s.Options(), app.Deps{Logger: log, Registerer: s.Registry, SeveralManagers: true})
+	mgr, closers, err := app.NewManager(ctx, s.keywardConfig, s.Options(), app.Deps{Logger: log, Registerer: s.Registry, SeveralManagers: true})
 	if err != nil {
 		cancel()
 		for _, c := range closers {
