@@ -46,8 +46,26 @@ func TestChartDefaults(t *testing.T) {
 	if !grants(cr.Rules, "", "secrets", "list") {
 		t.Errorf("default ClusterRole %s cannot list secrets cluster-wide; the watcher needs it", cr.Name)
 	}
-	if rule := findRule(cr.Rules, "", "serviceaccounts/token", "create"); rule == nil || len(rule.ResourceNames) != 0 {
-		t.Errorf("default ClusterRole: want unrestricted serviceaccounts/token create for namespaced issuers, got %+v", rule)
+	// Token requests are never cluster-wide (a token carries its account's
+	// permissions): only a Role in the cluster resource namespace grants them.
+	if rule := findRule(cr.Rules, "", "serviceaccounts/token", "create"); rule != nil {
+		t.Errorf("default ClusterRole grants serviceaccounts/token create cluster-wide: %+v", rule)
+	}
+	tokenNS := map[string]bool{}
+	for _, r := range all[*rbacv1.Role](m) {
+		if r.Name != ReleaseName+"-tokens" {
+			continue
+		}
+		tokenNS[r.Namespace] = true
+		if rule := findRule(r.Rules, "", "serviceaccounts/token", "create"); rule == nil || len(rule.ResourceNames) != 0 {
+			t.Errorf("Role %s/%s: want serviceaccounts/token create for any account of that namespace, got %+v", r.Namespace, r.Name, rule)
+		}
+		if !hasBinding(m, "Role", r.Namespace, r.Name) {
+			t.Errorf("Role %s/%s is not bound", r.Namespace, r.Name)
+		}
+	}
+	if len(tokenNS) != 1 || !tokenNS[ReleaseNamespace] {
+		t.Errorf("default token namespaces %v, want only the cluster resource namespace %s", tokenNS, ReleaseNamespace)
 	}
 	for _, r := range all[*rbacv1.Role](m) {
 		if grants(r.Rules, "", "secrets", "get") {
@@ -139,9 +157,9 @@ func TestChartAllOptions(t *testing.T) {
 		if !grants(r.Rules, "", "secrets", "update") || !grants(r.Rules, "cert-manager.io", "certificaterequests/status", "patch") {
 			t.Errorf("Role %s/%s lacks the namespaced rules", r.Namespace, r.Name)
 		}
-		rule := findRule(r.Rules, "", "serviceaccounts/token", "create")
-		if rule == nil || !reflect.DeepEqual(rule.ResourceNames, []string{"vault-issuer", "team-vault"}) {
-			t.Errorf("Role %s/%s: serviceaccounts/token should be restricted to the configured names, got %+v", r.Namespace, r.Name, rule)
+		tokens := role(t, m, r.Namespace, ReleaseName+"-tokens")
+		if rule := findRule(tokens.Rules, "", "serviceaccounts/token", "create"); rule == nil || !reflect.DeepEqual(rule.ResourceNames, []string{"vault-issuer", "team-vault"}) {
+			t.Errorf("Role %s/%s: serviceaccounts/token should be restricted to the configured names, got %+v", tokens.Namespace, tokens.Name, rule)
 		}
 		if !hasBinding(m, "Role", r.Namespace, r.Name) {
 			t.Errorf("Role %s/%s is not bound", r.Namespace, r.Name)

@@ -137,14 +137,23 @@ when watchNamespaces is set. No wildcard verbs anywhere.
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Short-lived ServiceAccount tokens for the issuers' Vault Kubernetes auth.
-- apiGroups: [""]
-  resources: ["serviceaccounts/token"]
-  verbs: ["create"]
-{{- with .Values.rbac.tokenRequestServiceAccountNames }}
-  resourceNames:
-{{- toYaml . | nindent 4 }}
-{{- end }}
+{{- end -}}
+
+{{/*
+Namespaces where Keyward may request ServiceAccount tokens (TokenRequest) for
+issuers' Vault Kubernetes auth: the cluster resource namespace (VaultClusterIssuers),
+the watched namespaces, and rbac.tokenRequestNamespaces (namespaced VaultIssuers).
+Never cluster-wide: a token for an arbitrary ServiceAccount is that account's power.
+*/}}
+{{- define "keyward.tokenNamespaces" -}}
+{{- $ns := list (include "keyward.clusterResourceNamespace" .) -}}
+{{- range .Values.watchNamespaces -}}
+{{- $ns = append $ns . -}}
+{{- end -}}
+{{- range .Values.rbac.tokenRequestNamespaces -}}
+{{- $ns = append $ns . -}}
+{{- end -}}
+{{- $ns | uniq | toJson -}}
 {{- end -}}
 
 {{/*
