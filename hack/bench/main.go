@@ -173,7 +173,7 @@ func run(o options) error {
 		}
 	}
 	if o.CPUProfile != "" {
-		rep.Profile = profileSummary(ctx, o.CPUProfile, o.Rounds)
+		rep.Profile, rep.ProfileKeyward = profileSummary(ctx, o.CPUProfile, o.Rounds)
 	}
 	rep.Finished = time.Now().UTC()
 
@@ -218,10 +218,12 @@ func profilePath(prefix, arm string, round int) string {
 
 // profileSummary is the top of the last round's Keyward arm, and the same
 // arm against the baseline arm of that round (pprof -diff_base): what the
-// in-process side spent in addition.
-func profileSummary(ctx context.Context, prefix string, round int) string {
+// in-process side spent in addition. It also returns the diff's lines that
+// name Keyward's own functions.
+func profileSummary(ctx context.Context, prefix string, round int) (string, []string) {
 	a, b := profilePath(prefix, "a", round), profilePath(prefix, "b", round)
 	var sb strings.Builder
+	var keyward []string
 	for _, args := range [][]string{
 		{"tool", "pprof", "-top", "-cum", "-nodecount=30", b},
 		{"tool", "pprof", "-top", "-cum", "-nodecount=30", "-diff_base=" + a, b},
@@ -232,8 +234,15 @@ func profileSummary(ctx context.Context, prefix string, round int) string {
 			continue
 		}
 		fmt.Fprintf(&sb, "$ go %s\n%s\n", strings.Join(args, " "), out)
+		if strings.HasPrefix(args[len(args)-2], "-diff_base=") {
+			for _, line := range strings.Split(string(out), "\n") {
+				if f := strings.Fields(line); len(f) == 6 && strings.HasPrefix(f[5], "github.com/keyward-io/keyward/") {
+					keyward = append(keyward, fmt.Sprintf("`%s` (cum %s)", strings.TrimPrefix(f[5], "github.com/keyward-io/keyward/"), f[3]))
+				}
+			}
+		}
 	}
-	return sb.String()
+	return sb.String(), keyward
 }
 
 // poll checks cond every 100 ms until it holds or limit passes.

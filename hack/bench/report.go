@@ -30,15 +30,16 @@ type report struct {
 	LoadBefore, LoadAfter string
 	Artifacts             string
 	// AuditPeriod is Keyward's custody audit period (its default options).
-	AuditPeriod time.Duration
-	Issuance    []*issuanceResult
-	Steady      *steadyResult
-	Scrub       *scrubResult
-	Watcher     *watcherResult
-	GuardBench  *goBenchResult
-	PeakRSS     string
-	Profile     string
-	Notes       []string
+	AuditPeriod    time.Duration
+	Issuance       []*issuanceResult
+	Steady         *steadyResult
+	Scrub          *scrubResult
+	Watcher        *watcherResult
+	GuardBench     *goBenchResult
+	PeakRSS        string
+	Profile        string
+	ProfileKeyward []string
+	Notes          []string
 }
 
 func machineInfo() map[string]string {
@@ -345,7 +346,7 @@ func (r *report) markdown() string {
 				w("- `%s`: %d\n", k, s.VaultPaths[k])
 			}
 		}
-		w("\nKeyward runs with its default options; its custody audit (every %s) checks placeholder Secrets against Vault by design, so a quiet period that contains an audit tick shows its metadata reads above.\n", r.AuditPeriod)
+		w("\nKeyward runs with its default options. Two periodic checks talk to Vault by design, independent of the number of Certificates: the issuer health check (`sys/capabilities-self` with the issuer's token, once per Ready issuer per `issuer.SetupOptions.HealthCheckPeriod`) and the custody audit (every %s, metadata reads of placeholder Secrets). A quiet period that contains one of their ticks shows those requests above.\n", r.AuditPeriod)
 		w("\nObject writes during the quiet period: %d in custody namespaces, %d in baseline namespaces.\n\n", s.CustodyWrites, s.BaselineWrites)
 		if len(s.Writes) > 0 {
 			w("| Event | count |\n|---|---|\n")
@@ -432,10 +433,20 @@ func (r *report) targets() string {
 			round, got, issuanceTarget, got-issuanceTarget, fmtD(b.Wall-time.Duration(float64(a.Wall)*issuanceTarget)), fmtD(a.Wall), r.Opts.N,
 			total.Seconds(), runtime.NumCPU(), topD.Seconds(), top)
 	}
+	if len(r.ProfileKeyward) > 0 {
+		w("- In the in-process CPU profile of round %d (Keyward arm minus baseline arm), Keyward's own frames among the top 30 by cumulative time: %s.\n", r.Opts.Rounds, strings.Join(r.ProfileKeyward, ", "))
+	}
 	if s := r.Steady; s != nil {
 		verdict := "met"
 		if s.Vault["keyward"] > 0 || s.CustodyWrites > 0 {
 			verdict = "missed"
+			var paths []string
+			for _, k := range sortedKeys(s.VaultPaths) {
+				paths = append(paths, fmt.Sprintf("%d × `%s`", s.VaultPaths[k], k))
+			}
+			if len(paths) > 0 {
+				verdict += "; the Vault requests were " + strings.Join(paths, ", ")
+			}
 		}
 		w("- Steady state: %d Vault requests by Keyward and %d object writes in custody namespaces in %s (target 0): %s.\n", s.Vault["keyward"], s.CustodyWrites, s.Quiet, verdict)
 	}
