@@ -4,9 +4,9 @@
 package issuer
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyward-io/keyward/internal/promreg"
 )
 
 // Sign results, the bounded values of keyward_issuer_sign_total's result label.
@@ -44,27 +44,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"issuer"}),
 	}
 	var err error
-	if m.signDuration, err = register(reg, m.signDuration); err != nil {
+	if m.signDuration, err = promreg.Register(reg, m.signDuration); err != nil {
 		return nil, err
 	}
-	if m.signTotal, err = register(reg, m.signTotal); err != nil {
+	if m.signTotal, err = promreg.Register(reg, m.signTotal); err != nil {
 		return nil, err
 	}
-	if m.ready, err = register(reg, m.ready); err != nil {
+	if m.ready, err = promreg.Register(reg, m.ready); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

@@ -4,10 +4,11 @@
 package scrubber
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyward-io/keyward/internal/promreg"
 )
 
 // Values of the result label of keyward_scrub_total. The set is closed so the
@@ -77,37 +78,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Custody record writes that failed, check-and-set conflicts included.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
+	var err error
+	if m.ScrubDuration, err = promreg.Register(reg, m.ScrubDuration); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
-	var errs []error
-	register := func(c prometheus.Collector) prometheus.Collector {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return are.ExistingCollector
-			}
-			errs = append(errs, err)
-		}
-		return c
+	if m.KeyExposure, err = promreg.Register(reg, m.KeyExposure); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
-	var ok bool
-	if m.ScrubDuration, ok = register(m.ScrubDuration).(*prometheus.HistogramVec); !ok {
-		errs = append(errs, errors.New("keyward_scrub_duration_seconds registered with another type"))
+	if m.NextPrivateKeyLifetime, err = promreg.Register(reg, m.NextPrivateKeyLifetime); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
-	if m.KeyExposure, ok = register(m.KeyExposure).(prometheus.Histogram); !ok {
-		errs = append(errs, errors.New("keyward_key_exposure_seconds registered with another type"))
+	if m.ScrubTotal, err = promreg.Register(reg, m.ScrubTotal); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
-	if m.NextPrivateKeyLifetime, ok = register(m.NextPrivateKeyLifetime).(prometheus.Histogram); !ok {
-		errs = append(errs, errors.New("keyward_next_private_key_lifetime_seconds registered with another type"))
-	}
-	if m.ScrubTotal, ok = register(m.ScrubTotal).(*prometheus.CounterVec); !ok {
-		errs = append(errs, errors.New("keyward_scrub_total registered with another type"))
-	}
-	if m.CustodyWriteErrors, ok = register(m.CustodyWriteErrors).(prometheus.Counter); !ok {
-		errs = append(errs, errors.New("keyward_custody_write_errors_total registered with another type"))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if m.CustodyWriteErrors, err = promreg.Register(reg, m.CustodyWriteErrors); err != nil {
 		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
 	return m, nil

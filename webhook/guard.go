@@ -14,6 +14,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
+	"github.com/keyward-io/keyward/internal/promreg"
 	"github.com/keyward-io/keyward/scrubber"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -177,13 +178,13 @@ func NewCertificateGuard(reader client.Reader, store scrubber.Store, clk clock.P
 		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
 	})
 	var err error
-	if g.decisions, err = guardRegister(reg, decisions); err != nil {
+	if g.decisions, err = promreg.Register(reg, decisions); err != nil {
 		return nil, err
 	}
-	if g.lookups, err = guardRegister(reg, lookups); err != nil {
+	if g.lookups, err = promreg.Register(reg, lookups); err != nil {
 		return nil, err
 	}
-	if g.duration, err = guardRegister(reg, duration); err != nil {
+	if g.duration, err = promreg.Register(reg, duration); err != nil {
 		return nil, err
 	}
 	for _, d := range []string{GuardDecisionPass, GuardDecisionPassRewritten, GuardDecisionVeto, GuardDecisionFailOpen} {
@@ -193,25 +194,6 @@ func NewCertificateGuard(reader client.Reader, store scrubber.Store, clk clock.P
 		g.lookups.WithLabelValues(r)
 	}
 	return g, nil
-}
-
-// guardRegister registers c on reg, or returns the collector of the same
-// description already there.
-func guardRegister[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		var zero C
-		return zero, fmt.Errorf("registering custody guard metrics: %w", err)
-	}
-	return c, nil
 }
 
 // SetupCertificateGuard builds the guard on mgr's informer cache with metrics
