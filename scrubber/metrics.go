@@ -46,6 +46,9 @@ type Metrics struct {
 	ScrubTotal *prometheus.CounterVec
 	// CustodyWriteErrors counts failed custody writes (conflicts included).
 	CustodyWriteErrors prometheus.Counter
+	// StaleVersionHints counts writes whose expected version was stale, so
+	// they read the record's current version and wrote again.
+	StaleVersionHints prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them on reg (typically
@@ -77,6 +80,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "keyward_custody_write_errors_total",
 			Help: "Custody record writes that failed, check-and-set conflicts included.",
 		}),
+		StaleVersionHints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyward_custody_version_hint_misses_total",
+			Help: "Custody writes whose expected record version (from the admission request) was stale and cost an extra metadata read.",
+		}),
 	}
 	var err error
 	if m.ScrubDuration, err = promreg.Register(reg, m.ScrubDuration); err != nil {
@@ -92,6 +99,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
 	if m.CustodyWriteErrors, err = promreg.Register(reg, m.CustodyWriteErrors); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
+	}
+	if m.StaleVersionHints, err = promreg.Register(reg, m.StaleVersionHints); err != nil {
 		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
 	return m, nil

@@ -72,6 +72,13 @@ type ScrubRequest struct {
 	By string
 	// DryRun plans without writing anything.
 	DryRun bool
+	// ExpectedVersion, when set, is the custody record's version the caller
+	// believes current: 0 for a Secret being created, the placeholder's
+	// custody-version annotation for an update. The write tries it as its
+	// check-and-set version first and saves the metadata read; when it is
+	// stale, the write falls back to reading the current version, exactly as
+	// when it is nil.
+	ExpectedVersion *int
 }
 
 // Scrub plans and, for ActionScrub, writes the custody record with
@@ -107,7 +114,7 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
-	version, err := s.write(ctx, plan.Record)
+	version, err := s.write(ctx, plan.Record, req.ExpectedVersion)
 	if err != nil {
 		out.Result = ResultStoreError
 		if errors.Is(err, ErrConflict) {
@@ -132,10 +139,24 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 	return out, nil
 }
 
-// write reads the record's current version and writes with check-and-set
-// against it, so a concurrent writer makes this write fail instead of being
-// silently overwritten.
-func (s *Scrubber) write(ctx context.Context, rec Record) (int, error) {
+// write writes rec with check-and-set against the record's current version,
+// so a concurrent writer makes this write fail instead of being silently
+// overwritten. With an expected version it tries that first (one Vault
+// round trip fewer); on a conflict, or without one, it reads the current
+// version and writes against it.
+func (s *Scrubber) write(ctx context.Context, rec Record, expected *int) (int, error) {
+	if expected != nil && *expected >= 0 {
+		v, err := s.store.Put(ctx, rec, *expected)
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return 0, fmt.Errorf("writing custody record for secret %s/%s: %w", rec.Namespace, rec.Name, err)
+		}
+		if s.metrics != nil {
+			s.metrics.StaleVersionHints.Inc()
+		}
+	}
 	cas := 0
 	md, err := s.store.Metadata(ctx, rec.Namespace, rec.Name)
 	switch {

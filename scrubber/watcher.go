@@ -25,6 +25,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -37,6 +38,9 @@ import (
 // DefaultAuditPeriod is the recommended WatcherOptions.AuditPeriod: how often
 // the watcher checks that every placeholder's custody record still exists.
 const DefaultAuditPeriod = 10 * time.Minute
+
+// DefaultWatcherWorkers is the default WatcherOptions.Workers.
+const DefaultWatcherWorkers = 8
 
 // WatcherControllerName names the watcher's controller (logs, metrics).
 const WatcherControllerName = "keyward-custody-watcher"
@@ -76,6 +80,11 @@ type WatcherOptions struct {
 	AuditPeriod time.Duration
 	// WriteTimeout bounds a custody write. Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// Workers is how many Secrets are scrubbed concurrently (never the same
+	// Secret twice at once). Default DefaultWatcherWorkers. A scrub waits on
+	// Vault and the apiserver, so a burst of exposed keys drains in about
+	// burst/Workers round trips instead of burst.
+	Workers int
 	// Metrics, when set, are used as is (share them with the webhook).
 	// Otherwise metrics are created on Registry (default controller-runtime's
 	// metrics.Registry).
@@ -150,6 +159,7 @@ func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
 	inScope := predicate.NewTypedPredicateFuncs(func(s *corev1.Secret) bool { return InScope(s) })
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named(WatcherControllerName).
+		WithOptions(controller.Options{MaxConcurrentReconciles: w.workers}).
 		WatchesRawSource(source.Kind(tlsCache, &corev1.Secret{}, &handler.TypedEnqueueRequestForObject[*corev1.Secret]{}, inScope)).
 		WatchesRawSource(source.Kind(nextKeyCache, &corev1.Secret{}, handler.TypedFuncs[*corev1.Secret, reconcile.Request]{
 			DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*corev1.Secret], _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -184,6 +194,7 @@ type watcher struct {
 	started    time.Time
 	// auditPeriod 0 disables the audit.
 	auditPeriod time.Duration
+	workers     int
 }
 
 func newWatcher(mgr ctrl.Manager, opts WatcherOptions) (*watcher, error) {
@@ -195,6 +206,12 @@ func newWatcher(mgr ctrl.Manager, opts WatcherOptions) (*watcher, error) {
 	}
 	if opts.NamespaceSelector == nil {
 		opts.NamespaceSelector = labels.SelectorFromSet(labels.Set{NamespaceLabelCustody: "enabled"})
+	}
+	switch {
+	case opts.Workers == 0:
+		opts.Workers = DefaultWatcherWorkers
+	case opts.Workers < 0:
+		return nil, fmt.Errorf("custody watcher workers %d is negative", opts.Workers)
 	}
 	if opts.AuditPeriod < 0 {
 		return nil, fmt.Errorf("custody audit period %s is negative", opts.AuditPeriod)
@@ -225,6 +242,7 @@ func newWatcher(mgr ctrl.Manager, opts WatcherOptions) (*watcher, error) {
 		metrics:     m,
 		started:     opts.Clock.Now(),
 		auditPeriod: opts.AuditPeriod,
+		workers:     opts.Workers,
 	}, nil
 }
 

@@ -35,6 +35,7 @@ type watcherFakeStore struct {
 	records map[string]Record
 	putErr  error
 	puts    int
+	reads   int
 }
 
 func (f *watcherFakeStore) Put(_ context.Context, rec Record, cas int) (int, error) {
@@ -57,6 +58,7 @@ func (f *watcherFakeStore) Put(_ context.Context, rec Record, cas int) (int, err
 func (f *watcherFakeStore) Metadata(_ context.Context, ns, name string) (Metadata, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	r, ok := f.records[ns+"/"+name]
 	if !ok {
 		return Metadata{}, fmt.Errorf("secret %s/%s: %w", ns, name, ErrNotFound)

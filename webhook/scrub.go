@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -140,7 +142,10 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("keyward: secret %s not admitted, key not moved to custody: %w", ref, err))
 	}
 	dryRun := req.DryRun != nil && *req.DryRun
-	out, err := h.scrubber.Scrub(ctx, scrubber.ScrubRequest{Secret: &sec, Strict: strict, By: scrubber.ByWebhook, DryRun: dryRun})
+	out, err := h.scrubber.Scrub(ctx, scrubber.ScrubRequest{
+		Secret: &sec, Strict: strict, By: scrubber.ByWebhook, DryRun: dryRun,
+		ExpectedVersion: expectedCustodyVersion(req),
+	})
 	if err != nil {
 		log.Info("denying secret write", "result", out.Result, "error", err.Error())
 		switch out.Result {
@@ -178,4 +183,30 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 		log.V(1).Info("secret admitted as placeholder", "version", out.Version)
 	}
 	return resp
+}
+
+// expectedCustodyVersion is the custody record version this write most
+// likely replaces: none (0) for a create, the old object's custody-version
+// annotation for an update of a placeholder. nil when unknown. It only saves
+// a metadata read; a wrong guess costs the read it would have saved.
+func expectedCustodyVersion(req admission.Request) *int {
+	if req.Operation == admissionv1.Create {
+		return ptr.To(0)
+	}
+	if len(req.OldObject.Raw) == 0 {
+		return nil
+	}
+	var old struct {
+		Metadata struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
+		return nil
+	}
+	v, err := strconv.Atoi(old.Metadata.Annotations[scrubber.AnnotationCustodyVersion])
+	if err != nil || v < 1 {
+		return nil
+	}
+	return &v
 }

@@ -367,3 +367,46 @@ func TestSecretScrubber(t *testing.T) {
 		}
 	})
 }
+
+func TestExpectedCustodyVersion(t *testing.T) {
+	withVersion := func(v string) []byte {
+		b, err := json.Marshal(corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+			Name: "web-tls", Annotations: map[string]string{scrubber.AnnotationCustodyVersion: v},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		op   admissionv1.Operation
+		old  []byte
+		want *int
+	}{
+		{"create", admissionv1.Create, nil, ptr.To(0)},
+		{"update of a placeholder", admissionv1.Update, withVersion("7"), ptr.To(7)},
+		{"update without annotation", admissionv1.Update, []byte(`{"metadata":{"name":"web-tls"}}`), nil},
+		{"update, annotation not a number", admissionv1.Update, withVersion("seven"), nil},
+		{"update, annotation zero", admissionv1.Update, withVersion("0"), nil},
+		{"update, old object missing", admissionv1.Update, nil, nil},
+		{"update, old object not JSON", admissionv1.Update, []byte("{"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+				Operation: tc.op, OldObject: runtime.RawExtension{Raw: tc.old},
+			}}
+			got := expectedCustodyVersion(req)
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Errorf("expectedCustodyVersion = %v, want %v", ptrString(got), ptrString(tc.want))
+			}
+		})
+	}
+}
+
+func ptrString(p *int) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p)
+}

@@ -203,6 +203,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		StrictDefault:     o.RedactCertificates,
 		AuditPeriod:       o.CustodyAuditPeriod,
 		WriteTimeout:      o.CustodyWriteTimout,
+		Workers:           o.CustodyWatcherWorkers,
 		Metrics:           metrics,
 	}); err != nil {
 		return closers, fmt.Errorf("setting up the custody watcher: %w", err)

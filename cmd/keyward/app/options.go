@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward-io/keyward/scrubber"
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -65,6 +66,8 @@ type Options struct {
 	// CustodyAuditPeriod is how often the watcher checks that every placeholder
 	// Secret still has its custody record (0 disables the audit).
 	CustodyAuditPeriod time.Duration `json:"-"`
+	// CustodyWatcherWorkers is how many Secrets the watcher scrubs at once.
+	CustodyWatcherWorkers int `json:"custodyWatcherWorkers"`
 	// CustodyNamespaceSelector selects opted-in namespaces (label selector syntax).
 	CustodyNamespaceSelector string `json:"custodyNamespaceSelector"`
 
@@ -106,6 +109,7 @@ func NewOptions() *Options {
 		CustodyMaxVersions:       5,
 		CustodyWriteTimout:       5 * time.Second,
 		CustodyAuditPeriod:       5 * time.Minute,
+		CustodyWatcherWorkers:    scrubber.DefaultWatcherWorkers,
 		CustodyNamespaceSelector: "keyward.io/custody=enabled",
 		EnableIssuer:             true,
 		EnableCustody:            true,
@@ -140,6 +144,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.CustodyWriteTimout, "custody-write-timeout", o.CustodyWriteTimout, "bound on one custody write on the admission path")
 	fs.BoolVar(&o.RedactCertificates, "redact-certificates", o.RedactCertificates, "strict mode: move certificates to Vault too (namespace label keyward.io/redact-certificates overrides)")
 	fs.DurationVar(&o.CustodyAuditPeriod, "custody-audit-period", o.CustodyAuditPeriod, "how often every placeholder Secret is checked for its custody record (0: never)")
+	fs.IntVar(&o.CustodyWatcherWorkers, "custody-watcher-workers", o.CustodyWatcherWorkers, "Secrets the watcher scrubs concurrently")
 	fs.StringVar(&o.CustodyNamespaceSelector, "custody-namespace-selector", o.CustodyNamespaceSelector, "label selector of namespaces whose TLS Secrets are kept in custody")
 	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "comma-separated namespaces whose Secrets, Certificates and requests are watched (empty: all)")
 	fs.BoolVar(&o.EnableIssuer, "enable-issuer", o.EnableIssuer, "run the VaultIssuer/VaultClusterIssuer controllers")
@@ -193,6 +198,9 @@ func (o *Options) Validate() error {
 		}
 		if o.CustodyMount == "" || strings.Contains(o.CustodyMount, "/") {
 			errs = append(errs, fmt.Errorf("custodyMount: %q must be a single path segment", o.CustodyMount))
+		}
+		if o.CustodyWatcherWorkers < 1 || o.CustodyWatcherWorkers > 64 {
+			errs = append(errs, fmt.Errorf("custodyWatcherWorkers: %d not in 1..64", o.CustodyWatcherWorkers))
 		}
 		if o.CustodyMaxVersions < 1 || o.CustodyMaxVersions > 100 {
 			errs = append(errs, fmt.Errorf("custodyMaxVersions: %d not in 1..100", o.CustodyMaxVersions))
