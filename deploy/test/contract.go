@@ -34,6 +34,7 @@ func BinaryFlags() map[string]bool {
 		"--custody-max-versions":       true,
 		"--custody-write-timeout":      true,
 		"--custody-audit-period":       true,
+		"--custody-watcher-workers":    true,
 		"--custody-namespace-selector": true,
 		"--redact-certificates":        true,
 		"--log-format":                 true,

@@ -48,6 +48,13 @@ type Options struct {
 	// registry not to run, e.g. "certificaterequests-approver" for tests that
 	// approve or deny requests themselves.
 	DisabledCertManagerControllers []string
+	// RestartableAPIServer keeps the apiserver's serving certificate, client
+	// CA and ServiceAccount signing keys in a directory of the stack's own
+	// (removed by Stop) instead of envtest's temporary one, which envtest
+	// deletes and regenerates on every stop. With it, StopAPIServer and
+	// StartAPIServer restart the apiserver in place: same port, same
+	// identity, so every existing client and token stays valid.
+	RestartableAPIServer bool
 }
 
 // Env is the running stack.
@@ -75,6 +82,8 @@ type Env struct {
 	kube *envtest.Environment
 	cm   *certManager
 	logs []*os.File
+	// apiserverCertDir is set with Options.RestartableAPIServer.
+	apiserverCertDir string
 }
 
 // Start brings up etcd + kube-apiserver, Vault (with Kubernetes auth against
@@ -104,6 +113,12 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		}
 	}
 
+	if opts.RestartableAPIServer {
+		if env.apiserverCertDir, err = os.MkdirTemp("", "keyward-apiserver-"); err != nil {
+			return env, fmt.Errorf("creating apiserver cert dir: %w", err)
+		}
+	}
+
 	// Vault and the apiserver start in parallel: each takes a few seconds.
 	type vaultResult struct {
 		v   *Vault
@@ -114,7 +129,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		v, err := StartVault(ctx, VaultOptions{Dir: opts.Dir})
 		vch <- vaultResult{v, err}
 	}()
-	kube, kubeErr := startKube(opts.Dir, envtest.WebhookInstallOptions{MutatingWebhooks: opts.MutatingWebhooks})
+	kube, kubeErr := startKube(opts.Dir, envtest.WebhookInstallOptions{MutatingWebhooks: opts.MutatingWebhooks}, env.apiserverCertDir)
 	vr := <-vch
 	env.kube, env.Vault = kube, vr.v
 	if kubeErr != nil || vr.err != nil {
@@ -189,6 +204,9 @@ func (e *Env) Stop() {
 	}
 	if e.kube != nil {
 		_ = e.kube.Stop()
+	}
+	if e.apiserverCertDir != "" {
+		_ = os.RemoveAll(e.apiserverCertDir)
 	}
 	if e.Vault != nil {
 		_ = e.Vault.Stop()

@@ -30,8 +30,10 @@ const (
 )
 
 // startKube starts etcd and kube-apiserver through envtest with cert-manager's
-// and Keyward's CRDs installed; their output goes to files in dir.
-func startKube(dir string, webhooks envtest.WebhookInstallOptions) (*envtest.Environment, error) {
+// and Keyward's CRDs installed; their output goes to files in dir. A
+// non-empty certDir keeps the apiserver's certificates and keys there (see
+// Options.RestartableAPIServer); empty leaves it to envtest.
+func startKube(dir string, webhooks envtest.WebhookInstallOptions, certDir string) (*envtest.Environment, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -68,7 +70,7 @@ func startKube(dir string, webhooks envtest.WebhookInstallOptions) (*envtest.Env
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: webhooks,
 	}
-	env.ControlPlane.APIServer = &envtest.APIServer{Out: apiLog, Err: apiLog}
+	env.ControlPlane.APIServer = &envtest.APIServer{Out: apiLog, Err: apiLog, CertDir: certDir}
 	env.ControlPlane.Etcd = &envtest.Etcd{Out: etcdLog, Err: etcdLog}
 	// Keep every revision long enough for raw-etcd scans to see history.
 	env.ControlPlane.Etcd.Configure().Set("auto-compaction-retention", "0")

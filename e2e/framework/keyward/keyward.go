@@ -56,6 +56,11 @@ type Stack struct {
 	opts     StackOptions
 	// keywardConfig is how Keyward connects: as its ServiceAccount, or as admin.
 	keywardConfig *rest.Config
+	// proc is the last Keyward started as a process (StartKeywardProcess),
+	// binary the keyward binary it runs, procStarts how many were started.
+	proc       *Process
+	binary     string
+	procStarts int
 }
 
 // Instance is one running Keyward manager.
@@ -160,6 +165,9 @@ func (s *Stack) StartKeyward(ctx context.Context) error {
 	if s.Keyward != nil {
 		return fmt.Errorf("keyward already running")
 	}
+	if s.proc != nil && !s.proc.Exited() {
+		return fmt.Errorf("keyward already running as a process")
+	}
 	log, err := s.Logger("keyward", 2)
 	if err != nil {
 		return err
@@ -197,8 +205,9 @@ func (s *Stack) StopKeyward() error {
 	return err
 }
 
-// Stop stops Keyward, then the rest of the stack.
+// Stop stops Keyward (in-process or a process), then the rest of the stack.
 func (s *Stack) Stop() {
+	_ = s.proc.Stop()
 	_ = s.Keyward.Stop()
 	s.Env.Stop()
 }
