@@ -102,6 +102,9 @@ type CertificateGuard struct {
 	lookups   *prometheus.CounterVec
 	duration  prometheus.Histogram
 
+	// ownerIndex: list requests through CertificateRequestOwnerIndex.
+	ownerIndex bool
+
 	mu    sync.Mutex
 	cache map[guardCacheKey]guardCacheEntry
 }
@@ -127,6 +130,38 @@ func WithGuardLookupTimeout(d time.Duration) GuardOption {
 // (default DefaultGuardCacheTTL). Zero or negative disables the cache.
 func WithGuardCacheTTL(d time.Duration) GuardOption {
 	return func(g *CertificateGuard) { g.ttl = d }
+}
+
+// CertificateRequestOwnerIndex is the cache index of CertificateRequests by
+// the UID of the Certificate that controls them (see
+// IndexCertificateRequestOwner).
+const CertificateRequestOwnerIndex = "keyward.io/controller-uid"
+
+// IndexCertificateRequestOwner adds CertificateRequestOwnerIndex to the
+// cache behind indexer (mgr.GetFieldIndexer()). Call it before the manager
+// starts and pass WithGuardOwnerIndex to the guard: its lookup of a
+// Certificate's requests then touches that Certificate's requests only,
+// not every request in the namespace.
+func IndexCertificateRequestOwner(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &cmapi.CertificateRequest{}, CertificateRequestOwnerIndex, certificateRequestController); err != nil {
+		return fmt.Errorf("indexing certificaterequests by controller for the custody guard: %w", err)
+	}
+	return nil
+}
+
+// certificateRequestController is the index function of
+// CertificateRequestOwnerIndex: the UID of the controlling Certificate.
+func certificateRequestController(o client.Object) []string {
+	if ref := metav1.GetControllerOfNoCopy(o); ref != nil && ref.Kind == cmapi.CertificateKind {
+		return []string{string(ref.UID)}
+	}
+	return nil
+}
+
+// WithGuardOwnerIndex makes the guard list a Certificate's requests through
+// CertificateRequestOwnerIndex, which the reader's cache must have.
+func WithGuardOwnerIndex() GuardOption {
+	return func(g *CertificateGuard) { g.ownerIndex = true }
 }
 
 // NewCertificateGuard returns the certificates/status guard.
@@ -202,6 +237,10 @@ func NewCertificateGuard(reader client.Reader, store scrubber.Store, clk clock.P
 // not pay for the initial list), and registers the handler at GuardPath on
 // mgr's webhook server. mgr's scheme must include cert-manager's types.
 func SetupCertificateGuard(mgr ctrl.Manager, store scrubber.Store, opts ...GuardOption) (*CertificateGuard, error) {
+	if err := IndexCertificateRequestOwner(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
+	opts = append([]GuardOption{WithGuardOwnerIndex()}, opts...)
 	for _, obj := range []client.Object{&corev1.Secret{}, &cmapi.CertificateRequest{}} {
 		if _, err := mgr.GetCache().GetInformer(context.Background(), obj, cache.BlockUntilSynced(false)); err != nil {
 			return nil, fmt.Errorf("starting informer for the custody guard (%T): %w", obj, err)
@@ -331,8 +370,13 @@ func (g *CertificateGuard) secret(ctx context.Context, namespace, name string) (
 // is crt's status.revision. More than one current request is an error
 // (cert-manager itself refuses to proceed then).
 func (g *CertificateGuard) requests(ctx context.Context, crt *cmapi.Certificate) (*cmapi.CertificateRequest, []*cmapi.CertificateRequest, error) {
+	// The requests are only read: skip the cache's deep copy.
+	listOpts := []client.ListOption{client.InNamespace(crt.Namespace), client.UnsafeDisableDeepCopy}
+	if g.ownerIndex {
+		listOpts = append(listOpts, client.MatchingFields{CertificateRequestOwnerIndex: string(crt.UID)})
+	}
 	var list cmapi.CertificateRequestList
-	if err := g.reader.List(ctx, &list, client.InNamespace(crt.Namespace)); err != nil {
+	if err := g.reader.List(ctx, &list, listOpts...); err != nil {
 		return nil, nil, fmt.Errorf("listing certificaterequests in %s from the cache: %w", crt.Namespace, err)
 	}
 	var (

@@ -212,7 +212,9 @@ func (f *ghFixture) reader(t *testing.T, objs ...client.Object) client.Reader {
 	if err := cmapi.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
+		WithIndex(&cmapi.CertificateRequest{}, CertificateRequestOwnerIndex, certificateRequestController).
+		Build()
 }
 
 func (f *ghFixture) guard(t *testing.T, r client.Reader, opts ...GuardOption) *CertificateGuard {
@@ -537,48 +539,59 @@ func TestCertificateGuardHandle(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := ghNewFixture(t)
-			var r client.Reader
-			var opts []GuardOption
-			if tc.setup != nil {
-				r, opts = tc.setup(t, f)
+		// Every case runs with the requests listed by namespace and through
+		// the owner index; the answers must not differ.
+		for _, indexed := range []bool{false, true} {
+			name := tc.name
+			if indexed {
+				name += " (owner index)"
 			}
-			if r == nil {
-				r = f.reader(t, f.secret, f.cr)
-			}
-			g := f.guard(t, r, opts...)
-			req := f.request(t, func(c *cmapi.Certificate) { tc.mutate(f, c) })
-			if tc.req != nil {
-				tc.req(&req)
-			}
-
-			resp := g.Handle(context.Background(), req)
-
-			if !resp.Allowed {
-				t.Fatalf("request denied (%v): the guard must never deny", resp.Result)
-			}
-			if got := ghDecisions(t, f.reg, tc.want.decision); got != 1 {
-				t.Fatalf("decision %q counted %v times, want 1", tc.want.decision, got)
-			}
-			if (len(resp.Patch) > 0) != tc.want.patched || len(resp.Patches) != 0 {
-				t.Fatalf("patch = %s (ops %v), want patched=%v", resp.Patch, resp.Patches, tc.want.patched)
-			}
-			if tc.want.patched {
-				var ops []map[string]any
-				if err := json.Unmarshal(resp.Patch, &ops); err != nil || len(ops) == 0 || ops[0]["path"] != "/status" ||
-					(len(ops) == 2 && ops[1]["path"] != "/metadata/managedFields") || len(ops) > 2 {
-					t.Fatalf("patch %s, want /status and at most /metadata/managedFields", resp.Patch)
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				f := ghNewFixture(t)
+				var r client.Reader
+				var opts []GuardOption
+				if tc.setup != nil {
+					r, opts = tc.setup(t, f)
 				}
-				if len(resp.Warnings) != 1 || !strings.HasPrefix(resp.Warnings[0], "keyward: ") {
-					t.Fatalf("warnings %v, want one keyward warning", resp.Warnings)
+				if r == nil {
+					r = f.reader(t, f.secret, f.cr)
 				}
-			}
-			if tc.want.check != nil {
-				tc.want.check(t, f, ghApply(t, req, resp))
-			}
-		})
+				if indexed {
+					opts = append(opts, WithGuardOwnerIndex())
+				}
+				g := f.guard(t, r, opts...)
+				req := f.request(t, func(c *cmapi.Certificate) { tc.mutate(f, c) })
+				if tc.req != nil {
+					tc.req(&req)
+				}
+
+				resp := g.Handle(context.Background(), req)
+
+				if !resp.Allowed {
+					t.Fatalf("request denied (%v): the guard must never deny", resp.Result)
+				}
+				if got := ghDecisions(t, f.reg, tc.want.decision); got != 1 {
+					t.Fatalf("decision %q counted %v times, want 1", tc.want.decision, got)
+				}
+				if (len(resp.Patch) > 0) != tc.want.patched || len(resp.Patches) != 0 {
+					t.Fatalf("patch = %s (ops %v), want patched=%v", resp.Patch, resp.Patches, tc.want.patched)
+				}
+				if tc.want.patched {
+					var ops []map[string]any
+					if err := json.Unmarshal(resp.Patch, &ops); err != nil || len(ops) == 0 || ops[0]["path"] != "/status" ||
+						(len(ops) == 2 && ops[1]["path"] != "/metadata/managedFields") || len(ops) > 2 {
+						t.Fatalf("patch %s, want /status and at most /metadata/managedFields", resp.Patch)
+					}
+					if len(resp.Warnings) != 1 || !strings.HasPrefix(resp.Warnings[0], "keyward: ") {
+						t.Fatalf("warnings %v, want one keyward warning", resp.Warnings)
+					}
+				}
+				if tc.want.check != nil {
+					tc.want.check(t, f, ghApply(t, req, resp))
+				}
+			})
+		}
 	}
 }
 

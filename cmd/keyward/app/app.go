@@ -213,6 +213,10 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	if err != nil {
 		return closers, err
 	}
+	// The guard finds a Certificate's requests through an owner index.
+	if err := webhook.IndexCertificateRequestOwner(ctx, mgr.GetFieldIndexer()); err != nil {
+		return closers, err
+	}
 	// Start the Namespace informer now (without blocking), so the first
 	// admission request reads strict mode from a warm cache.
 	// The guard reads Secrets and CertificateRequests from the same cache.
@@ -226,7 +230,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	if err != nil {
 		return closers, err
 	}
-	guardHandler, err := webhook.NewCertificateGuard(mgr.GetCache(), guardStore, deps.Clock, deps.Registerer, deps.Logger.WithName("guard"))
+	guardHandler, err := webhook.NewCertificateGuard(mgr.GetCache(), guardStore, deps.Clock, deps.Registerer, deps.Logger.WithName("guard"), webhook.WithGuardOwnerIndex())
 	if err != nil {
 		return closers, err
 	}
