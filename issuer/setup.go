@@ -41,6 +41,12 @@ import (
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
+// Health check timing defaults (Options.HealthCheckPeriod, HealthRetryMax).
+const (
+	DefaultHealthCheckPeriod = 5 * time.Minute
+	DefaultHealthRetryMax    = 10 * time.Second
+)
+
 // Options configure Setup. Zero values take the documented defaults.
 type Options struct {
 	// ClusterResourceNamespace is where VaultClusterIssuers' Secrets and
@@ -49,9 +55,15 @@ type Options struct {
 	// Clock drives condition times, retry budgets and re-login backoff.
 	// Default: the real clock.
 	Clock clock.Clock
-	// HealthCheckPeriod is how often a Ready issuer is re-checked; a not-Ready
-	// one is re-checked with exponential backoff capped at this. Default 1m.
+	// HealthCheckPeriod is how often a Ready issuer is re-checked (one Vault
+	// request per issuer per period when nothing else happens). Default
+	// DefaultHealthCheckPeriod.
 	HealthCheckPeriod time.Duration
+	// HealthRetryMax caps the exponential backoff (from 1s) of re-checks of
+	// a not-Ready issuer, so an issuer is Ready again at most this long
+	// after Vault recovers. Default DefaultHealthRetryMax, and never more
+	// than HealthCheckPeriod.
+	HealthRetryMax time.Duration
 	// RequestTimeout bounds each health check and each sign call, login
 	// included. Default 30s.
 	RequestTimeout time.Duration
@@ -79,8 +91,12 @@ func (o *Options) complete() error {
 		o.Clock = clock.RealClock{}
 	}
 	if o.HealthCheckPeriod <= 0 {
-		o.HealthCheckPeriod = time.Minute
+		o.HealthCheckPeriod = DefaultHealthCheckPeriod
 	}
+	if o.HealthRetryMax <= 0 {
+		o.HealthRetryMax = DefaultHealthRetryMax
+	}
+	o.HealthRetryMax = min(o.HealthRetryMax, o.HealthCheckPeriod)
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 30 * time.Second
 	}
@@ -152,7 +168,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			// must not trigger checks, or a failing check would loop.
 			For(kind.obj(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 			WithOptions(controller.Options{
-				RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, opts.HealthCheckPeriod),
+				RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, opts.HealthRetryMax),
 			}).
 			Complete(r)
 		if err != nil {

@@ -19,6 +19,7 @@ func BinaryFlags() map[string]bool {
 		"--cluster-resource-namespace": true,
 		"--watch-namespaces":           false, // only with watchNamespaces; NOT YET in cmd/keyward/app
 		"--enable-issuer":              true,
+		"--issuer-health-period":       true,
 		"--enable-custody":             true,
 		"--vault-addr":                 false, // omitted when vault.addr is empty (issuer-only installs)
 		"--vault-ca-file":              false, // only with vault.caBundle or vault.caConfigMapName

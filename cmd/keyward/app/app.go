@@ -124,6 +124,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 	if o.EnableIssuer {
 		if err := issuer.Setup(mgr, issuer.Options{
 			ClusterResourceNamespace: o.ClusterResourceNamespace,
+			HealthCheckPeriod:        o.IssuerHealthPeriod,
 			Clock:                    deps.Clock,
 			Registerer:               deps.Registerer,
 		}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward-io/keyward/issuer"
 	"github.com/keyward-io/keyward/scrubber"
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,6 +77,9 @@ type Options struct {
 	// The chart narrows RBAC to Roles in the same namespaces.
 	WatchNamespaces []string `json:"watchNamespaces"`
 
+	// IssuerHealthPeriod is how often a Ready issuer's Vault is re-checked.
+	IssuerHealthPeriod time.Duration `json:"-"`
+
 	// Components can be switched off, e.g. to run only the issuer.
 	EnableIssuer  bool `json:"enableIssuer"`
 	EnableCustody bool `json:"enableCustody"`
@@ -111,6 +115,7 @@ func NewOptions() *Options {
 		CustodyAuditPeriod:       5 * time.Minute,
 		CustodyWatcherWorkers:    scrubber.DefaultWatcherWorkers,
 		CustodyNamespaceSelector: "keyward.io/custody=enabled",
+		IssuerHealthPeriod:       issuer.DefaultHealthCheckPeriod,
 		EnableIssuer:             true,
 		EnableCustody:            true,
 		LogFormat:                "json",
@@ -147,6 +152,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.CustodyWatcherWorkers, "custody-watcher-workers", o.CustodyWatcherWorkers, "Secrets the watcher scrubs concurrently")
 	fs.StringVar(&o.CustodyNamespaceSelector, "custody-namespace-selector", o.CustodyNamespaceSelector, "label selector of namespaces whose TLS Secrets are kept in custody")
 	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "comma-separated namespaces whose Secrets, Certificates and requests are watched (empty: all)")
+	fs.DurationVar(&o.IssuerHealthPeriod, "issuer-health-period", o.IssuerHealthPeriod, "how often a Ready issuer's Vault and login are re-checked (a not-Ready one is retried with backoff up to 10s)")
 	fs.BoolVar(&o.EnableIssuer, "enable-issuer", o.EnableIssuer, "run the VaultIssuer/VaultClusterIssuer controllers")
 	fs.BoolVar(&o.EnableCustody, "enable-custody", o.EnableCustody, "run the custody webhooks and watcher")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: json or text")
@@ -189,6 +195,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ClusterResourceNamespace == "" {
 		errs = append(errs, errors.New("clusterResourceNamespace: required"))
+	}
+	if o.EnableIssuer && (o.IssuerHealthPeriod < 10*time.Second || o.IssuerHealthPeriod > 24*time.Hour) {
+		errs = append(errs, fmt.Errorf("issuerHealthPeriod: %s not in 10s..24h", o.IssuerHealthPeriod))
 	}
 	if o.EnableCustody {
 		if o.VaultAddr == "" {
