@@ -179,11 +179,17 @@ func (r *CertificateRequestReconciler) issuerFor(ctx context.Context, cr *cmapi.
 	} else {
 		iss, key.Namespace = &v1alpha1.VaultIssuer{}, cr.Namespace
 	}
+	// "VaultClusterIssuer name" or "VaultIssuer ns/name", as issuerName
+	// writes them (key.String() would give a cluster issuer a leading "/").
+	ref := cr.Spec.IssuerRef.Kind + " " + key.Name
+	if key.Namespace != "" {
+		ref = cr.Spec.IssuerRef.Kind + " " + key.String()
+	}
 	if err := r.Client.Get(ctx, key, iss); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &PendingError{Err: fmt.Errorf("%s %s not found", cr.Spec.IssuerRef.Kind, key)}
+			return nil, &PendingError{Err: fmt.Errorf("%s not found", ref)}
 		}
-		return nil, fmt.Errorf("reading %s %s: %w", cr.Spec.IssuerRef.Kind, key, err)
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
 	}
 	if ok, cond := issuerReady(iss); !ok {
 		why := "its Ready condition is not set yet"

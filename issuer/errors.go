@@ -4,6 +4,8 @@
 package issuer
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,6 +83,10 @@ const (
 	ReasonVaultError       = "VaultError"
 	ReasonInvalidConfig    = "InvalidConfig"
 	ReasonPathNotFound     = "PathNotFound"
+	// ReasonTLSUntrusted: Vault answered, but its TLS certificate does not
+	// verify against the issuer's CA bundle (or the system roots): a
+	// configuration error, not an outage.
+	ReasonTLSUntrusted = "VaultTLSUntrusted"
 )
 
 // Request failure reasons used in events and metrics.
@@ -145,6 +151,18 @@ func vaultReason(err error) string {
 		return strings.Join(msgs, "; ")
 	}
 	return err.Error()
+}
+
+// isTLSVerification reports whether err is a failure to verify Vault's TLS
+// certificate (unknown authority, wrong host name, expired or invalid).
+func isTLSVerification(err error) bool {
+	var (
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 func isSealed(err error) bool {

@@ -90,6 +90,9 @@ func healthCondition(iss v1alpha1.GenericIssuer, err error) (metav1.ConditionSta
 	)
 	switch {
 	case errors.As(err, &health):
+		if health.Reason == ReasonVaultUnreachable && isTLSVerification(err) {
+			return metav1.ConditionFalse, ReasonTLSUntrusted, err.Error()
+		}
 		return metav1.ConditionFalse, health.Reason, err.Error()
 	case errors.As(err, &ie):
 		return metav1.ConditionFalse, ie.Reason, err.Error()

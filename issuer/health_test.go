@@ -5,7 +5,10 @@ package issuer
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -41,6 +44,7 @@ func TestHealthReconcile(t *testing.T) {
 		{name: "still ready keeps transition time", startReady: true, wantStatus: metav1.ConditionTrue, wantReason: ReasonVerified},
 		{name: "sealed", startReady: true, checkErr: &vault.HealthError{Reason: ReasonVaultSealed, Err: errors.New("vault is sealed")}, wantStatus: metav1.ConditionFalse, wantReason: ReasonVaultSealed, wantErr: true, wantEvent: true, wantMoved: true},
 		{name: "unreachable", startReady: true, checkErr: &vault.HealthError{Reason: ReasonVaultUnreachable, Err: errors.New("connection refused")}, wantStatus: metav1.ConditionFalse, wantReason: ReasonVaultUnreachable, wantErr: true, wantEvent: true, wantMoved: true},
+		{name: "untrusted TLS certificate", startReady: true, checkErr: &vault.HealthError{Reason: ReasonVaultUnreachable, Err: fmt.Errorf("checking health: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}})}, wantStatus: metav1.ConditionFalse, wantReason: ReasonTLSUntrusted, wantErr: true, wantEvent: true, wantMoved: true},
 		{name: "login refused", startReady: true, checkErr: &vault.LoginError{Method: "kubernetes auth", Err: &vaultapi.ResponseError{StatusCode: 403, Errors: []string{"permission denied"}}}, wantStatus: metav1.ConditionFalse, wantReason: ReasonAuthFailed, wantErr: true, wantEvent: true, wantMoved: true},
 		{name: "no write on path", startReady: true, checkErr: &IssuerError{Reason: ReasonPermissionDenied, Err: errors.New("may not write")}, wantStatus: metav1.ConditionFalse, wantReason: ReasonPermissionDenied, wantErr: true, wantEvent: true, wantMoved: true},
 		{name: "network error while checking capabilities", startReady: true, checkErr: errors.New("EOF"), wantStatus: metav1.ConditionFalse, wantReason: ReasonVaultUnreachable, wantErr: true, wantEvent: true, wantMoved: true},
