@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keyward-io/keyward/cmd/keyward/app"
 	"github.com/keyward-io/keyward/e2e/framework"
@@ -64,6 +65,15 @@ func (s *Stack) StartKeywardProcess(ctx context.Context) (*Process, error) {
 		return nil, errors.New("a keyward process is already running")
 	}
 	if s.binary == "" {
+		// Nothing in this process calls StartKeyward, which is where the
+		// global controller-runtime logger (envtest, the harness's clients)
+		// is otherwise set; without it controller-runtime prints a warning
+		// with a stack trace after 30 s.
+		log, err := s.Logger("harness", 1)
+		if err != nil {
+			return nil, err
+		}
+		ctrllog.SetLogger(log)
 		bin, err := buildKeyward(ctx)
 		if err != nil {
 			return nil, err
