@@ -140,12 +140,13 @@ func TestCrashConsistency(t *testing.T) {
 	// No key at rest in any target Secret revision, ever.
 	assertNoKeyAtRest(t, st, ns, false)
 
-	// No custody record without a Secret. Records are keyed by namespace and
-	// Secret name, so a record can only be orphaned by a Secret that never
-	// got written (or was deleted): nothing here deletes Secrets, and every
-	// Certificate's Secret exists, so none may be orphaned. Older versions
-	// of a record are kept by KV v2 up to max_versions (5) and pruned by
-	// Vault as newer ones arrive (deploy/vault/README.md); they are counted.
+	// No custody record without a Secret. Keyward never deletes records;
+	// they are keyed by namespace and Secret name, so a crash mid-write only
+	// adds versions to the record of the same Secret, and a record outlives
+	// its Secret only when the Secret is deleted (docs/operations.md,
+	// "Custody records without a Secret"). Nothing here deletes Secrets, so
+	// none may be orphaned. Older versions are kept up to max_versions (5)
+	// and pruned by Vault as newer ones arrive; they are counted.
 	orphans, versions, strayKeys := custodyInventory(t, st, c, ns)
 	if len(orphans) > 0 {
 		t.Errorf("%d custody records have no Secret (orphans): %v", len(orphans), orphans)
@@ -373,7 +374,7 @@ func countNotReady(ctx context.Context, c client.Client, ns string) (int, error)
 	return notReady, nil
 }
 
-// settled: cert-manager finished the current issuance (Ready, a revision,
+// certificateSettled: cert-manager finished the current issuance (Ready, a revision,
 // no Issuing condition).
 func certificateSettled(crt *cmapi.Certificate) bool {
 	issuing := apiutil.GetCertificateCondition(crt, cmapi.CertificateConditionIssuing)
