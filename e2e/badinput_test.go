@@ -67,11 +67,11 @@ type badInput struct {
 
 // Namespaces of the catalogue.
 const (
-	biSecrets   = "bad"      // custody: Secrets written directly
-	biCerts     = "certs"    // custody: Certificates
-	biPlain     = "plain"    // not a custody namespace
-	biMidScrub  = "midscrub" // opted in while a scrub is in flight (-1, -2, -3)
-	biSecretsNS = biSecrets + "/"
+	biSecrets  = "bad"      // custody: Secrets written directly
+	biCerts    = "certs"    // custody: Certificates
+	biPlain    = "plain"    // not a custody namespace
+	biMidScrub = "midscrub" // opted in while a scrub is in flight (-1, -2, -3)
+	biLate     = "late"     // opted in after a bad Secret was stored
 )
 
 // TestBadInputCatalogue feeds Keyward every kind of bad input the catalogue
@@ -88,7 +88,7 @@ func TestBadInputCatalogue(t *testing.T) {
 
 	custodyNamespace(t, st, biSecrets, nil)
 	custodyNamespace(t, st, biCerts, nil)
-	for _, ns := range []string{biPlain, biMidScrub + "-1", biMidScrub + "-2", biMidScrub + "-3"} {
+	for _, ns := range []string{biPlain, biLate, biMidScrub + "-1", biMidScrub + "-2", biMidScrub + "-3"} {
 		if err := st.CreateNamespace(b.ctx, ns, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,8 @@ func (b *badInput) cases() []badInputCase {
 		b.sharedSecretName(),
 		b.tamperedRecord(),
 
-		// --- The watcher, last: it pauses Vault.
+		// --- The watcher; the mid-scrub cases pause Vault, so they come last.
+		b.rejectedByWatcher(),
 		b.deletedDuringWebhookScrub(),
 		b.deletedDuringWatcherScrub(),
 		b.outsideCustody(),
@@ -259,7 +260,7 @@ func (b *badInput) deniedSecret(name, secret string, mutate func(map[string][]by
 			s := b.tlsSecret(biSecrets, secret)
 			mutate(s.Data)
 			err := b.c.Create(b.ctx, s)
-			prefix := fmt.Sprintf(`admission webhook "secret-scrub.keyward.io" denied the request: keyward: secret %s%s not admitted: planning custody for secret %s%s: `, biSecretsNS, secret, biSecretsNS, secret)
+			prefix := fmt.Sprintf(`admission webhook "secret-scrub.keyward.io" denied the request: keyward: secret %s/%s not admitted: planning custody for secret %s/%s: `, biSecrets, secret, biSecrets, secret)
 			if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), prefix+want) {
 				t.Fatalf("creating secret %s: error = %v\nwant Forbidden containing %q", secret, err, prefix+want)
 			}
@@ -920,6 +921,28 @@ func (b *badInput) tamperedRecord() badInputCase {
 				t.Errorf("after the re-issue the record names key %v, the Secret %s", custom["key_sha256"], sec.Annotations[scrubber.AnnotationKeySHA256])
 			}
 			return fmt.Sprintf("Warning %s: %s; then one re-issue (revision %d → %d) repairs the record", ev.Reason, ev.Note, before, revision(t, b.c, crt))
+		}
+	}}
+}
+
+// rejectedByWatcher: an unusable Secret that was stored before its namespace
+// opted in; the watcher cannot move it and says so on the Secret.
+func (b *badInput) rejectedByWatcher() badInputCase {
+	return badInputCase{name: "bad Secret stored before the namespace opted in", where: "Warning Event CustodyRejected on the Secret", start: func(t *testing.T) func(t *testing.T) string {
+		s := b.tlsSecret(biLate, "mismatch")
+		other, _ := selfSignedPair(t, "other.example.com")
+		s.Data["tls.key"] = other
+		mustCreate(t, b.c, s)
+		return func(t *testing.T) string {
+			custodyNamespace(t, b.st, biLate, nil)
+			ev := b.waitEvent(t, biLate, "Secret", "mismatch", scrubber.ReasonCustodyRejected)
+			want := "planning custody for secret late/mismatch: tls.key: private key does not match the certificate's public key: serial "
+			if ev.Type != corev1.EventTypeWarning || !strings.HasPrefix(ev.Note, want) {
+				t.Errorf("event %s %q, want Warning starting %q", ev.Type, ev.Note, want)
+			}
+			// The key cannot be moved: it stays where it was, and is reported.
+			b.assertUntouched(t, biLate, "mismatch", other)
+			return fmt.Sprintf("Warning %s: %s (the Secret keeps its key)", ev.Reason, ev.Note)
 		}
 	}}
 }
