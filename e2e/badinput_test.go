@@ -735,16 +735,18 @@ func (b *badInput) keystoreCertificate() badInputCase {
 			if issuing == nil || issuing.Status != cmmeta.ConditionTrue {
 				t.Errorf("Certificate keystore: want Issuing=True while cert-manager retries the denied write; %s", seen)
 			}
-			if strings.Contains(seen, "keyward") {
-				t.Logf("the Certificate's status names Keyward's denial")
-			}
-			// Where else could the user find it? Events on the Certificate.
+			// Does anything on the Certificate say why? Its conditions or events.
+			told := strings.Contains(seen, "keyward")
 			list, err := b.st.Kubernetes.EventsV1().Events(biCerts).List(b.ctx, metav1.ListOptions{})
 			must(t, err)
 			for _, ev := range list.Items {
-				if ev.Regarding.Name == "keystore" && strings.Contains(ev.Note, "keyward") {
+				if ev.Regarding.Kind == "Certificate" && ev.Regarding.Name == "keystore" && strings.Contains(ev.Note, "keyward") {
+					told = true
 					seen += fmt.Sprintf(" event %s %q;", ev.Reason, ev.Note)
 				}
+			}
+			if !told {
+				t.Logf("WEAKNESS: nothing on Certificate keystore (conditions, events) says its Secret write is denied; only the cert-manager and Keyward logs do")
 			}
 			if crt.Status.NextPrivateKeySecretName != nil {
 				nk := &corev1.Secret{}
