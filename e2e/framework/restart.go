@@ -112,7 +112,11 @@ func waitGone(pid int, limit time.Duration) bool {
 }
 
 // StartAPIServer starts the kube-apiserver stopped by StopAPIServer with the
-// same flags, port, certificates and keys, and waits until /healthz answers.
+// same flags, port, certificates and keys, and waits until /readyz answers
+// ok. envtest itself waits only for /healthz, which answers before the RBAC
+// authorizer has loaded its roles: until then every non-admin request is
+// forbidden. A real control plane sends traffic to an apiserver only once
+// /readyz is ok.
 func (e *Env) StartAPIServer() error {
 	if e.apiserverCertDir == "" {
 		return errors.New("starting the apiserver: the stack was not started with Options.RestartableAPIServer")
@@ -120,7 +124,19 @@ func (e *Env) StartAPIServer() error {
 	if err := e.kube.ControlPlane.APIServer.Start(); err != nil {
 		return fmt.Errorf("starting the apiserver again (log in %s): %w", e.Dir, err)
 	}
-	return nil
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		body, err := e.Kubernetes.CoreV1().RESTClient().Get().AbsPath("/readyz").Do(ctx).Raw()
+		cancel()
+		if err == nil && strings.TrimSpace(string(body)) == "ok" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("apiserver not ready 30s after a restart (log in %s): %v", e.Dir, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // PutSecretInEtcd stores a Secret straight into etcd, encoded as the
