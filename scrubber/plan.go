@@ -150,6 +150,9 @@ type ScrubPlan struct {
 
 // Planning errors. Plan wraps one of them in an error that names the Secret
 // and the data key at fault; match them with errors.Is.
+// MaxSecretSize is the apiserver's limit on a Secret's data (sum of values).
+const MaxSecretSize = 1 << 20
+
 var (
 	ErrNoName             = errors.New("secret has no name")
 	ErrMalformedKey       = errors.New("malformed private key")
@@ -159,6 +162,7 @@ var (
 	ErrKeyCertMismatch    = errors.New("private key does not match the certificate's public key")
 	ErrUnsupportedKeyType = errors.New("unsupported private key type")
 	ErrKeyBearingExtras   = errors.New("key-bearing output formats are not supported under key custody")
+	ErrSecretTooLarge     = errors.New("secret data exceeds the Kubernetes limit of 1 MiB")
 )
 
 // InScope reports whether a Secret is one Keyward takes custody of, ignoring
@@ -210,6 +214,19 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 			return fmt.Errorf("planning custody for secret %s: %s: %w: %s", ref, key, err, detail)
 		}
 		return fmt.Errorf("planning custody for secret %s: %s: %w", ref, key, err)
+	}
+
+	// The apiserver validates the size only after admission: refuse here, so
+	// no custody record is written for a Secret that will never be stored.
+	size := 0
+	for _, v := range s.Data {
+		size += len(v)
+	}
+	for _, v := range s.StringData {
+		size += len(v)
+	}
+	if size > MaxSecretSize {
+		return nil, fmt.Errorf("planning custody for secret %s: %w: data is %d bytes", ref, ErrSecretTooLarge, size)
 	}
 
 	var extras []string

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -149,6 +150,12 @@ func TestPlanErrors(t *testing.T) {
 			},
 			wantErr: ErrKeyBearingExtras,
 			wantMsg: prefix + "keystore.jks: key-bearing output formats are not supported under key custody: remove additionalOutputFormats and keystores from Certificate web and build them from the custody record",
+		},
+		{
+			name:    "over the apiserver's size limit",
+			mutate:  func(s *corev1.Secret) { s.Data["padding"] = make([]byte, MaxSecretSize) },
+			wantErr: ErrSecretTooLarge,
+			wantMsg: prefix + fmt.Sprintf("secret data exceeds the Kubernetes limit of 1 MiB: data is %d bytes", MaxSecretSize+len(pair.KeyPEM)+2*len(pair.CertPEM)),
 		},
 		{
 			name:    "no name",

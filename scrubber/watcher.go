@@ -304,6 +304,12 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 			log.V(1).Info("secret changed while scrubbing; requeueing")
 			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
+		if apierrors.IsNotFound(err) {
+			// Deleted after the custody write: nothing is left to redact,
+			// and the record keeps the key like any other placeholder's.
+			log.Info("secret deleted while scrubbing; its key stays in custody", "version", out.Version)
+			return reconcile.Result{}, nil
+		}
 		return reconcile.Result{}, fmt.Errorf("redacting secret %s after custody write (version %d): %w", req, out.Version, err)
 	}
 	if out.Result == ResultScrubbed {
