@@ -47,6 +47,8 @@ type options struct {
 	ScrubSecrets       int
 	WatcherSecrets     int
 	WatcherConcurrency int
+	WatcherSingle      int
+	ScaleSecrets       int
 	CreateConcurrency  int
 	PhaseTimeout       time.Duration
 	CPUProfile         string
@@ -74,6 +76,8 @@ func main() {
 	flag.IntVar(&o.ScrubSecrets, "scrub-secrets", 200, "Secrets per arm in the scrub-cost phase")
 	flag.IntVar(&o.WatcherSecrets, "watcher-secrets", 200, "key-bearing Secrets in the watcher-exposure phase")
 	flag.IntVar(&o.WatcherConcurrency, "watcher-concurrency", 8, "concurrent Creates in the watcher-exposure phase")
+	flag.IntVar(&o.WatcherSingle, "watcher-single", 50, "key-bearing Secrets created one at a time (each after the previous was scrubbed) in the watcher-exposure phase")
+	flag.IntVar(&o.ScaleSecrets, "scale-secrets", 10000, "custody Secrets created through the scrub webhook in the scale phase, with Keyward as its own process (0 skips the phase)")
 	flag.IntVar(&o.CreateConcurrency, "create-concurrency", 100, "concurrent Certificate Creates in the issuance phase")
 	flag.DurationVar(&o.PhaseTimeout, "phase-timeout", 15*time.Minute, "limit for each phase to complete")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each issuance arm (cert-manager, Keyward, harness: all in-process) to <prefix>-<arm>-r<round>.pprof")
@@ -159,6 +163,13 @@ func run(o options) error {
 		return err
 	}
 	rep.PeakRSS = peakRSS()
+	if o.ScaleSecrets > 0 {
+		fmt.Printf("scale: %d custody Secrets, Keyward as its own process…\n", o.ScaleSecrets)
+		if rep.Scale, err = b.runScale(ctx); err != nil {
+			return err
+		}
+		fmt.Printf("  loaded: %s\n", rep.Scale.Loaded.describe())
+	}
 	for _, err := range st.CertManagerErrors() {
 		rep.Notes = append(rep.Notes, "cert-manager controller error: "+err.Error())
 	}

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,12 +180,20 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 // watcherResult is the exposure of keys while the scrub webhook is down.
 type watcherResult struct {
 	W, Concurrency int
-	// Direct: Create returned → a watch delivered the Secret with an empty tls.key.
+	// Direct: Create returned → a watch delivered the Secret with an empty
+	// tls.key, for the burst (W Secrets, Concurrency Creates in flight).
 	Direct sample
-	// Metric is keyward_key_exposure_seconds over the phase.
+	// Metric is keyward_key_exposure_seconds over the burst.
 	Metric histogram
 	// Bypassed counts Create responses that still held the key (webhook really down).
 	Bypassed int
+	// Single: the same measure with one Secret at a time, each created only
+	// after the previous one was scrubbed: the watcher's latency without a
+	// queue in front of it.
+	Single    sample
+	SingleN   int
+	Workers   int
+	Bypassed1 int
 }
 
 // setScrubWebhook points the Secret scrub webhook at a closed port with
@@ -249,14 +258,6 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 		}
 	}
 	expProbe, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
-	w := b.opts.WatcherSecrets
-	pairs := make([]keyPair, w)
-	for i := range pairs {
-		var err error
-		if pairs[i], err = newKeyPair(fmt.Sprintf("w%05d", i)); err != nil {
-			return nil, err
-		}
-	}
 	if err := b.setScrubWebhook(ctx, true); err != nil {
 		return nil, err
 	}
@@ -276,12 +277,51 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 		return nil, err
 	}
 
-	res := &watcherResult{W: w, Concurrency: b.opts.WatcherConcurrency}
+	res := &watcherResult{W: b.opts.WatcherSecrets, Concurrency: b.opts.WatcherConcurrency, SingleN: b.opts.WatcherSingle, Workers: b.st.Options().CustodyWatcherWorkers}
+	exp0, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
+	var err error
+	if res.Direct, res.Bypassed, err = b.exposure(ctx, "w", res.W, res.Concurrency, false); err != nil {
+		return nil, err
+	}
+	// The watcher observes the exposure after its Update returns; give the
+	// last observations a moment to land in the histogram.
+	if err := poll(ctx, 30*time.Second, "exposure metric", func(context.Context) (bool, error) {
+		h, err := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
+		return err == nil && h.Count-exp0.Count >= uint64(res.W), err
+	}); err != nil {
+		fmt.Printf("warning: %v\n", err)
+	}
+	exp1, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
+	res.Metric = exp1.minus(exp0)
+	if res.SingleN > 0 {
+		if res.Single, res.Bypassed1, err = b.exposure(ctx, "s", res.SingleN, 1, true); err != nil {
+			return nil, err
+		}
+	}
+	restored = true
+	if err := b.setScrubWebhook(ctx, false); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// exposure creates n key-bearing Secrets named <prefix><index> in watcherNS
+// with the webhook down, concurrency Creates in flight (oneByOne: each
+// Create waits until the previous Secret was scrubbed), and returns, per
+// Secret, the time from its Create returning to a watch delivering it
+// with an empty tls.key, plus how many Creates returned with the key.
+func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int, oneByOne bool) (sample, int, error) {
+	pairs := make([]keyPair, n)
+	for i := range pairs {
+		var err error
+		if pairs[i], err = newKeyPair(fmt.Sprintf("%s%05d", prefix, i)); err != nil {
+			return nil, 0, err
+		}
+	}
 	var mu sync.Mutex
 	created := map[string]time.Time{}
 	scrubbedAt := map[string]time.Time{}
-	all := make(chan struct{})
-	var once sync.Once
+	scrubbed := make(chan string, n)
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done, err := follower{
@@ -297,7 +337,7 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 		},
 		onEvent: func(_ watch.EventType, obj runtime.Object, at time.Time) {
 			s, ok := obj.(*corev1.Secret)
-			if !ok {
+			if !ok || !strings.HasPrefix(s.Name, prefix) {
 				return
 			}
 			if k, has := s.Data["tls.key"]; !has || len(k) > 0 {
@@ -305,22 +345,36 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if _, seen := scrubbedAt[s.Name]; seen || len(s.Name) == 0 || s.Name[0] != 'w' {
+			if _, seen := scrubbedAt[s.Name]; seen {
 				return
 			}
 			scrubbedAt[s.Name] = at
-			if len(scrubbedAt) == w {
-				once.Do(func() { close(all) })
-			}
+			scrubbed <- s.Name
 		},
 	}.start(wctx)
 	if err != nil {
-		return nil, fmt.Errorf("watching Secrets in %s: %w", watcherNS, err)
+		return nil, 0, fmt.Errorf("watching Secrets in %s: %w", watcherNS, err)
 	}
-	exp0, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
+	defer func() { stop(); <-done }()
 
-	sem := make(chan struct{}, b.opts.WatcherConcurrency)
-	errs := make(chan error, w)
+	waitScrubbed := func(count int) error {
+		deadline := time.After(b.opts.PhaseTimeout)
+		for i := 0; i < count; i++ {
+			select {
+			case <-scrubbed:
+			case <-deadline:
+				mu.Lock()
+				got := len(scrubbedAt)
+				mu.Unlock()
+				return fmt.Errorf("watcher scrubbed only %d of %d Secrets within %s", got, n, b.opts.PhaseTimeout)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	sem := make(chan struct{}, concurrency)
+	errs := make(chan error, n)
 	var wg sync.WaitGroup
 	var bypassed int
 	for i, kp := range pairs {
@@ -329,7 +383,7 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 		go func(i int, kp keyPair) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			name := fmt.Sprintf("w%05d", i)
+			name := fmt.Sprintf("%s%05d", prefix, i)
 			got, err := b.kube.CoreV1().Secrets(watcherNS).Create(ctx, tlsSecret(watcherNS, name, kp), metav1.CreateOptions{})
 			at := time.Now()
 			if err != nil {
@@ -343,40 +397,28 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 			}
 			mu.Unlock()
 		}(i, kp)
+		if oneByOne {
+			wg.Wait()
+			if err := waitScrubbed(1); err != nil {
+				return nil, 0, err
+			}
+		}
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		return nil, err
+		return nil, 0, err
 	}
-	select {
-	case <-all:
-	case <-time.After(b.opts.PhaseTimeout):
-		return nil, fmt.Errorf("watcher scrubbed only %d of %d Secrets within %s", len(scrubbedAt), w, b.opts.PhaseTimeout)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if !oneByOne {
+		if err := waitScrubbed(n); err != nil {
+			return nil, 0, err
+		}
 	}
-	stop()
-	<-done
 	mu.Lock()
+	defer mu.Unlock()
+	var out sample
 	for name, at := range scrubbedAt {
-		res.Direct = append(res.Direct, at.Sub(created[name]))
+		out = append(out, at.Sub(created[name]))
 	}
-	res.Bypassed = bypassed
-	mu.Unlock()
-	// The watcher observes the exposure after its Update returns; give the
-	// last observations a moment to land in the histogram.
-	if err := poll(ctx, 30*time.Second, "exposure metric", func(context.Context) (bool, error) {
-		h, err := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
-		return err == nil && h.Count-exp0.Count >= uint64(w), err
-	}); err != nil {
-		fmt.Printf("warning: %v\n", err)
-	}
-	exp1, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
-	res.Metric = exp1.minus(exp0)
-	restored = true
-	if err := b.setScrubWebhook(ctx, false); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return out, bypassed, nil
 }
