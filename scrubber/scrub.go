@@ -151,7 +151,7 @@ func (s *Scrubber) write(ctx context.Context, rec Record, expected *int) (int, e
 			return v, nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return 0, fmt.Errorf("writing custody record for secret %s/%s: %w", rec.Namespace, rec.Name, err)
+			return 0, err // Put names the record
 		}
 		if s.metrics != nil {
 			s.metrics.StaleVersionHints.Inc()
@@ -166,11 +166,8 @@ func (s *Scrubber) write(ctx context.Context, rec Record, expected *int) (int, e
 	default:
 		return 0, fmt.Errorf("writing custody record for secret %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
-	v, err := s.store.Put(ctx, rec, cas)
-	if err != nil {
-		return 0, fmt.Errorf("writing custody record for secret %s/%s: %w", rec.Namespace, rec.Name, err)
-	}
-	return v, nil
+	// Put's errors name the record already.
+	return s.store.Put(ctx, rec, cas)
 }
 
 func (s *Scrubber) count(by, result string) {

@@ -16,13 +16,16 @@ import (
 	"strings"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/keyward-io/keyward/scrubber"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -52,6 +55,40 @@ const SecretScrubPath = "/mutate-v1-secret"
 type SecretScrubber struct {
 	scrubber *scrubber.Scrubber
 	strict   scrubber.StrictMode
+	// certs and recorder, when set, report denials on the Certificate.
+	certs    client.Reader
+	recorder events.EventRecorder
+}
+
+// WithRejectionEvents makes the handler record a Warning event
+// (scrubber.ReasonCustodyRejected) on the Certificate named by a denied
+// Secret's cert-manager.io/certificate-name annotation, so that `kubectl
+// describe certificate` says why issuance does not complete. certs must be
+// a cache reader with a started Certificate informer: the lookup happens on
+// the admission path (denials only) and never calls the API.
+func (h *SecretScrubber) WithRejectionEvents(certs client.Reader, recorder events.EventRecorder) *SecretScrubber {
+	h.certs, h.recorder = certs, recorder
+	return h
+}
+
+// rejectionEventTimeout bounds the cache lookup of the Certificate.
+const rejectionEventTimeout = 100 * time.Millisecond
+
+// reportRejection records why the Secret of a Certificate was refused.
+func (h *SecretScrubber) reportRejection(ctx context.Context, sec *corev1.Secret, reason error) {
+	name := sec.Annotations[scrubber.AnnotationCertificateName]
+	if h.recorder == nil || h.certs == nil || name == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, rejectionEventTimeout)
+	defer cancel()
+	var crt cmapi.Certificate
+	if err := h.certs.Get(ctx, client.ObjectKey{Namespace: sec.Namespace, Name: name}, &crt); err != nil {
+		logf.FromContext(ctx).V(1).Info("no event for the denied secret: certificate not found in the cache", "certificate", name, "error", err.Error())
+		return
+	}
+	h.recorder.Eventf(&crt, nil, corev1.EventTypeWarning, scrubber.ReasonCustodyRejected, "Scrub",
+		"Secret %s was not admitted and its key was not moved to custody: %v", sec.Name, reason)
 }
 
 var _ admission.Handler = (*SecretScrubber)(nil)
@@ -150,10 +187,16 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 		log.Info("denying secret write", "result", out.Result, "error", err.Error())
 		switch out.Result {
 		case scrubber.ResultInvalid:
+			if !dryRun {
+				h.reportRejection(ctx, &sec, err)
+			}
 			return admission.Denied(fmt.Sprintf("keyward: secret %s not admitted: %v", ref, err))
 		case scrubber.ResultConflict:
 			return admission.Errored(http.StatusConflict, fmt.Errorf("keyward: secret %s not admitted, custody record changed concurrently, retry: %w", ref, err))
 		default:
+			if !dryRun {
+				h.reportRejection(ctx, &sec, err)
+			}
 			return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("keyward: secret %s not admitted, key could not be moved to custody (fail closed): %w", ref, err))
 		}
 	}

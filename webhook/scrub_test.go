@@ -23,14 +23,17 @@ import (
 	"testing"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/keyward-io/keyward/scrubber"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -409,4 +412,63 @@ func ptrString(p *int) string {
 		return "nil"
 	}
 	return fmt.Sprint(*p)
+}
+
+func TestSecretScrubberRejectionEvents(t *testing.T) {
+	t.Parallel()
+	pair, other := scrubTNewPair(t), scrubTNewPair(t)
+	scheme := runtime.NewScheme()
+	if err := cmapi.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	crt := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web", UID: "uid-web"}}
+	certs := fake.NewClientBuilder().WithScheme(scheme).WithObjects(crt).Build()
+
+	for _, tc := range []struct {
+		name      string
+		putErr    error
+		mutate    func(s *corev1.Secret)
+		dryRun    bool
+		wantEvent string // substring; empty: no event
+	}{
+		{name: "invalid input", mutate: func(s *corev1.Secret) { s.Data["tls.crt"] = other.certPEM },
+			wantEvent: "Warning CustodyRejected Secret web-tls was not admitted and its key was not moved to custody: planning custody for secret team-a/web-tls: tls.key: private key does not match"},
+		{name: "store down", putErr: errors.New("vault unreachable"),
+			wantEvent: "Warning CustodyRejected Secret web-tls was not admitted and its key was not moved to custody: vault unreachable"},
+		{name: "dry run", mutate: func(s *corev1.Secret) { s.Data["tls.crt"] = other.certPEM }, dryRun: true},
+		{name: "Certificate not in the cache", mutate: func(s *corev1.Secret) {
+			s.Data["tls.crt"] = other.certPEM
+			s.Annotations[scrubber.AnnotationCertificateName] = "gone"
+		}},
+		{name: "admitted", mutate: func(*corev1.Secret) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			store := newScrubFakeStore()
+			store.putErr = tc.putErr
+			h, _ := newScrubHandler(t, store, false)
+			rec := events.NewFakeRecorder(4)
+			h.WithRejectionEvents(certs, rec)
+			s := scrubTSecret(pair)
+			if tc.mutate != nil {
+				tc.mutate(s)
+			}
+			h.Handle(context.Background(), scrubTRequest(t, s, admissionv1.Create, tc.dryRun))
+			var got []string
+			for len(rec.Events) > 0 {
+				got = append(got, <-rec.Events)
+			}
+			switch {
+			case tc.wantEvent == "" && len(got) != 0:
+				t.Errorf("events %q, want none", got)
+			case tc.wantEvent != "" && (len(got) != 1 || !strings.Contains(got[0], tc.wantEvent)):
+				t.Errorf("events %q, want one containing %q", got, tc.wantEvent)
+			}
+			for _, e := range got {
+				if strings.Contains(e, "PRIVATE KEY") {
+					t.Errorf("event carries key material: %q", e)
+				}
+			}
+		})
+	}
 }

@@ -221,7 +221,8 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	// Start the Namespace informer now (without blocking), so the first
 	// admission request reads strict mode from a warm cache.
 	// The guard reads Secrets and CertificateRequests from the same cache.
-	for _, obj := range []client.Object{&corev1.Namespace{}, &corev1.Secret{}, &cmapi.CertificateRequest{}} {
+	// The scrub webhook reads Certificates from it to report denials.
+	for _, obj := range []client.Object{&corev1.Namespace{}, &corev1.Secret{}, &cmapi.CertificateRequest{}, &cmapi.Certificate{}} {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
 			return closers, fmt.Errorf("starting the %T informer: %w", obj, err)
 		}
@@ -231,6 +232,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	if err != nil {
 		return closers, err
 	}
+	scrubHandler.WithRejectionEvents(mgr.GetCache(), mgr.GetEventRecorder("keyward-scrub-webhook"))
 	guardHandler, err := webhook.NewCertificateGuard(mgr.GetCache(), guardStore, deps.Clock, deps.Registerer, deps.Logger.WithName("guard"), webhook.WithGuardOwnerIndex())
 	if err != nil {
 		return closers, err
