@@ -23,6 +23,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/keyward-io/keyward/internal/vault"
 	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
 	"github.com/keyward-io/keyward/issuer/keypolicy"
 	"github.com/keyward-io/keyward/issuer/pki"
@@ -157,7 +158,15 @@ func (r *CertificateRequestReconciler) handleFailure(ctx context.Context, cr *cm
 		}
 		setRequestReady(cr, cmmeta.ConditionFalse, cmapi.CertificateRequestReasonPending, fmt.Sprintf("Retrying after a transient error: %v", err), now)
 		logf.FromContext(ctx).V(1).Info("transient signing error; retrying", "error", err.Error())
-		return reconcile.Result{}, nil, fmt.Errorf("signing certificaterequest %s/%s: %w", cr.Namespace, cr.Name, err) // retry with backoff
+		var failure *issuerFailure
+		if vault.StatusCode(err) == 0 {
+			// No answer from Vault at all (refused, reset, timed out): the
+			// issuer is not usable until its health check reaches Vault
+			// again; requests wait for that instead of each timing out.
+			failure = &issuerFailure{issuer: iss, err: &IssuerError{Reason: ReasonVaultUnreachable,
+				Err: fmt.Errorf("signing with Vault %s got no answer: %w", iss.IssuerSpec().Server, err)}}
+		}
+		return reconcile.Result{}, failure, fmt.Errorf("signing certificaterequest %s/%s: %w", cr.Namespace, cr.Name, err) // retry with backoff
 	}
 }
 

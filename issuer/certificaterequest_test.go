@@ -6,6 +6,7 @@ package issuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,12 @@ func TestCertificateRequestReconcile(t *testing.T) {
 			name: "vault 500 retries with backoff", cr: newCR(okCSR, base, approved), issuer: readyClusterIssuer("vault", true, base),
 			signErr:   &vaultapi.ResponseError{StatusCode: 500, Errors: []string{"internal error"}},
 			wantSigns: 1, wantReady: cmmeta.ConditionFalse, wantReason: cmapi.CertificateRequestReasonPending, wantMsg: "Retrying", wantErr: true, wantResult: resultRetry,
+		},
+		{
+			name: "no answer from vault retries and marks the issuer unreachable", cr: newCR(okCSR, base, approved), issuer: readyClusterIssuer("vault", true, base),
+			signErr:   fmt.Errorf("signing: %w", context.DeadlineExceeded),
+			wantSigns: 1, wantReady: cmmeta.ConditionFalse, wantReason: cmapi.CertificateRequestReasonPending, wantMsg: "Retrying", wantErr: true,
+			wantIssuer: ReasonVaultUnreachable, wantResult: resultRetry,
 		},
 		{
 			name: "network errors stop after the retry budget", cr: newCR(okCSR, base, approved), issuer: readyClusterIssuer("vault", true, base),

@@ -14,6 +14,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -45,6 +46,7 @@ import (
 const (
 	DefaultHealthCheckPeriod = 5 * time.Minute
 	DefaultHealthRetryMax    = 10 * time.Second
+	DefaultSignWorkers       = 8
 )
 
 // Options configure Setup. Zero values take the documented defaults.
@@ -64,6 +66,9 @@ type Options struct {
 	// after Vault recovers. Default DefaultHealthRetryMax, and never more
 	// than HealthCheckPeriod.
 	HealthRetryMax time.Duration
+	// SignWorkers is how many CertificateRequests are signed concurrently.
+	// Default DefaultSignWorkers.
+	SignWorkers int
 	// RequestTimeout bounds each health check and each sign call, login
 	// included. Default 30s.
 	RequestTimeout time.Duration
@@ -97,6 +102,9 @@ func (o *Options) complete() error {
 		o.HealthRetryMax = DefaultHealthRetryMax
 	}
 	o.HealthRetryMax = min(o.HealthRetryMax, o.HealthCheckPeriod)
+	if o.SignWorkers <= 0 {
+		o.SignWorkers = DefaultSignWorkers
+	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 30 * time.Second
 	}
@@ -164,9 +172,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}
 		err := ctrl.NewControllerManagedBy(mgr).
 			Named(kind.name+"-health").
-			// Status writes (ours or the CertificateRequest controller's)
-			// must not trigger checks, or a failing check would loop.
-			For(kind.obj(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			// Spec changes trigger a check, and so does Ready turning False
+			// (the CertificateRequest controller marks an issuer not Ready
+			// when signing reveals a failure; the check then retries with
+			// backoff until Vault recovers). Other status writes do not, or
+			// a failing check would loop.
+			For(kind.obj(), builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, becameNotReady{}))).
 			WithOptions(controller.Options{
 				RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, opts.HealthRetryMax),
 			}).
@@ -191,7 +202,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Watches(&v1alpha1.VaultIssuer{}, handler.EnqueueRequestsFromMapFunc(requestsForIssuer(mgr.GetClient())), builder.WithPredicates(becameReady{})).
 		Watches(&v1alpha1.VaultClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(requestsForIssuer(mgr.GetClient())), builder.WithPredicates(becameReady{})).
 		WithOptions(controller.Options{
-			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 2*time.Minute),
+			// Several requests sign at once: one slow or hung Vault call
+			// must not hold up every other request (or issuer).
+			MaxConcurrentReconciles: opts.SignWorkers,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 2*time.Minute),
 		}).
 		Complete(cr)
 	if err != nil {
@@ -241,6 +255,32 @@ func (becameReady) Update(e event.UpdateEvent) bool {
 	wasReady, _ := issuerReady(oldIss)
 	isReady, _ := issuerReady(newIss)
 	return isReady && !wasReady
+}
+
+// becameNotReady passes issuer updates whose Ready condition turned False.
+type becameNotReady struct{}
+
+// Create implements predicate.Predicate.
+func (becameNotReady) Create(event.CreateEvent) bool { return false }
+
+// Delete implements predicate.Predicate.
+func (becameNotReady) Delete(event.DeleteEvent) bool { return false }
+
+// Generic implements predicate.Predicate.
+func (becameNotReady) Generic(event.GenericEvent) bool { return false }
+
+// Update implements predicate.Predicate.
+func (becameNotReady) Update(e event.UpdateEvent) bool {
+	oldIss, ok1 := e.ObjectOld.(v1alpha1.GenericIssuer)
+	newIss, ok2 := e.ObjectNew.(v1alpha1.GenericIssuer)
+	if !ok1 || !ok2 {
+		return false
+	}
+	notReady := func(iss v1alpha1.GenericIssuer) bool {
+		_, c := issuerReady(iss)
+		return c != nil && c.Status == metav1.ConditionFalse
+	}
+	return notReady(newIss) && !notReady(oldIss)
 }
 
 // closeOnStop closes the Vault client cache when the manager stops.

@@ -77,6 +77,34 @@ func TestBecameReady(t *testing.T) {
 	}
 }
 
+func TestBecameNotReady(t *testing.T) {
+	t.Parallel()
+	base := randomTime(t)
+	notReady, ready := readyClusterIssuer("v", false, base), readyClusterIssuer("v", true, base)
+	unknown := readyClusterIssuer("v", true, base)
+	unknown.Status.Conditions = nil
+	tests := []struct {
+		name     string
+		old, new client.Object
+		want     bool
+	}{
+		{"turned not ready", ready, notReady, true},
+		{"first condition is not ready", unknown, notReady, true},
+		{"stayed not ready", notReady, notReady, false},
+		{"turned ready", notReady, ready, false},
+		{"stayed ready", ready, ready, false},
+	}
+	for _, tc := range tests {
+		if got := (becameNotReady{}).Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+			t.Errorf("%s: Update() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if (becameNotReady{}).Create(event.CreateEvent{Object: notReady}) || (becameNotReady{}).Delete(event.DeleteEvent{Object: notReady}) ||
+		(becameNotReady{}).Generic(event.GenericEvent{Object: notReady}) {
+		t.Error("becameNotReady passes a create, delete or generic event")
+	}
+}
+
 func TestNewMetricsTwice(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()

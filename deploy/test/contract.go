@@ -10,36 +10,39 @@ package deploytest
 // fresh map.
 func BinaryFlags() map[string]bool {
 	return map[string]bool{
-		"--leader-elect":               true,
-		"--leader-election-id":         true,
-		"--metrics-bind-address":       true,
-		"--health-probe-bind-address":  true,
-		"--webhook-port":               true,
-		"--webhook-cert-dir":           true,
-		"--cluster-resource-namespace": true,
-		"--watch-namespaces":           false, // only with watchNamespaces; NOT YET in cmd/keyward/app
-		"--enable-issuer":              true,
-		"--issuer-health-period":       true,
-		"--enable-custody":             true,
-		"--vault-addr":                 false, // omitted when vault.addr is empty (issuer-only installs)
-		"--vault-ca-file":              false, // only with vault.caBundle or vault.caConfigMapName
-		"--vault-namespace":            false, // only with vault.namespace
-		"--vault-auth-mount":           true,
-		"--vault-audience":             true,
-		"--vault-custody-role":         true,
-		"--vault-guard-role":           true,
-		"--service-account-namespace":  true,
-		"--service-account-name":       true,
-		"--custody-mount":              true,
-		"--custody-prefix":             true,
-		"--custody-max-versions":       true,
-		"--custody-write-timeout":      true,
-		"--custody-audit-period":       true,
-		"--custody-watcher-workers":    true,
-		"--custody-namespace-selector": true,
-		"--redact-certificates":        true,
-		"--log-format":                 true,
-		"--v":                          true,
+		"--leader-elect":                   true,
+		"--leader-election-id":             true,
+		"--leader-election-lease-duration": true,
+		"--leader-election-renew-deadline": true,
+		"--leader-election-retry-period":   true,
+		"--metrics-bind-address":           true,
+		"--health-probe-bind-address":      true,
+		"--webhook-port":                   true,
+		"--webhook-cert-dir":               true,
+		"--cluster-resource-namespace":     true,
+		"--watch-namespaces":               false, // only with watchNamespaces; NOT YET in cmd/keyward/app
+		"--enable-issuer":                  true,
+		"--issuer-health-period":           true,
+		"--enable-custody":                 true,
+		"--vault-addr":                     false, // omitted when vault.addr is empty (issuer-only installs)
+		"--vault-ca-file":                  false, // only with vault.caBundle or vault.caConfigMapName
+		"--vault-namespace":                false, // only with vault.namespace
+		"--vault-auth-mount":               true,
+		"--vault-audience":                 true,
+		"--vault-custody-role":             true,
+		"--vault-guard-role":               true,
+		"--service-account-namespace":      true,
+		"--service-account-name":           true,
+		"--custody-mount":                  true,
+		"--custody-prefix":                 true,
+		"--custody-max-versions":           true,
+		"--custody-write-timeout":          true,
+		"--custody-audit-period":           true,
+		"--custody-watcher-workers":        true,
+		"--custody-namespace-selector":     true,
+		"--redact-certificates":            true,
+		"--log-format":                     true,
+		"--v":                              true,
 	}
 }
 

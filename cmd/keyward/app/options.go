@@ -29,14 +29,19 @@ type Options struct {
 	// ConfigFile is a YAML file with any of the fields below.
 	ConfigFile string `json:"-"`
 
-	LeaderElect            bool   `json:"leaderElect"`
-	LeaderElectionID       string `json:"leaderElectionID"`
-	LeaderElectionNS       string `json:"leaderElectionNamespace"`
-	MetricsBindAddress     string `json:"metricsBindAddress"`
-	HealthProbeBindAddress string `json:"healthProbeBindAddress"`
-	WebhookHost            string `json:"webhookHost"`
-	WebhookPort            int    `json:"webhookPort"`
-	WebhookCertDir         string `json:"webhookCertDir"`
+	LeaderElect      bool   `json:"leaderElect"`
+	LeaderElectionID string `json:"leaderElectionID"`
+	LeaderElectionNS string `json:"leaderElectionNamespace"`
+	// Lease timings: a leader that cannot renew within RenewDeadline (an
+	// apiserver restart, say) stops, so they must outlast such blips.
+	LeaseDuration          time.Duration `json:"-"`
+	RenewDeadline          time.Duration `json:"-"`
+	RetryPeriod            time.Duration `json:"-"`
+	MetricsBindAddress     string        `json:"metricsBindAddress"`
+	HealthProbeBindAddress string        `json:"healthProbeBindAddress"`
+	WebhookHost            string        `json:"webhookHost"`
+	WebhookPort            int           `json:"webhookPort"`
+	WebhookCertDir         string        `json:"webhookCertDir"`
 
 	// ClusterResourceNamespace holds the Secrets and ServiceAccounts that
 	// VaultClusterIssuers reference.
@@ -97,6 +102,9 @@ func NewOptions() *Options {
 	return &Options{
 		LeaderElectionID:         "keyward-leader.keyward.io",
 		LeaderElectionNS:         ns,
+		LeaseDuration:            60 * time.Second,
+		RenewDeadline:            40 * time.Second,
+		RetryPeriod:              15 * time.Second,
 		MetricsBindAddress:       ":8080",
 		HealthProbeBindAddress:   ":8081",
 		WebhookPort:              9443,
@@ -128,6 +136,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect a leader among replicas for the controllers (webhooks are served by every replica)")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader election Lease")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "namespace of the leader election Lease")
+	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", o.LeaseDuration, "how long a non-leader waits before taking over an unrenewed lease")
+	fs.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", o.RenewDeadline, "how long the leader keeps trying to renew before it stops leading (and exits)")
+	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", o.RetryPeriod, "interval between lease acquire and renew attempts")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Prometheus metrics address (\"0\" disables)")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz (\"0\" disables)")
 	fs.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "address the webhook server listens on (empty: all)")
@@ -190,6 +201,9 @@ func (o *Options) Complete(fs *pflag.FlagSet) error {
 // Validate names the first bad field.
 func (o *Options) Validate() error {
 	var errs []error
+	if o.LeaderElect && (o.RetryPeriod <= 0 || float64(o.RenewDeadline) <= 1.2*float64(o.RetryPeriod) || o.LeaseDuration <= o.RenewDeadline) {
+		errs = append(errs, fmt.Errorf("leader election: need leaseDuration (%s) > renewDeadline (%s) > 1.2 × retryPeriod (%s)", o.LeaseDuration, o.RenewDeadline, o.RetryPeriod))
+	}
 	if o.WebhookPort <= 0 || o.WebhookPort > 65535 {
 		errs = append(errs, fmt.Errorf("webhookPort: %d is not a port", o.WebhookPort))
 	}
