@@ -77,6 +77,11 @@ type Metadata struct {
 	// Version is the store's version of the record (Vault KV v2 version).
 	// Ignored on Put.
 	Version int
+	// Torn reports that the record's metadata describes another version
+	// than the current one: a write is between its data and its metadata
+	// (for milliseconds), or was interrupted there. Only Version is set
+	// then. Ignored on Put.
+	Torn bool
 }
 
 // Store keeps custody records. Implementations must be safe for concurrent use.

@@ -231,7 +231,7 @@ func (s *VaultKV) Metadata(ctx context.Context, namespace, name string) (Metadat
 	custom, _ := sec.Data["custom_metadata"].(map[string]any)
 	str := func(k string) string { v, _ := custom[k].(string); return v }
 	if str(metaVersion) != strconv.Itoa(current) {
-		return Metadata{Version: current}, nil
+		return Metadata{Version: current, Torn: true}, nil
 	}
 	m := Metadata{
 		CertificateName: str(metaCertificate),

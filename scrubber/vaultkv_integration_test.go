@@ -135,8 +135,8 @@ func TestVaultKVIntegration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if md != (scrubber.Metadata{Version: 3}) {
-			t.Errorf("Metadata = %+v, want only Version 3", md)
+		if md != (scrubber.Metadata{Version: 3, Torn: true}) {
+			t.Errorf("Metadata = %+v, want only Version 3, Torn", md)
 		}
 	})
 

@@ -85,6 +85,11 @@ type WatcherOptions struct {
 	// Vault and the apiserver, so a burst of exposed keys drains in about
 	// burst/Workers round trips instead of burst.
 	Workers int
+	// SecretCache, when set, is the cache the watcher reads Secrets from;
+	// its Secrets must be configured with TLSSecretsByObject (pass the
+	// manager's cache so that one copy of every TLS Secret is kept).
+	// Default: a cache of the watcher's own.
+	SecretCache cache.Cache
 	// Metrics, when set, are used as is (share them with the webhook).
 	// Otherwise metrics are created on Registry (default controller-runtime's
 	// metrics.Registry).
@@ -114,23 +119,18 @@ func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
 	if err != nil {
 		return err
 	}
-	tlsCache, err := cache.New(mgr.GetConfig(), cache.Options{
-		Scheme: mgr.GetScheme(),
-		Mapper: mgr.GetRESTMapper(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS))},
-		},
-		// TLS Secrets that are not cert-manager's are never scrubbed: keep
-		// their keys out of this process's memory.
-		DefaultTransform: func(o any) (any, error) {
-			if s, ok := o.(*corev1.Secret); ok && !InScope(s) {
-				s.Data, s.StringData = nil, nil
-			}
-			return o, nil
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("creating tls secret cache: %w", err)
+	tlsCache := opts.SecretCache
+	if tlsCache == nil {
+		if tlsCache, err = cache.New(mgr.GetConfig(), cache.Options{
+			Scheme:   mgr.GetScheme(),
+			Mapper:   mgr.GetRESTMapper(),
+			ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: TLSSecretsByObject()},
+		}); err != nil {
+			return fmt.Errorf("creating tls secret cache: %w", err)
+		}
+		if err := mgr.Add(tlsCache); err != nil {
+			return fmt.Errorf("adding cache to manager: %w", err)
+		}
 	}
 	nextKeyCache, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(),
@@ -149,10 +149,8 @@ func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
 	if err != nil {
 		return fmt.Errorf("creating next-private-key secret cache: %w", err)
 	}
-	for _, c := range []cache.Cache{tlsCache, nextKeyCache} {
-		if err := mgr.Add(c); err != nil {
-			return fmt.Errorf("adding cache to manager: %w", err)
-		}
+	if err := mgr.Add(nextKeyCache); err != nil {
+		return fmt.Errorf("adding cache to manager: %w", err)
 	}
 	w.secrets = tlsCache
 
@@ -177,6 +175,26 @@ func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
 		}
 	}
 	return nil
+}
+
+// TLSSecretsByObject is how the custody components cache Secrets: type
+// kubernetes.io/tls only (the field selector keeps every other Secret out of
+// memory), without managedFields, and with the data of TLS Secrets that are
+// not cert-manager's dropped (they are never scrubbed, so their keys have
+// no business in this process).
+func TLSSecretsByObject() cache.ByObject {
+	return cache.ByObject{
+		Field: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)),
+		Transform: func(o any) (any, error) {
+			if s, ok := o.(*corev1.Secret); ok {
+				s.ManagedFields = nil
+				if !InScope(s) {
+					s.Data, s.StringData = nil, nil
+				}
+			}
+			return o, nil
+		},
+	}
 }
 
 // watcher is the reconciler. Its readers are injected so tests can run it

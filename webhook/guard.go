@@ -435,6 +435,17 @@ func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scru
 		}
 	}
 	meta, err := g.store.Metadata(ctx, s.Namespace, s.Name)
+	// A torn record is usually a write between its data and its metadata:
+	// ask again a few times within the lookup budget rather than decide on
+	// half a record.
+	for retry := 0; err == nil && meta.Torn && retry < guardTornRetries; retry++ {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("reading custody metadata for secret %s/%s: record still being written: %w", s.Namespace, s.Name, ctx.Err())
+		case <-time.After(guardTornBackoff):
+		}
+		meta, err = g.store.Metadata(ctx, s.Namespace, s.Name)
+	}
 	var found *scrubber.Metadata
 	switch {
 	case errors.Is(err, scrubber.ErrNotFound):
@@ -445,11 +456,20 @@ func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scru
 		found = &meta
 	}
 	g.lookups.WithLabelValues(GuardLookupStore).Inc()
-	if g.ttl > 0 {
+	// A record that stayed torn is not remembered: it changes as soon as the
+	// interrupted write is redone.
+	if g.ttl > 0 && (found == nil || !found.Torn) {
 		g.remember(key, found, now)
 	}
 	return guardCopyMeta(found), nil
 }
+
+// A torn custody record is read again guardTornRetries times,
+// guardTornBackoff apart (within the lookup timeout).
+const (
+	guardTornRetries = 4
+	guardTornBackoff = 50 * time.Millisecond
+)
 
 func (g *CertificateGuard) remember(key guardCacheKey, meta *scrubber.Metadata, now time.Time) {
 	g.mu.Lock()

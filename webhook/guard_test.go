@@ -47,6 +47,8 @@ type ghStore struct {
 	meta  map[string]scrubber.Metadata
 	err   error
 	block bool // wait for the context to end
+	// torn answers this many calls with a torn record before the real one.
+	torn  int
 	calls int
 	// deadline is how long the last call had before its context expired.
 	deadline time.Duration
@@ -72,6 +74,10 @@ func (s *ghStore) Metadata(ctx context.Context, namespace, name string) (scrubbe
 	}
 	block, err := s.block, s.err
 	m, ok := s.meta[namespace+"/"+name]
+	if s.torn > 0 && ok {
+		s.torn--
+		m = scrubber.Metadata{Version: m.Version + 1, Torn: true}
+	}
 	s.mu.Unlock()
 	if block {
 		<-ctx.Done()
@@ -605,6 +611,36 @@ func ghConditionsEqual(a, b *cmapi.Certificate) bool {
 	x, _ := json.Marshal(a.Status.Conditions)
 	y, _ := json.Marshal(b.Status.Conditions)
 	return string(x) == string(y)
+}
+
+func TestCertificateGuardRereadsTornRecords(t *testing.T) {
+	t.Parallel()
+	// A record read between its data and metadata writes is read again.
+	f := ghNewFixture(t)
+	f.store.torn = 2
+	g := f.guard(t, f.reader(t, f.secret, f.cr), WithGuardCacheTTL(time.Minute))
+	if resp := g.Handle(context.Background(), f.request(t, f.issuingMissingData)); len(resp.Patch) == 0 {
+		t.Fatalf("torn twice, then whole: want a veto, got %v", resp.Result)
+	}
+	if n := f.store.callCount(); n != 3 {
+		t.Fatalf("store called %d times, want 3 (two torn answers, then the record)", n)
+	}
+
+	// A record that stays torn (an interrupted write) is decided on as it
+	// is and never remembered.
+	f = ghNewFixture(t)
+	f.store.torn = 100
+	g = f.guard(t, f.reader(t, f.secret, f.cr), WithGuardCacheTTL(time.Minute))
+	req := f.request(t, f.issuingMissingData)
+	g.Handle(context.Background(), req)
+	first := f.store.callCount()
+	if first != 1+guardTornRetries {
+		t.Fatalf("store called %d times for a record that stays torn, want %d", first, 1+guardTornRetries)
+	}
+	g.Handle(context.Background(), req)
+	if n := f.store.callCount(); n != 2*first {
+		t.Fatalf("store called %d times after a second request, want %d: a torn record must not be cached", n, 2*first)
+	}
 }
 
 func TestCertificateGuardCachesCustodyMetadata(t *testing.T) {

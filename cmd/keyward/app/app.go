@@ -79,7 +79,15 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 	if err != nil {
 		return nil, nil, err
 	}
-	cacheOpts := cache.Options{}
+	// One cache for every component. Secrets: TLS only, out-of-scope data
+	// dropped (the issuer reads its credentials Secrets uncached). Nothing
+	// here reads managedFields from the cache (the watcher reads them from
+	// the live object), so they are dropped too: they are a large share of
+	// every cached object.
+	cacheOpts := cache.Options{
+		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: scrubber.TLSSecretsByObject()},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
 	if len(o.WatchNamespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range o.WatchNamespaces {
@@ -208,6 +216,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		AuditPeriod:       o.CustodyAuditPeriod,
 		WriteTimeout:      o.CustodyWriteTimout,
 		Workers:           o.CustodyWatcherWorkers,
+		SecretCache:       mgr.GetCache(),
 		Metrics:           metrics,
 	}); err != nil {
 		return closers, fmt.Errorf("setting up the custody watcher: %w", err)
