@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -16,11 +15,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -30,7 +27,6 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	vaultapi "github.com/hashicorp/vault/api"
 	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -870,46 +866,6 @@ func TestVaultAuditTrail(t *testing.T) {
 // Logs, events and status
 // ---------------------------------------------------------------------------
 
-// secretPattern is a kind of secret that must never reach a log, an Event or
-// a status message.
-type secretPattern struct {
-	name string
-	re   *regexp.Regexp
-}
-
-// secretPatterns are the secrets any component could leak: private keys,
-// Vault tokens (the root token and service tokens) and Kubernetes
-// ServiceAccount tokens (JWTs, as Keyward requests for its Vault logins).
-func secretPatterns(rootToken string) []secretPattern {
-	return []secretPattern{
-		{"a PEM private key", regexp.MustCompile(`PRIVATE KEY-----`)},
-		{"the Vault root token", regexp.MustCompile(regexp.QuoteMeta(rootToken))},
-		{"a Vault service token", regexp.MustCompile(`hvs\.[A-Za-z0-9_-]{20,}`)},
-		{"a Kubernetes ServiceAccount token", regexp.MustCompile(`eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.`)},
-	}
-}
-
-// scanText reports every line of text matching a pattern, by name and line
-// number only: the match itself is never printed.
-func scanText(t *testing.T, where string, text []byte, patterns []secretPattern) int {
-	t.Helper()
-	hits := 0
-	sc := bufio.NewScanner(bytes.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), 64*1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		for _, p := range patterns {
-			if p.re.Match(sc.Bytes()) {
-				t.Errorf("%s:%d holds %s", where, n, p.name)
-				hits++
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("scanning %s: %v", where, err)
-	}
-	return hits
-}
-
 // TestLogsHoldNoSecrets runs one custody issuance through the whole stack
 // (cert-manager's CA issuer, Keyward's scrub webhook and Vault), then
 // searches every component log, every Event and every Certificate and
@@ -929,63 +885,20 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	// nothing to leak.
 	assertScrubbed(t, st, "logs", "web-tls", false)
 
-	patterns := secretPatterns(st.Vault.RootToken)
-	scanned, hits := 0, 0
-	err := filepath.WalkDir(st.Dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".log") {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(st.Dir, p)
-		ps := patterns
-		if p == st.Vault.LogPath {
-			// vault.log is the dev server's own console: `vault server -dev`
-			// prints its root token there by design, and the framework
-			// keeps that file to this test only. Everything else is still
-			// searched for.
-			ps = slices.DeleteFunc(slices.Clone(patterns), func(sp secretPattern) bool { return sp.name == "the Vault root token" })
-		}
-		hits += scanText(t, rel, b, ps)
-		scanned++
-		return nil
-	})
+	// StartStackForTest runs the same scan at every test's cleanup; here it
+	// also has to prove it looked at something.
+	r, err := st.LeakScan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if scanned < 4 {
-		t.Errorf("only %d log files in %s; the scan would prove little", scanned, st.Dir)
+	for _, h := range r.Hits {
+		t.Error(h)
 	}
-
-	var events corev1.EventList
-	if err := st.Client.List(ctx, &events); err != nil {
-		t.Fatal(err)
+	if r.LogFiles < 4 {
+		t.Errorf("only %d log files in %s; the scan would prove little", r.LogFiles, st.Dir)
 	}
-	for _, e := range events.Items {
-		hits += scanText(t, fmt.Sprintf("Event %s/%s message", e.Namespace, e.Name), []byte(e.Message), patterns)
+	if r.Events == 0 || r.Certificates == 0 || r.CertificateRequests == 0 {
+		t.Errorf("nothing to scan: %d Events, %d Certificates, %d CertificateRequests", r.Events, r.Certificates, r.CertificateRequests)
 	}
-	var crts cmapi.CertificateList
-	if err := st.Client.List(ctx, &crts); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range crts.Items {
-		for _, cond := range c.Status.Conditions {
-			hits += scanText(t, fmt.Sprintf("Certificate %s/%s condition %s", c.Namespace, c.Name, cond.Type), []byte(cond.Message), patterns)
-		}
-	}
-	var crs cmapi.CertificateRequestList
-	if err := st.Client.List(ctx, &crs); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range crs.Items {
-		for _, cond := range c.Status.Conditions {
-			hits += scanText(t, fmt.Sprintf("CertificateRequest %s/%s condition %s", c.Namespace, c.Name, cond.Type), []byte(cond.Message), patterns)
-		}
-	}
-	if len(events.Items) == 0 || len(crts.Items) == 0 || len(crs.Items) == 0 {
-		t.Errorf("nothing to scan: %d Events, %d Certificates, %d CertificateRequests", len(events.Items), len(crts.Items), len(crs.Items))
-	}
-	t.Logf("scanned %d log files, %d Events, %d Certificates, %d CertificateRequests: %d hits", scanned, len(events.Items), len(crts.Items), len(crs.Items), hits)
+	t.Logf("scanned %d log files, %d Events, %d Certificates, %d CertificateRequests: %d hits", r.LogFiles, r.Events, r.Certificates, r.CertificateRequests, len(r.Hits))
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -79,6 +80,12 @@ type ScrubRequest struct {
 	// stale, the write falls back to reading the current version, exactly as
 	// when it is nil.
 	ExpectedVersion *int
+	// ExpectedKeySHA256 and ExpectedSerial, with ExpectedVersion, describe
+	// the record the replaced placeholder names. When the Secret carries
+	// that same key and certificate again (cert-manager re-applying the
+	// Secret, the apiserver retrying admission), the record is checked
+	// with one metadata read and reused instead of written again.
+	ExpectedKeySHA256, ExpectedSerial string
 }
 
 // Scrub plans and, for ActionScrub, writes the custody record with
@@ -114,6 +121,15 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
+	if v, ok := s.unchanged(ctx, req, plan.Record); ok {
+		logf.FromContext(ctx).V(1).Info("key already in custody at the version the placeholder names; not written again",
+			"secret", sec.Namespace+"/"+sec.Name, "version", v, "by", req.By)
+		out.Version = v
+		out.Result = ResultScrubbed
+		out.Secret = plan.Apply(sec, v)
+		s.count(req.By, out.Result)
+		return out, nil
+	}
 	version, err := s.write(ctx, plan.Record, req.ExpectedVersion)
 	if err != nil {
 		out.Result = ResultStoreError
@@ -137,6 +153,21 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 	out.Secret = plan.Apply(sec, version)
 	s.count(req.By, out.Result)
 	return out, nil
+}
+
+// unchanged reports whether the record the replaced placeholder names
+// already holds rec's key and certificate, and is still the current one.
+func (s *Scrubber) unchanged(ctx context.Context, req ScrubRequest, rec Record) (int, bool) {
+	if req.ExpectedVersion == nil || *req.ExpectedVersion < 1 || req.ExpectedKeySHA256 == "" ||
+		!strings.EqualFold(req.ExpectedKeySHA256, rec.Meta.KeySHA256) || !strings.EqualFold(req.ExpectedSerial, rec.Meta.Serial) {
+		return 0, false
+	}
+	md, err := s.store.Metadata(ctx, rec.Namespace, rec.Name)
+	if err != nil || md.Torn || md.Version != *req.ExpectedVersion ||
+		!strings.EqualFold(md.KeySHA256, rec.Meta.KeySHA256) || !strings.EqualFold(md.Serial, rec.Meta.Serial) {
+		return 0, false
+	}
+	return md.Version, true
 }
 
 // write writes rec with check-and-set against the record's current version,

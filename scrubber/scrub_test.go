@@ -64,3 +64,42 @@ func TestScrubExpectedVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestScrubReusesUnchangedRecord: the same key and certificate written again
+// over the placeholder that names them costs one metadata read, no write.
+func TestScrubReusesUnchangedRecord(t *testing.T) {
+	store := &watcherFakeStore{records: map[string]Record{}}
+	s, err := NewScrubber(store, clock.RealClock{}, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair := scrubTestNewPair(t, "ecdsa")
+	first, err := s.Scrub(context.Background(), ScrubRequest{Secret: scrubTestSecret(pair), By: ByWebhook, ExpectedVersion: ptr.To(0)})
+	if err != nil || first.Version != 1 {
+		t.Fatalf("first scrub: version %d, %v", first.Version, err)
+	}
+	fp, serial := first.Plan.Record.Meta.KeySHA256, first.Plan.Record.Meta.Serial
+
+	for _, tc := range []struct {
+		name        string
+		version     int
+		fp, serial  string
+		wantVersion int
+		wantPuts    int
+	}{
+		{"same key and certificate", 1, fp, serial, 1, 0},
+		{"placeholder names another key", 1, "00" + fp[2:], serial, 2, 1},
+		{"same key, new certificate", 2, fp, "ff", 3, 1},
+		{"placeholder names an old version (stale hint: conflict, read, write)", 1, fp, serial, 4, 2},
+	} {
+		store.puts, store.reads = 0, 0
+		out, err := s.Scrub(context.Background(), ScrubRequest{Secret: scrubTestSecret(pair), By: ByWebhook,
+			ExpectedVersion: ptr.To(tc.version), ExpectedKeySHA256: tc.fp, ExpectedSerial: tc.serial})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if out.Version != tc.wantVersion || store.puts != tc.wantPuts || out.Secret == nil {
+			t.Errorf("%s: version %d with %d puts (secret %v), want version %d with %d puts", tc.name, out.Version, store.puts, out.Secret != nil, tc.wantVersion, tc.wantPuts)
+		}
+	}
+}

@@ -179,10 +179,9 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("keyward: secret %s not admitted, key not moved to custody: %w", ref, err))
 	}
 	dryRun := req.DryRun != nil && *req.DryRun
-	out, err := h.scrubber.Scrub(ctx, scrubber.ScrubRequest{
-		Secret: &sec, Strict: strict, By: scrubber.ByWebhook, DryRun: dryRun,
-		ExpectedVersion: expectedCustodyVersion(req),
-	})
+	sr := scrubber.ScrubRequest{Secret: &sec, Strict: strict, By: scrubber.ByWebhook, DryRun: dryRun}
+	sr.ExpectedVersion, sr.ExpectedKeySHA256, sr.ExpectedSerial = expectedCustodyRecord(req)
+	out, err := h.scrubber.Scrub(ctx, sr)
 	if err != nil {
 		log.Info("denying secret write", "result", out.Result, "error", err.Error())
 		switch out.Result {
@@ -228,16 +227,17 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 	return resp
 }
 
-// expectedCustodyVersion is the custody record version this write most
-// likely replaces: none (0) for a create, the old object's custody-version
-// annotation for an update of a placeholder. nil when unknown. It only saves
-// a metadata read; a wrong guess costs the read it would have saved.
-func expectedCustodyVersion(req admission.Request) *int {
+// expectedCustodyRecord describes the custody record this write most likely
+// replaces: none (version 0) for a create; for an update of a placeholder,
+// the version, key fingerprint and serial its annotations name. A nil
+// version means unknown. It only saves Vault round trips; a wrong guess
+// costs the metadata read it would have saved.
+func expectedCustodyRecord(req admission.Request) (version *int, keySHA256, serial string) {
 	if req.Operation == admissionv1.Create {
-		return ptr.To(0)
+		return ptr.To(0), "", ""
 	}
 	if len(req.OldObject.Raw) == 0 {
-		return nil
+		return nil, "", ""
 	}
 	var old struct {
 		Metadata struct {
@@ -245,11 +245,12 @@ func expectedCustodyVersion(req admission.Request) *int {
 		} `json:"metadata"`
 	}
 	if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
-		return nil
+		return nil, "", ""
 	}
-	v, err := strconv.Atoi(old.Metadata.Annotations[scrubber.AnnotationCustodyVersion])
+	ann := old.Metadata.Annotations
+	v, err := strconv.Atoi(ann[scrubber.AnnotationCustodyVersion])
 	if err != nil || v < 1 {
-		return nil
+		return nil, "", ""
 	}
-	return &v
+	return &v, ann[scrubber.AnnotationKeySHA256], ann[scrubber.AnnotationSerial]
 }

@@ -371,7 +371,7 @@ func TestSecretScrubber(t *testing.T) {
 	})
 }
 
-func TestExpectedCustodyVersion(t *testing.T) {
+func TestExpectedCustodyRecord(t *testing.T) {
 	withVersion := func(v string) []byte {
 		b, err := json.Marshal(corev1.Secret{ObjectMeta: metav1.ObjectMeta{
 			Name: "web-tls", Annotations: map[string]string{scrubber.AnnotationCustodyVersion: v},
@@ -399,9 +399,9 @@ func TestExpectedCustodyVersion(t *testing.T) {
 			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 				Operation: tc.op, OldObject: runtime.RawExtension{Raw: tc.old},
 			}}
-			got := expectedCustodyVersion(req)
+			got, _, _ := expectedCustodyRecord(req)
 			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
-				t.Errorf("expectedCustodyVersion = %v, want %v", ptrString(got), ptrString(tc.want))
+				t.Errorf("expectedCustodyRecord version = %v, want %v", ptrString(got), ptrString(tc.want))
 			}
 		})
 	}

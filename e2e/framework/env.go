@@ -174,12 +174,28 @@ func StartForTest(t testing.TB, opts Options) *Env {
 		t.Fatalf("starting test stack: %v", err)
 	}
 	t.Cleanup(func() {
+		env.CheckLeaks(t)
 		if t.Failed() {
 			t.Logf("component logs: %s", env.Dir)
 		}
 		env.Stop()
 	})
 	return env
+}
+
+// CheckLeaks runs LeakScan and fails t for every hit. The ...ForTest
+// helpers call it at cleanup, so every scenario ends with it.
+func (e *Env) CheckLeaks(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := e.LeakScan(ctx)
+	if err != nil {
+		t.Errorf("leak check: %v", err)
+	}
+	for _, h := range r.Hits {
+		t.Errorf("leak check: %s", h)
+	}
 }
 
 // VaultForTest starts only a configured Vault dev server (no Kubernetes auth)

@@ -129,6 +129,9 @@ func StartStackForTest(t testing.TB, opts StackOptions) *Stack {
 		t.Fatalf("starting stack: %v", err)
 	}
 	t.Cleanup(func() {
+		// Every scenario ends with the leak check: no private key or token
+		// in any log, Event or Certificate/CertificateRequest message.
+		st.CheckLeaks(t)
 		if t.Failed() {
 			t.Logf("component logs: %s", st.Dir)
 		}
