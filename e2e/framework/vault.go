@@ -91,7 +91,7 @@ func StartVault(ctx context.Context, opts VaultOptions) (*Vault, error) {
 	if len(opts.AllowedDomains) == 0 {
 		opts.AllowedDomains = []string{"example.com", "localhost"}
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +396,8 @@ func (v *Vault) ConfigureKubernetesAuth(ctx context.Context, host string, caPEM 
 	return nil
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)

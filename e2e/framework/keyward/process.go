@@ -85,11 +85,11 @@ func (s *Stack) StartKeywardProcess(ctx context.Context) (*Process, error) {
 		return nil, err
 	}
 	o := s.Options()
-	metricsPort, err := freePort()
+	metricsPort, err := framework.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	healthPort, err := freePort()
+	healthPort, err := framework.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -297,13 +297,4 @@ func withoutEnv(env []string, names ...string) []string {
 		}
 	}
 	return out
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
