@@ -60,6 +60,9 @@ const (
 	GuardLookupCacheHit = "cache_hit"
 	GuardLookupStore    = "store"
 	GuardLookupError    = "error"
+	// GuardLookupStale: Vault did not answer and an expired answer for the
+	// same record (version, key, serial) was used; see GuardStaleMax.
+	GuardLookupStale = "stale"
 )
 
 // CertificateGuard is the mutating admission handler for UPDATE of
@@ -225,7 +228,7 @@ func NewCertificateGuard(reader client.Reader, store scrubber.Store, clk clock.P
 	for _, d := range []string{GuardDecisionPass, GuardDecisionPassRewritten, GuardDecisionVeto, GuardDecisionFailOpen} {
 		g.decisions.WithLabelValues(d)
 	}
-	for _, r := range []string{GuardLookupCacheHit, GuardLookupStore, GuardLookupError} {
+	for _, r := range []string{GuardLookupCacheHit, GuardLookupStore, GuardLookupError, GuardLookupStale} {
 		g.lookups.WithLabelValues(r)
 	}
 	return g, nil
@@ -450,6 +453,15 @@ func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scru
 	switch {
 	case errors.Is(err, scrubber.ErrNotFound):
 	case err != nil:
+		if stale := g.staleAnswer(key, now); stale != nil {
+			// Vault is down or slow: the record the Secret names was seen
+			// within GuardStaleMax, and nothing but Keyward writes it, so
+			// a valid certificate keeps its Ready condition meanwhile.
+			g.lookups.WithLabelValues(GuardLookupStale).Inc()
+			g.log.V(1).Info("custody metadata unavailable; deciding on the last answer for the same record",
+				"secret", s.Namespace+"/"+s.Name, "version", stale.Version, "error", err.Error())
+			return stale, nil
+		}
 		g.lookups.WithLabelValues(GuardLookupError).Inc()
 		return nil, fmt.Errorf("reading custody metadata for secret %s/%s: %w", s.Namespace, s.Name, err)
 	default:
@@ -471,13 +483,38 @@ const (
 	guardTornBackoff = 50 * time.Millisecond
 )
 
+// GuardStaleMax is how long after its expiry a cached custody answer may
+// still be used when Vault does not answer.
+const GuardStaleMax = time.Hour
+
+// staleAnswer returns the cached answer for key if it names an existing
+// record and expired less than GuardStaleMax ago.
+func (g *CertificateGuard) staleAnswer(key guardCacheKey, now time.Time) *scrubber.Metadata {
+	if g.ttl <= 0 {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e, ok := g.cache[key]
+	if !ok || e.meta == nil || now.Sub(e.expires) > GuardStaleMax {
+		return nil
+	}
+	return guardCopyMeta(e.meta)
+}
+
 func (g *CertificateGuard) remember(key guardCacheKey, meta *scrubber.Metadata, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.cache) >= g.cacheSize {
-		for k, e := range g.cache {
-			if !now.Before(e.expires) {
-				delete(g.cache, k)
+		// Drop what cannot serve at all, then what only serves stale.
+		for _, limit := range []time.Duration{GuardStaleMax, 0} {
+			for k, e := range g.cache {
+				if now.Sub(e.expires) >= limit && !now.Before(e.expires) {
+					delete(g.cache, k)
+				}
+			}
+			if len(g.cache) < g.cacheSize {
+				break
 			}
 		}
 		if len(g.cache) >= g.cacheSize {

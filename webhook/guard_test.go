@@ -643,6 +643,38 @@ func TestCertificateGuardRereadsTornRecords(t *testing.T) {
 	}
 }
 
+func TestCertificateGuardUsesStaleAnswerWhenVaultIsDown(t *testing.T) {
+	t.Parallel()
+	f := ghNewFixture(t)
+	g := f.guard(t, f.reader(t, f.secret, f.cr), WithGuardCacheTTL(30*time.Second))
+	req := f.request(t, f.issuingMissingData)
+	if resp := g.Handle(context.Background(), req); len(resp.Patch) == 0 {
+		t.Fatal("expected a veto with Vault up")
+	}
+
+	// Vault goes down after the answer expired: the same record's last
+	// answer still decides, so a valid certificate keeps Ready.
+	f.store.mu.Lock()
+	f.store.err = errors.New("vault: connection refused")
+	f.store.mu.Unlock()
+	f.clock.Step(10 * time.Minute)
+	if resp := g.Handle(context.Background(), req); len(resp.Patch) == 0 {
+		t.Fatalf("Vault down, answer 10 min stale: want a veto, got %v", resp.Result)
+	}
+	if n := testutil.ToFloat64(g.lookups.WithLabelValues(GuardLookupStale)); n != 1 {
+		t.Fatalf("stale lookups = %v, want 1", n)
+	}
+
+	// Past GuardStaleMax the guard no longer trusts it and fails open.
+	f.clock.Step(GuardStaleMax)
+	if resp := g.Handle(context.Background(), req); len(resp.Patch) != 0 {
+		t.Fatalf("Vault down, answer older than GuardStaleMax: want fail open, got a patch")
+	}
+	if n := ghDecisions(t, f.reg, GuardDecisionFailOpen); n != 1 {
+		t.Fatalf("fail_open decisions = %v, want 1", n)
+	}
+}
+
 func TestCertificateGuardCachesCustodyMetadata(t *testing.T) {
 	t.Parallel()
 	f := ghNewFixture(t)

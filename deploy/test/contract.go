@@ -59,7 +59,7 @@ func KnownMetrics() map[string]string {
 		"keyward_issuer_ready":                                 "issuer (gauge 0/1, label issuer = kind/namespace/name or kind/name)",
 		"keyward_issuer_sign_total":                            "issuer (counter, labels issuer, result: success, permanent, issuer_error, retry)",
 		"keyward_issuer_sign_duration_seconds":                 "issuer (histogram of Vault sign calls, label issuer)",
-		"keyward_guard_custody_lookups_total":                  "custody guard (counter, label result: cache_hit, store, error)",
+		"keyward_guard_custody_lookups_total":                  "custody guard (counter, label result: cache_hit, store, stale, error)",
 		"keyward_guard_admission_duration_seconds":             "custody guard (histogram of admission answers)",
 		"keyward_guard_decisions_total":                        "custody guard (counter, label decision: pass, pass_rewritten, veto, fail_open)",
 		"certmanager_certificate_expiration_timestamp_seconds": "cert-manager controller",
