@@ -509,7 +509,7 @@ func (g *CertificateGuard) remember(key guardCacheKey, meta *scrubber.Metadata, 
 		// Drop what cannot serve at all, then what only serves stale.
 		for _, limit := range []time.Duration{GuardStaleMax, 0} {
 			for k, e := range g.cache {
-				if now.Sub(e.expires) >= limit && !now.Before(e.expires) {
+				if now.Sub(e.expires) >= limit {
 					delete(g.cache, k)
 				}
 			}

@@ -184,18 +184,15 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 	out, err := h.scrubber.Scrub(ctx, sr)
 	if err != nil {
 		log.Info("denying secret write", "result", out.Result, "error", err.Error())
+		if !dryRun && out.Result != scrubber.ResultConflict {
+			h.reportRejection(ctx, &sec, err)
+		}
 		switch out.Result {
 		case scrubber.ResultInvalid:
-			if !dryRun {
-				h.reportRejection(ctx, &sec, err)
-			}
 			return admission.Denied(fmt.Sprintf("keyward: secret %s not admitted: %v", ref, err))
 		case scrubber.ResultConflict:
 			return admission.Errored(http.StatusConflict, fmt.Errorf("keyward: secret %s not admitted, custody record changed concurrently, retry: %w", ref, err))
 		default:
-			if !dryRun {
-				h.reportRejection(ctx, &sec, err)
-			}
 			return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("keyward: secret %s not admitted, key could not be moved to custody (fail closed): %w", ref, err))
 		}
 	}

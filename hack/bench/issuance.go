@@ -81,7 +81,7 @@ func (b *bench) createIssuers(ctx context.Context) error {
 	if err := b.c.Create(ctx, kw); err != nil {
 		return fmt.Errorf("creating VaultClusterIssuer %s: %w", kw.Name, err)
 	}
-	return poll(ctx, 2*time.Minute, "issuers Ready", func(ctx context.Context) (bool, error) {
+	return framework.Poll(ctx, 2*time.Minute, "issuers Ready", func(ctx context.Context) (bool, error) {
 		ci := &cmapi.ClusterIssuer{}
 		if err := b.c.Get(ctx, client.ObjectKey{Name: base.Name}, ci); err != nil {
 			return false, err

@@ -29,7 +29,6 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -254,25 +253,6 @@ func profileSummary(ctx context.Context, prefix string, round int) (string, []st
 		}
 	}
 	return sb.String(), keyward
-}
-
-// poll checks cond every 100 ms until it holds or limit passes.
-func poll(ctx context.Context, limit time.Duration, what string, cond func(context.Context) (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	var last error
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		if err != nil {
-			last = err
-			return false, nil
-		}
-		return ok, nil
-	})
-	if err != nil {
-		return fmt.Errorf("waiting %s for %s: %w (last error: %v)", limit, what, err, last)
-	}
-	return nil
 }
 
 // commandLine is how this run was invoked, as a user would type it.

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
 	"github.com/keyward-io/keyward/scrubber"
 )
@@ -141,7 +142,7 @@ func startReady(ctx context.Context, st *keyward.Stack) (*keyward.Process, time.
 	if err != nil {
 		return nil, 0, fmt.Errorf("starting keyward as a process: %w", err)
 	}
-	if err := poll(ctx, 2*time.Minute, "keyward /readyz", func(ctx context.Context) (bool, error) {
+	if err := framework.Poll(ctx, 2*time.Minute, "keyward /readyz", func(ctx context.Context) (bool, error) {
 		code, _, err := httpGet(ctx, "http://"+p.HealthAddr+"/readyz")
 		return err == nil && code == http.StatusOK, nil
 	}); err != nil {

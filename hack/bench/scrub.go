@@ -270,7 +270,7 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 
 	// Exactly one probe (the last) got past the downed webhook; wait for the
 	// watcher to scrub it so its exposure stays out of this phase's figures.
-	if err := poll(ctx, 30*time.Second, "probe scrubbed by the watcher", func(context.Context) (bool, error) {
+	if err := framework.Poll(ctx, 30*time.Second, "probe scrubbed by the watcher", func(context.Context) (bool, error) {
 		h, err := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
 		return err == nil && h.Count > expProbe.Count, err
 	}); err != nil {
@@ -285,7 +285,7 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	}
 	// The watcher observes the exposure after its Update returns; give the
 	// last observations a moment to land in the histogram.
-	if err := poll(ctx, 30*time.Second, "exposure metric", func(context.Context) (bool, error) {
+	if err := framework.Poll(ctx, 30*time.Second, "exposure metric", func(context.Context) (bool, error) {
 		h, err := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
 		return err == nil && h.Count-exp0.Count >= uint64(res.W), err
 	}); err != nil {
