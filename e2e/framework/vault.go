@@ -152,8 +152,47 @@ func (v *Vault) Stop() error {
 	return v.logFile.Close()
 }
 
-// Pause freezes the server (SIGSTOP): connections hang, as with a network partition.
-func (v *Vault) Pause() error { return v.cmd.Process.Signal(syscall.SIGSTOP) }
+// Pause freezes the server (SIGSTOP): connections hang, as with a network
+// partition. kill(2) returns before every thread has stopped, and a request
+// sent in that window is still answered; Pause returns only once all of the
+// server's threads are stopped.
+func (v *Vault) Pause() error {
+	if err := v.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stopped, err := allThreadsStopped(v.cmd.Process.Pid)
+		if err != nil || stopped {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("vault (pid %d) not stopped 5s after SIGSTOP", v.cmd.Process.Pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T
+// (stopped), from /proc/<pid>/task/*/stat.
+func allThreadsStopped(pid int) (bool, error) {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return false, fmt.Errorf("listing threads of pid %d: %v", pid, err)
+	}
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread exited
+		}
+		// The state follows the parenthesised command name.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false, nil
+		}
+	}
+	return true, nil
+}
 
 // Resume undoes Pause.
 func (v *Vault) Resume() error { return v.cmd.Process.Signal(syscall.SIGCONT) }
