@@ -107,6 +107,8 @@ type CertificateGuard struct {
 
 	// ownerIndex: list requests through CertificateRequestOwnerIndex.
 	ownerIndex bool
+	// live, when set, re-reads the Secret from the API before a veto.
+	live client.Reader
 
 	mu    sync.Mutex
 	cache map[guardCacheKey]guardCacheEntry
@@ -159,6 +161,13 @@ func certificateRequestController(o client.Object) []string {
 		return []string{string(ref.UID)}
 	}
 	return nil
+}
+
+// WithGuardLiveReader makes the guard re-read the target Secret with r (an
+// uncached API reader) before it vetoes, so a Secret that changed since the
+// cache saw it (released by the custody audit, say) is decided on as it is.
+func WithGuardLiveReader(r client.Reader) GuardOption {
+	return func(g *CertificateGuard) { g.live = r }
 }
 
 // WithGuardOwnerIndex makes the guard list a Certificate's requests through
@@ -243,7 +252,7 @@ func SetupCertificateGuard(mgr ctrl.Manager, store scrubber.Store, opts ...Guard
 	if err := IndexCertificateRequestOwner(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
-	opts = append([]GuardOption{WithGuardOwnerIndex()}, opts...)
+	opts = append([]GuardOption{WithGuardOwnerIndex(), WithGuardLiveReader(mgr.GetAPIReader())}, opts...)
 	for _, obj := range []client.Object{&corev1.Secret{}, &cmapi.CertificateRequest{}} {
 		if _, err := mgr.GetCache().GetInformer(context.Background(), obj, cache.BlockUntilSynced(false)); err != nil {
 			return nil, fmt.Errorf("starting informer for the custody guard (%T): %w", obj, err)
@@ -294,23 +303,46 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	in := scrubber.GuardInput{Old: &oldCrt, New: &newCrt, Now: g.clock.Now()}
-	var err error
-	if in.Secret, err = g.secret(ctx, newCrt.Namespace, newCrt.Spec.SecretName); err != nil {
+	// decide looks up what the Secret s says is in custody and decides.
+	decide := func(s *corev1.Secret) (scrubber.GuardDecision, error) {
+		in.Secret, in.Custody, in.CurrentRequest, in.Requests = s, nil, nil, nil
+		// Only a Secret in custody needs the custody record and the request.
+		if s != nil && s.Labels[scrubber.LabelCustody] == scrubber.LabelCustodyVault {
+			var err error
+			if in.Custody, err = g.custody(ctx, s); err != nil {
+				return scrubber.GuardDecision{}, err
+			}
+			if in.Custody != nil {
+				if in.CurrentRequest, in.Requests, err = g.requests(ctx, &newCrt); err != nil {
+					return scrubber.GuardDecision{}, err
+				}
+			}
+		}
+		return scrubber.DecideGuard(in), nil
+	}
+	cached, err := g.secret(ctx, g.reader, newCrt.Namespace, newCrt.Spec.SecretName)
+	if err != nil {
 		return g.failOpen(log, err)
 	}
-	// Only a Secret in custody needs the custody record and the request.
-	if in.Secret != nil && in.Secret.Labels[scrubber.LabelCustody] == scrubber.LabelCustodyVault {
-		if in.Custody, err = g.custody(ctx, in.Secret); err != nil {
+	d, err := decide(cached)
+	if err != nil {
+		return g.failOpen(log, err)
+	}
+	if d.Outcome == scrubber.GuardVeto && g.live != nil {
+		// A veto stops an issuance, and cert-manager will not ask again
+		// until something changes: decide on the Secret as it is now, not
+		// as the cache last saw it (the custody audit may just have
+		// released it). One GET, on vetoes only.
+		live, err := g.secret(ctx, g.live, newCrt.Namespace, newCrt.Spec.SecretName)
+		if err != nil {
 			return g.failOpen(log, err)
 		}
-		if in.Custody != nil {
-			if in.CurrentRequest, in.Requests, err = g.requests(ctx, &newCrt); err != nil {
+		if live == nil || live.ResourceVersion != cached.ResourceVersion {
+			if d, err = decide(live); err != nil {
 				return g.failOpen(log, err)
 			}
 		}
 	}
-
-	d := scrubber.DecideGuard(in)
 	log.V(1).Info("custody guard decision", "decision", d.Outcome.String(), "reason", d.Reason, "message", d.Message)
 	if d.Outcome == scrubber.GuardPass {
 		return admission.Allowed(d.Reason), GuardDecisionPass
@@ -354,12 +386,12 @@ func (g *CertificateGuard) failOpen(log logr.Logger, err error) (admission.Respo
 
 // secret reads the Certificate's target Secret from the cache; nil if it does
 // not exist.
-func (g *CertificateGuard) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+func (g *CertificateGuard) secret(ctx context.Context, r client.Reader, namespace, name string) (*corev1.Secret, error) {
 	if name == "" {
 		return nil, nil
 	}
 	var s corev1.Secret
-	if err := g.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}

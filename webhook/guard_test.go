@@ -643,6 +643,37 @@ func TestCertificateGuardRereadsTornRecords(t *testing.T) {
 	}
 }
 
+func TestCertificateGuardRereadsTheSecretBeforeAVeto(t *testing.T) {
+	t.Parallel()
+	// The cache still shows the placeholder; the API already has it
+	// released (custody annotations and label removed by the audit).
+	f := ghNewFixture(t)
+	released := f.secret.DeepCopy()
+	released.ResourceVersion = "999"
+	delete(released.Labels, scrubber.LabelCustody)
+	for _, k := range []string{scrubber.AnnotationCustodyPath, scrubber.AnnotationCustodyVersion, scrubber.AnnotationKeySHA256} {
+		delete(released.Annotations, k)
+	}
+	cached := f.reader(t, f.secret, f.cr)
+	live := f.reader(t, released, f.cr)
+	req := f.request(t, f.issuingMissingData)
+
+	if resp := f.guard(t, cached).Handle(context.Background(), req); len(resp.Patch) == 0 {
+		t.Fatal("without a live reader the cached placeholder is vetoed (the stale view this test guards against)")
+	}
+	f2 := ghNewFixture(t)
+	f2.secret, f2.cr, f2.crt = f.secret, f.cr, f.crt
+	if resp := f2.guard(t, cached, WithGuardLiveReader(live)).Handle(context.Background(), req); len(resp.Patch) != 0 {
+		t.Fatalf("live Secret released: want the issuance let through, got a patch %s", resp.Patch)
+	}
+	// Unchanged Secret: the live read confirms the veto.
+	f3 := ghNewFixture(t)
+	r3 := f3.reader(t, f3.secret, f3.cr)
+	if resp := f3.guard(t, r3, WithGuardLiveReader(r3)).Handle(context.Background(), f3.request(t, f3.issuingMissingData)); len(resp.Patch) == 0 {
+		t.Fatal("live Secret unchanged: want the veto")
+	}
+}
+
 func TestCertificateGuardUsesStaleAnswerWhenVaultIsDown(t *testing.T) {
 	t.Parallel()
 	f := ghNewFixture(t)

@@ -245,7 +245,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		return closers, err
 	}
 	scrubHandler.WithRejectionEvents(mgr.GetCache(), mgr.GetEventRecorder("keyward-scrub-webhook"))
-	guardHandler, err := webhook.NewCertificateGuard(mgr.GetCache(), guardStore, deps.Clock, deps.Registerer, deps.Logger.WithName("guard"), webhook.WithGuardOwnerIndex())
+	guardHandler, err := webhook.NewCertificateGuard(mgr.GetCache(), guardStore, deps.Clock, deps.Registerer, deps.Logger.WithName("guard"), webhook.WithGuardOwnerIndex(), webhook.WithGuardLiveReader(mgr.GetAPIReader()))
 	if err != nil {
 		return closers, err
 	}
