@@ -2,7 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Command keyward runs Keyward: the VaultIssuer/VaultClusterIssuer
-// controllers, the custody watcher and the admission webhooks.
+// controllers, the custody watcher and the admission webhooks. `keyward
+// agent` runs the delivery sidecar instead (see package agent).
 package main
 
 import (
@@ -14,10 +15,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/keyward-io/keyward/cmd/keyward/agent"
 	"github.com/keyward-io/keyward/cmd/keyward/app"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "agent" {
+		os.Exit(runAgent(os.Args[2:]))
+	}
 	opts := app.NewOptions()
 	fs := pflag.NewFlagSet("keyward", pflag.ExitOnError)
 	opts.AddFlags(fs)
@@ -40,3 +45,25 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+func runAgent(args []string) int {
+	opts := agent.NewOptions()
+	registerSinks(opts)
+	fs := pflag.NewFlagSet("keyward agent", pflag.ExitOnError)
+	opts.AddFlags(fs)
+	_ = fs.Parse(args)
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "keyward agent: invalid configuration:", err)
+		return 2
+	}
+	log := crzap.New(crzap.UseDevMode(opts.LogFormat == "text"), crzap.Level(zapcore.Level(-opts.Verbosity)))
+	ctx := ctrl.SetupSignalHandler()
+	if err := agent.Run(ctx, nil, opts, log.WithName("agent"), nil); err != nil {
+		log.Error(err, "keyward agent stopped")
+		return 1
+	}
+	return 0
+}
+
+// registerSinks adds the gateway sinks to the agent's --sink choices.
+func registerSinks(*agent.Options) {}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -201,4 +202,38 @@ func login(ctx context.Context, c *vaultapi.Client, m AuthMethod, path string, b
 		return nil, fmt.Errorf("%s: %w", m, errors.New("vault returned no token"))
 	}
 	return sec, nil
+}
+
+// KubernetesFileAuth logs in with Vault's Kubernetes auth method, presenting
+// the ServiceAccount token the kubelet projects into the pod (a projected
+// volume with audience "vault"). The file is read at every login, so the
+// kubelet's rotation of the token is picked up.
+type KubernetesFileAuth struct {
+	// MountPath is the auth mount; empty means "kubernetes".
+	MountPath string
+	// Role is the Vault role to log in as.
+	Role string
+	// TokenFile is the path of the projected ServiceAccount token.
+	TokenFile string
+}
+
+// Login implements AuthMethod.
+func (a *KubernetesFileAuth) Login(ctx context.Context, c *vaultapi.Client) (*vaultapi.Secret, error) {
+	if a.Role == "" || a.TokenFile == "" {
+		return nil, fmt.Errorf("%s: role and token file are required", a)
+	}
+	b, err := os.ReadFile(a.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading service account token: %w", a, err)
+	}
+	jwt := strings.TrimSpace(string(b))
+	if jwt == "" {
+		return nil, fmt.Errorf("%s: service account token file %s is empty", a, a.TokenFile)
+	}
+	return login(ctx, c, a, "auth/"+NormalizeMountPath(a.MountPath, "kubernetes")+"/login", map[string]any{"role": a.Role, "jwt": jwt})
+}
+
+// String implements AuthMethod.
+func (a *KubernetesFileAuth) String() string {
+	return fmt.Sprintf("kubernetes auth (mount %q, role %q, token file %s)", NormalizeMountPath(a.MountPath, "kubernetes"), a.Role, a.TokenFile)
 }

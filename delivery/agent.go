@@ -1,0 +1,411 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/keyward-io/keyward/scrubber"
+)
+
+var secretsResource = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
+
+// AgentOptions configure NewAgent.
+type AgentOptions struct {
+	// Secrets are the placeholder Secrets to serve.
+	Secrets []types.NamespacedName
+	// Metadata is a client for object metadata: the agent lists and watches
+	// only the metadata of the Secrets it serves (never their data).
+	Metadata metadata.Interface
+	// Reader fetches custody record versions.
+	Reader Reader
+	// Sinks receive every new version, in order.
+	Sinks []Sink
+	// Logger; default discard.
+	Logger logr.Logger
+	// Registerer for the agent's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// RetryMin and RetryMax bound the backoff between failed attempts;
+	// defaults 500ms and 30s.
+	RetryMin, RetryMax time.Duration
+	// Clock; default the real clock.
+	Clock clock.WithTicker
+}
+
+// Agent delivers the custody records of a fixed set of placeholder Secrets
+// to its sinks. It is driven by Kubernetes watch events on the Secrets'
+// custody version annotation; Vault is read only when that version changes
+// (or a delivery is retried).
+type Agent struct {
+	o       AgentOptions
+	log     logr.Logger
+	metrics *agentMetrics
+	sinkMu  map[string]*sync.Mutex
+	secrets map[types.NamespacedName]*secretState
+}
+
+// secretState is what the agent knows and has done for one Secret.
+type secretState struct {
+	key  types.NamespacedName
+	kick chan struct{}
+
+	mu        sync.Mutex
+	observed  bool   // the Secret was seen in the API
+	exists    bool   // it exists now
+	version   int    // custody version its annotation names (0: not a placeholder)
+	keySHA256 string // key fingerprint its annotation names
+	bundle    *Bundle
+	delivered map[string]string // sink name → revision delivered (see revision)
+	at        time.Time      // last complete delivery
+	lastErr   map[string]string
+	attempts  int
+}
+
+// NewAgent checks o and returns an agent; Run starts it.
+func NewAgent(o AgentOptions) (*Agent, error) {
+	if len(o.Secrets) == 0 {
+		return nil, errors.New("delivery agent: no Secrets to serve")
+	}
+	if o.Metadata == nil || o.Reader == nil {
+		return nil, errors.New("delivery agent: a metadata client and a custody reader are required")
+	}
+	if len(o.Sinks) == 0 {
+		return nil, errors.New("delivery agent: no sinks")
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = logr.Discard()
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 500 * time.Millisecond
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = max(30*time.Second, o.RetryMin)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	a := &Agent{o: o, log: o.Logger, sinkMu: map[string]*sync.Mutex{}, secrets: map[types.NamespacedName]*secretState{}}
+	for _, s := range o.Sinks {
+		if _, dup := a.sinkMu[s.Name()]; dup {
+			return nil, fmt.Errorf("delivery agent: two sinks named %q", s.Name())
+		}
+		a.sinkMu[s.Name()] = &sync.Mutex{}
+	}
+	for _, k := range o.Secrets {
+		if k.Namespace == "" || k.Name == "" {
+			return nil, fmt.Errorf("delivery agent: Secret %q needs a namespace and a name", k)
+		}
+		if _, dup := a.secrets[k]; dup {
+			continue
+		}
+		a.secrets[k] = &secretState{key: k, kick: make(chan struct{}, 1), delivered: map[string]string{}, lastErr: map[string]string{}}
+	}
+	m, err := newAgentMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
+	return a, nil
+}
+
+// Run watches the Secrets and delivers until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, st := range a.secrets {
+		inf := a.informer(st)
+		wg.Add(2)
+		go func() { defer wg.Done(); inf.RunWithContext(ctx) }()
+		go func() { defer wg.Done(); a.loop(ctx, st) }()
+	}
+	a.log.Info("delivery agent started", "secrets", len(a.secrets), "sinks", a.sinkNames())
+	wg.Wait()
+	return nil
+}
+
+func (a *Agent) sinkNames() []string {
+	var n []string
+	for _, s := range a.o.Sinks {
+		n = append(n, s.Name())
+	}
+	return n
+}
+
+// informer lists and watches the metadata of one Secret by name (a field
+// selector, so RBAC can restrict the agent to resourceNames).
+func (a *Agent) informer(st *secretState) cache.SharedIndexInformer {
+	sel := fields.OneTermEqualSelector("metadata.name", st.key.Name).String()
+	ri := a.o.Metadata.Resource(secretsResource).Namespace(st.key.Namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = sel
+			return ri.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = sel
+			return ri.Watch(ctx, opts)
+		},
+	}
+	inf := cache.NewSharedIndexInformer(lw, &metav1.PartialObjectMetadata{}, 0, cache.Indexers{})
+	update := func(obj any) {
+		m, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return
+		}
+		a.observe(st, m.Annotations, true)
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    update,
+		UpdateFunc: func(_, obj any) { update(obj) },
+		DeleteFunc: func(any) { a.observe(st, nil, false) },
+	})
+	return inf
+}
+
+// observe records the Secret's custody annotations and wakes its loop.
+func (a *Agent) observe(st *secretState, ann map[string]string, exists bool) {
+	st.mu.Lock()
+	st.observed, st.exists = true, exists
+	if exists {
+		v, _ := strconv.Atoi(ann[scrubber.AnnotationCustodyVersion])
+		if ann[scrubber.AnnotationCustodyPath] == "" || v < 1 {
+			v = 0
+		}
+		st.version, st.keySHA256 = v, ann[scrubber.AnnotationKeySHA256]
+	}
+	st.mu.Unlock()
+	if !exists {
+		a.log.Info("served Secret deleted; sinks keep the last delivered certificate", "secret", st.key)
+	}
+	select {
+	case st.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop delivers st's current version whenever it changes, retrying with
+// capped exponential backoff until every sink has it.
+func (a *Agent) loop(ctx context.Context, st *secretState) {
+	backoff := time.Duration(0)
+	for {
+		var retry <-chan time.Time
+		var timer clock.Timer
+		if backoff > 0 {
+			timer = a.o.Clock.NewTimer(backoff)
+			retry = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		case <-st.kick:
+		case <-retry:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		err := a.sync(ctx, st)
+		switch {
+		case err == nil:
+			backoff = 0
+		case backoff == 0:
+			backoff = a.o.RetryMin
+		default:
+			backoff = min(2*backoff, a.o.RetryMax)
+		}
+		if err != nil {
+			a.log.Error(err, "delivery failed; retrying", "secret", st.key, "retryIn", backoff)
+		}
+	}
+}
+
+// sync brings every sink to the version the Secret names.
+func (a *Agent) sync(ctx context.Context, st *secretState) error {
+	st.mu.Lock()
+	version, fp, b := st.version, st.keySHA256, st.bundle
+	want := revision(version, fp)
+	var todo []Sink
+	for _, s := range a.o.Sinks {
+		if st.delivered[s.Name()] != want {
+			todo = append(todo, s)
+		}
+	}
+	st.mu.Unlock()
+	if version == 0 || len(todo) == 0 {
+		return nil
+	}
+	if b == nil || revision(b.Version, b.KeySHA256) != want {
+		var err error
+		b, err = a.o.Reader.Read(ctx, st.key.Namespace, st.key.Name, version)
+		if err == nil && fp != "" && b.KeySHA256 != fp {
+			err = fmt.Errorf("custody record %s holds key %s but the Secret names key %s: %w", b, b.KeySHA256, fp, ErrMismatch)
+		}
+		if err != nil {
+			a.fail(st, "", err)
+			return err
+		}
+		st.mu.Lock()
+		st.bundle = b
+		st.mu.Unlock()
+	}
+	var errs []error
+	for _, s := range todo {
+		mu := a.sinkMu[s.Name()]
+		mu.Lock()
+		err := s.Deliver(ctx, b)
+		mu.Unlock()
+		if err != nil {
+			err = fmt.Errorf("sink %s: delivering %s: %w", s.Name(), b, err)
+			a.fail(st, s.Name(), err)
+			errs = append(errs, err)
+			continue
+		}
+		now := a.o.Clock.Now()
+		st.mu.Lock()
+		st.delivered[s.Name()] = want
+		delete(st.lastErr, s.Name())
+		delete(st.lastErr, "")
+		st.mu.Unlock()
+		if !b.WrittenAt.IsZero() {
+			a.metrics.latency.WithLabelValues(s.Name()).Observe(max(0, now.Sub(b.WrittenAt).Seconds()))
+		}
+		a.log.Info("delivered", "secret", st.key, "sink", s.Name(), "version", b.Version, "serial", b.Serial)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	st.mu.Lock()
+	st.at = a.o.Clock.Now()
+	st.mu.Unlock()
+	a.metrics.version.WithLabelValues(st.key.Namespace, st.key.Name).Set(float64(b.Version))
+	a.metrics.expiry.WithLabelValues(st.key.Namespace, st.key.Name).Set(float64(b.NotAfter.Unix()))
+	return nil
+}
+
+func (a *Agent) fail(st *secretState, sink string, err error) {
+	label := sink
+	if label == "" {
+		label = "vault"
+	}
+	a.metrics.failures.WithLabelValues(label, st.key.Namespace, st.key.Name).Inc()
+	st.mu.Lock()
+	st.lastErr[sink] = err.Error()
+	st.mu.Unlock()
+}
+
+// SecretStatus is what the agent reports for one Secret.
+type SecretStatus struct {
+	Secret string `json:"secret"`
+	// Version and Serial are what every sink serves, once all have it.
+	Version int    `json:"version,omitempty"`
+	Serial  string `json:"serial,omitempty"`
+	// Wanted is the version the Secret names now.
+	Wanted      int        `json:"wanted"`
+	NotAfter    *time.Time `json:"notAfter,omitempty"`
+	DeliveredAt *time.Time `json:"deliveredAt,omitempty"`
+	// Sinks maps each sink to the version it serves.
+	Sinks map[string]int `json:"sinks"`
+	// Errors holds the last error per sink ("vault" for reads) until the next success.
+	Errors map[string]string `json:"errors,omitempty"`
+	// State is "waiting" (Secret not seen or not in custody yet), "delivered"
+	// (every sink serves Wanted) or "pending".
+	State string `json:"state"`
+}
+
+// Status reports every Secret, sorted by namespace/name.
+func (a *Agent) Status() []SecretStatus {
+	var out []SecretStatus
+	for _, st := range a.secrets {
+		st.mu.Lock()
+		s := SecretStatus{Secret: st.key.String(), Wanted: st.version, Sinks: map[string]int{}, State: "pending"}
+		all := true
+		want := revision(st.version, st.keySHA256)
+		for _, sink := range a.o.Sinks {
+			r := st.delivered[sink.Name()]
+			s.Sinks[sink.Name()] = revisionVersion(r)
+			all = all && r == want
+		}
+		if len(st.lastErr) > 0 {
+			s.Errors = map[string]string{}
+			for k, v := range st.lastErr {
+				if k == "" {
+					k = "vault"
+				}
+				s.Errors[k] = v
+			}
+		}
+		switch {
+		case !st.observed || st.version == 0:
+			s.State = "waiting"
+		case all:
+			s.State = "delivered"
+		}
+		if b := st.bundle; b != nil && all {
+			s.Version, s.Serial = b.Version, b.Serial
+			na, at := b.NotAfter, st.at
+			s.NotAfter, s.DeliveredAt = &na, &at
+		}
+		st.mu.Unlock()
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(x, y SecretStatus) int {
+		switch {
+		case x.Secret < y.Secret:
+			return -1
+		case x.Secret > y.Secret:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Ready reports whether every Secret has been delivered to every sink at
+// least once (later rotations may still be in flight).
+func (a *Agent) Ready() bool {
+	for _, st := range a.secrets {
+		st.mu.Lock()
+		ok := len(a.o.Sinks) > 0
+		for _, s := range a.o.Sinks {
+			ok = ok && st.delivered[s.Name()] != ""
+		}
+		st.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// revision identifies what a sink serves: the custody version and the key.
+// The key matters because versions restart at 1 when a custody mount is
+// rebuilt after a disaster.
+func revision(version int, keySHA256 string) string {
+	return strconv.Itoa(version) + "/" + keySHA256
+}
+
+func revisionVersion(r string) int {
+	v, _ := strconv.Atoi(strings.SplitN(r, "/", 2)[0])
+	return v
+}
