@@ -34,6 +34,12 @@
 #                                intermediate CSR offline and import it (see README).
 #   CONSUMER_NAMESPACE, CONSUMER_SERVICE_ACCOUNT
 #                                example consumer role bound to keyward-consumer (default demo/demo-consumer)
+#   AGENT_NAMESPACE, AGENT_SERVICE_ACCOUNT
+#                                keyward agent role bound to keyward-agent (default demo/keyward-agent,
+#                                as in deploy/examples/agent-rbac.yaml)
+#   APISIX_MIRROR                "true": also enable the KV v1 mount apisix-mirror and the role
+#                                keyward-agent-apisix for the apisix sink's secret-ref mode (default false)
+#   APISIX_AGENT_SERVICE_ACCOUNT ServiceAccount of that agent, in AGENT_NAMESPACE (default keyward-agent-apisix)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,6 +59,10 @@ audit_file="${AUDIT_FILE:-/vault/logs/audit.log}"
 root_mode="${ROOT_CA_MODE:-internal}"
 consumer_ns="${CONSUMER_NAMESPACE:-demo}"
 consumer_sa="${CONSUMER_SERVICE_ACCOUNT:-demo-consumer}"
+agent_ns="${AGENT_NAMESPACE:-demo}"
+agent_sa="${AGENT_SERVICE_ACCOUNT:-keyward-agent}"
+apisix_mirror="${APISIX_MIRROR:-false}"
+apisix_agent_sa="${APISIX_AGENT_SERVICE_ACCOUNT:-keyward-agent-apisix}"
 reviewer_ns="${kw_ns}"
 reviewer_sa="vault-token-reviewer"
 
@@ -138,6 +148,13 @@ fi
 # A few versions survive a re-issue, so the previous key is not lost at once.
 # cas_required stays off: Keyward uses check-and-set on its own writes.
 vault write custody/config max_versions="${max_versions}" >/dev/null
+
+# Opt-in KV v1 mirror for APISIX's own Vault secret manager, which cannot read
+# KV v2 (see apisix-mirror-read.hcl). The name is fixed in the policies.
+if [[ "${apisix_mirror}" == "true" ]] && ! mounted secrets apisix-mirror; then
+  log "enabling KV v1 at apisix-mirror/ (APISIX_MIRROR=true)"
+  vault secrets enable -path=apisix-mirror -version=1 kv
+fi
 
 # --- Audit ----------------------------------------------------------------
 if ! mounted audit file; then
@@ -228,14 +245,15 @@ vault write "auth/${auth_mount}/config" \
   token_reviewer_jwt=@"${reviewer_jwt_file}" \
   disable_local_ca_jwt=true >/dev/null
 
-# k8s_role <name> <sa> <namespace> <policy>: short-lived tokens, audience vault.
+# k8s_role <name> <sa> <namespace> <policies> [<ttl> <max-ttl>]: short-lived
+# tokens (15m, renewable up to 1h unless given), audience vault.
 k8s_role() {
   vault write "auth/${auth_mount}/role/$1" \
     bound_service_account_names="$2" \
     bound_service_account_namespaces="$3" \
     audience=vault \
     token_policies="$4" \
-    token_ttl=15m token_max_ttl=1h >/dev/null
+    token_ttl="${5:-15m}" token_max_ttl="${6:-1h}" >/dev/null
   log "kubernetes auth role $1 -> $3/$2 ($4)"
 }
 k8s_role keyward-issuer "${kw_sa}" "${kw_ns}" keyward-issuer
@@ -244,6 +262,15 @@ k8s_role keyward-guard "${kw_sa}" "${kw_ns}" keyward-guard
 k8s_role cert-manager "${cm_sa}" "${cm_ns}" cert-manager-baseline
 # Example consumer: copy per workload and narrow keyward-consumer.hcl.
 k8s_role keyward-consumer "${consumer_sa}" "${consumer_ns}" keyward-consumer
+# keyward agent (deploy/examples/*-agent.yaml): copy per gateway with its own
+# narrowed copy of keyward-agent.hcl. No renewal past 15 minutes: the agent
+# logs in again with a fresh projected ServiceAccount token instead.
+k8s_role keyward-agent "${agent_sa}" "${agent_ns}" keyward-agent 15m 15m
+if [[ "${apisix_mirror}" == "true" ]]; then
+  # apisix-mirror-read too: Vault lets a token mint only policies it holds.
+  k8s_role keyward-agent-apisix "${apisix_agent_sa}" "${agent_ns}" \
+    keyward-agent,keyward-agent-apisix-mirror,apisix-mirror-read 15m 15m
+fi
 
 log "done. Root CA (distribute to clients):"
 # -field prints no trailing newline; add one so the PEM can be appended to.
