@@ -138,3 +138,36 @@ func checkAgainstSchema(t *testing.T, path string, v any, s apiextensionsv1.JSON
 		}
 	}
 }
+
+// TestEveryExampleIsChecked fails when deploy/examples holds a file that no
+// test validates (TestExamples, TestAgentExamples,
+// TestSecretProviderClassExample), or one without the license header.
+func TestEveryExampleIsChecked(t *testing.T) {
+	t.Parallel()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := []string{
+		"agent-rbac.yaml", "apisix-agent.yaml", "certificate.yaml", "kong-agent.yaml",
+		"nginx-agent.yaml", "secretproviderclass.yaml", "vaultclusterissuer.yaml",
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "deploy", "examples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, e := range entries {
+		found = append(found, e.Name())
+		data, err := os.ReadFile(filepath.Join(root, "deploy", "examples", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(data), "# Copyright 2026 The Keyward Authors.\n# SPDX-License-Identifier: Apache-2.0\n") {
+			t.Errorf("%s does not start with the license header", e.Name())
+		}
+	}
+	if !slices.Equal(found, checked) {
+		t.Errorf("deploy/examples has %v; the tests check %v", found, checked)
+	}
+}
