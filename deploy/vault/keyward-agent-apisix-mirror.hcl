@@ -11,9 +11,10 @@
 # which reads KV version 1 only; prefer inline mode unless APISIX must fetch
 # keys itself.
 
-# Write and remove the mirror copies of the records the agent serves.
+# Write, list and remove the mirror copies of the records the agent serves
+# (list: it finds the versions it no longer needs).
 path "apisix-mirror/*" {
-  capabilities = ["create", "update", "delete"]
+  capabilities = ["create", "update", "delete", "list"]
 }
 
 # Mint the token APISIX reads the mirror with. It must be an orphan: a child
@@ -39,12 +40,7 @@ path "auth/token/create-orphan" {
   }
 }
 
-# Revoking the previous APISIX token by its accessor, once APISIX uses the
-# new one, would need the block below. It is left out: auth/token/revoke-accessor
-# cannot be limited to the tokens the agent minted, so it would let the agent
-# revoke any token whose accessor it learns. Replaced tokens expire on their
-# own after --apisix-token-ttl.
-#
-#   path "auth/token/revoke-accessor" {
-#     capabilities = ["update"]
-#   }
+# No revoke rights: the sink revokes APISIX's previous token with that token
+# itself (auth/token/revoke-self, in Vault's default policy, which the minted
+# token keeps). auth/token/revoke-accessor is deliberately not granted: it
+# cannot be limited to the tokens the agent minted.
