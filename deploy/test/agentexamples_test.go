@@ -695,8 +695,9 @@ func TestSecretProviderClassExample(t *testing.T) {
 }
 
 // TestAgentVaultSide checks that the Vault configuration matches what the
-// examples assume: the agent's policy and APISIX's mirror policy only read;
-// setup.sh creates the agent's role for agent-rbac.yaml's ServiceAccount,
+// examples and the agent assume: the agent's policy and APISIX's mirror
+// policy only read; the apisix sink's default token policy is shipped and is
+// the only policy the agent may give APISIX's token; setup.sh creates the agent's role for agent-rbac.yaml's ServiceAccount,
 // with tokens of at most 15 minutes.
 func TestAgentVaultSide(t *testing.T) {
 	t.Parallel()
@@ -706,7 +707,7 @@ func TestAgentVaultSide(t *testing.T) {
 	}
 	for _, pc := range []struct{ file, prefix string }{
 		{"keyward-agent.hcl", "custody/data/tls/"},
-		{"apisix-mirror-read.hcl", "apisix-mirror/"},
+		{"keyward-apisix-mirror-read.hcl", "apisix-mirror/"},
 	} {
 		rules := policyRules(t, filepath.Join(root, "deploy", "vault", pc.file))
 		if len(rules) == 0 {
@@ -717,6 +718,27 @@ func TestAgentVaultSide(t *testing.T) {
 				t.Errorf("%s: path %q capabilities %v; want read only, under %s", pc.file, p, caps, pc.prefix)
 			}
 		}
+	}
+
+	// The apisix sink's default token policy is the one shipped here, and
+	// the only one the agent may mint.
+	src, err := os.ReadFile(filepath.Join(root, "delivery", "apisix", "options.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`DefaultTokenPolicy\s*=\s*"([^"]+)"`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("delivery/apisix/options.go has no DefaultTokenPolicy")
+	}
+	if _, err := os.Stat(filepath.Join(root, "deploy", "vault", string(m[1])+".hcl")); err != nil {
+		t.Errorf("the apisix sink's default token policy %s is not in deploy/vault: %v", m[1], err)
+	}
+	mirror, err := os.ReadFile(filepath.Join(root, "deploy", "vault", "keyward-agent-apisix-mirror.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mirror), `"policies"          = ["`+string(m[1])+`"]`) {
+		t.Errorf("keyward-agent-apisix-mirror.hcl does not limit minted tokens to %s", m[1])
 	}
 
 	script, err := os.ReadFile(filepath.Join(root, "deploy", "vault", "setup.sh"))

@@ -3,7 +3,7 @@
 #
 # Opt-in, only for the keyward agent's apisix sink in secret-ref mode
 # (--apisix-mode secret-ref, --apisix-mirror-mount apisix-mirror): given in
-# addition to keyward-agent (the custody read) and apisix-mirror-read, on a
+# addition to keyward-agent (the custody read) and keyward-apisix-mirror-read, on a
 # Kubernetes auth role of its own (deploy/vault/setup.sh, APISIX_MIRROR=true).
 # Inline mode needs none of this.
 #
@@ -21,16 +21,16 @@ path "apisix-mirror/*" {
 # token dies with its parent, and the agent's own Vault token is a 15-minute
 # Kubernetes auth login that it replaces by logging in again. create-orphan
 # needs no sudo; it is ACL'd here instead. The token can carry the
-# apisix-mirror-read policy (and "default") and nothing else: Vault only lets
+# keyward-apisix-mirror-read policy (and "default") and nothing else: Vault only lets
 # a non-sudo token mint policies it holds itself, which is why the agent's
-# role also carries apisix-mirror-read; the parameter list below keeps it from
+# role also carries keyward-apisix-mirror-read; the parameter list below keeps it from
 # copying keyward-agent or this policy into the token. Its lifetime comes from
 # --apisix-token-ttl.
 path "auth/token/create-orphan" {
   capabilities        = ["update"]
   required_parameters = ["policies"]
   allowed_parameters = {
-    "policies"          = ["apisix-mirror-read"]
+    "policies"          = ["keyward-apisix-mirror-read"]
     "ttl"               = []
     "explicit_max_ttl"  = []
     "renewable"         = []

@@ -150,7 +150,7 @@ fi
 vault write custody/config max_versions="${max_versions}" >/dev/null
 
 # Opt-in KV v1 mirror for APISIX's own Vault secret manager, which cannot read
-# KV v2 (see apisix-mirror-read.hcl). The name is fixed in the policies.
+# KV v2 (see keyward-apisix-mirror-read.hcl). The name is fixed in the policies.
 if [[ "${apisix_mirror}" == "true" ]] && ! mounted secrets apisix-mirror; then
   log "enabling KV v1 at apisix-mirror/ (APISIX_MIRROR=true)"
   vault secrets enable -path=apisix-mirror -version=1 kv
@@ -267,9 +267,9 @@ k8s_role keyward-consumer "${consumer_sa}" "${consumer_ns}" keyward-consumer
 # logs in again with a fresh projected ServiceAccount token instead.
 k8s_role keyward-agent "${agent_sa}" "${agent_ns}" keyward-agent 15m 15m
 if [[ "${apisix_mirror}" == "true" ]]; then
-  # apisix-mirror-read too: Vault lets a token mint only policies it holds.
+  # keyward-apisix-mirror-read too: Vault lets a token mint only policies it holds.
   k8s_role keyward-agent-apisix "${apisix_agent_sa}" "${agent_ns}" \
-    keyward-agent,keyward-agent-apisix-mirror,apisix-mirror-read 15m 15m
+    keyward-agent,keyward-agent-apisix-mirror,keyward-apisix-mirror-read 15m 15m
 fi
 
 log "done. Root CA (distribute to clients):"

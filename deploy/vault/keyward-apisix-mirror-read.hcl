@@ -8,6 +8,7 @@
 # records it serves into the mount "apisix-mirror" and mints this token for
 # APISIX (see keyward-agent-apisix-mirror.hcl). Read-only on the mirror,
 # nothing else: a stolen APISIX token exposes the keys of that one gateway.
+# The policy name is the default of --apisix-token-policy.
 #
 # The mount name is fixed here and in keyward-agent-apisix-mirror.hcl; to use
 # another --apisix-mirror-mount, change both files. One mirror mount per
