@@ -24,7 +24,7 @@ GO_TEST_FLAGS ?=
 
 TOOLS := $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/vault $(BIN)/controller-gen $(BIN)/helm
 
-.PHONY: build tools generate verify lint test test-unit test-e2e test-deploy fuzz demo dev bench clean help
+.PHONY: nginx build tools generate verify lint test test-unit test-e2e test-deploy fuzz demo dev bench clean help
 
 help: ## Show targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,10 @@ help: ## Show targets.
 build: ## Build the keyward binary into bin/.
 	go build -o $(BIN)/keyward ./cmd/keyward
 
-tools: $(TOOLS) ## Build the real components the tests run (once; reused from bin/).
+tools: $(TOOLS) nginx ## Build the real components the tests run (once; reused from bin/).
+
+nginx: ## Install Debian's nginx-light if missing (the delivery e2e test's gateway).
+	bash hack/install-nginx.sh
 
 # Vault and kube-apiserver are the slow builds (about 10 and 6 CPU-minutes):
 # `make -j2 tools` builds them side by side.

@@ -74,7 +74,8 @@ type secretState struct {
 	exists    bool   // it exists now
 	version   int    // custody version its annotation names (0: not a placeholder)
 	keySHA256 string // key fingerprint its annotation names
-	bundle    *Bundle
+	bundle    *Bundle // the bundle of the wanted version, once read
+	served    *Bundle // the last bundle every sink took
 	delivered map[string]string // sink name → revision delivered (see revision)
 	at        time.Time      // last complete delivery
 	lastErr   map[string]string
@@ -165,10 +166,11 @@ func (a *Agent) informer(st *secretState) cache.SharedIndexInformer {
 			return ri.Watch(ctx, opts)
 		},
 	}
-	inf := cache.NewSharedIndexInformer(lw, &metav1.PartialObjectMetadata{}, 0, cache.Indexers{})
+	// Fake clients do not stream the initial list; the wrapper tells the reflector.
+	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, a.o.Metadata), &metav1.PartialObjectMetadata{}, 0, cache.Indexers{})
 	update := func(obj any) {
 		m, ok := obj.(*metav1.PartialObjectMetadata)
-		if !ok {
+		if !ok || m.Name != st.key.Name {
 			return
 		}
 		a.observe(st, m.Annotations, true)
@@ -296,7 +298,7 @@ func (a *Agent) sync(ctx context.Context, st *secretState) error {
 		return errors.Join(errs...)
 	}
 	st.mu.Lock()
-	st.at = a.o.Clock.Now()
+	st.at, st.served = a.o.Clock.Now(), b
 	st.mu.Unlock()
 	a.metrics.version.WithLabelValues(st.key.Namespace, st.key.Name).Set(float64(b.Version))
 	a.metrics.expiry.WithLabelValues(st.key.Namespace, st.key.Name).Set(float64(b.NotAfter.Unix()))
@@ -317,7 +319,8 @@ func (a *Agent) fail(st *secretState, sink string, err error) {
 // SecretStatus is what the agent reports for one Secret.
 type SecretStatus struct {
 	Secret string `json:"secret"`
-	// Version and Serial are what every sink serves, once all have it.
+	// Version and Serial are the last version every sink took (during a
+	// rotation, some sinks may already serve Wanted).
 	Version int    `json:"version,omitempty"`
 	Serial  string `json:"serial,omitempty"`
 	// Wanted is the version the Secret names now.
@@ -361,7 +364,7 @@ func (a *Agent) Status() []SecretStatus {
 		case all:
 			s.State = "delivered"
 		}
-		if b := st.bundle; b != nil && all {
+		if b := st.served; b != nil {
 			s.Version, s.Serial = b.Version, b.Serial
 			na, at := b.NotAfter, st.at
 			s.NotAfter, s.DeliveredAt = &na, &at

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -37,6 +38,8 @@ type FilesOptions struct {
 	AllowNonTmpfs bool
 	// ReloadPidfile, if set, names a pidfile whose process gets
 	// ReloadSignal after each delivery (nginx: its pid file and SIGHUP).
+	// No pidfile, or one naming no process, means the server is not
+	// running yet: nothing to reload, it reads the files when it starts.
 	ReloadPidfile string
 	// ReloadSignal; default SIGHUP.
 	ReloadSignal syscall.Signal
@@ -191,6 +194,11 @@ func (f *Files) reload(ctx context.Context) error {
 	switch {
 	case f.o.ReloadPidfile != "":
 		raw, err := os.ReadFile(f.o.ReloadPidfile)
+		if errors.Is(err, fs.ErrNotExist) {
+			// The server has not started yet (a sidecar's first delivery
+			// usually comes first): it reads the files when it starts.
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("reading pidfile: %w", err)
 		}
@@ -199,6 +207,9 @@ func (f *Files) reload(ctx context.Context) error {
 			return fmt.Errorf("pidfile %s does not hold a process id", f.o.ReloadPidfile)
 		}
 		if err := syscall.Kill(pid, f.o.ReloadSignal); err != nil {
+			if errors.Is(err, syscall.ESRCH) {
+				return nil // stale pidfile: not running, it reads the files when it starts
+			}
 			return fmt.Errorf("signalling process %d from %s: %w", pid, f.o.ReloadPidfile, err)
 		}
 	case f.o.ReloadURL != "":

@@ -288,7 +288,10 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			return srv.Shutdown(sctx)
+			if err := srv.Shutdown(sctx); err != nil {
+				_ = srv.Close()
+			}
+			return nil
 		})
 		g.Go(func() error {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

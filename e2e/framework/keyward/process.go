@@ -298,3 +298,8 @@ func withoutEnv(env []string, names ...string) []string {
 	}
 	return out
 }
+
+// BuildKeyward builds bin/keyward (skipping the link when it is up to date)
+// and returns its path, for tests that run other modes of the binary
+// (keyward agent).
+func BuildKeyward(ctx context.Context) (string, error) { return buildKeyward(ctx) }
