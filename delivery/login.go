@@ -6,6 +6,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -41,8 +42,9 @@ type VaultSession struct {
 	auth vault.AuthMethod
 	log  logr.Logger
 
-	mu     sync.Mutex
-	client *vault.Client
+	mu       sync.Mutex
+	client   *vault.Client
+	loggedIn chan struct{} // closed at the first login
 }
 
 // NewVaultSession checks cfg; call Run to log in.
@@ -64,7 +66,8 @@ func NewVaultSession(cfg VaultConfig, log logr.Logger) (*VaultSession, error) {
 		return nil, err
 	}
 	return &VaultSession{
-		cfg:  cfg,
+		loggedIn: make(chan struct{}),
+		cfg:      cfg,
 		auth: &vault.KubernetesFileAuth{MountPath: cfg.AuthMount, Role: cfg.Role, TokenFile: cfg.TokenFile},
 		log:  log,
 	}, nil
@@ -81,6 +84,7 @@ func (s *VaultSession) Run(ctx context.Context) {
 			s.mu.Lock()
 			s.client = c
 			s.mu.Unlock()
+			close(s.loggedIn)
 			s.log.Info("logged in to vault", "server", s.cfg.Server, "method", s.auth.String())
 			<-ctx.Done()
 			c.Close()
@@ -115,4 +119,14 @@ func (s *VaultSession) Relogin(ctx context.Context) error {
 		return errors.New("vault session: not logged in yet")
 	}
 	return c.Relogin(ctx)
+}
+
+// Wait returns the API client once Run has logged in, or ctx's error.
+func (s *VaultSession) Wait(ctx context.Context) (*vaultapi.Client, error) {
+	select {
+	case <-s.loggedIn:
+		return s.Client(), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the vault login to %s: %w", s.cfg.Server, ctx.Err())
+	}
 }

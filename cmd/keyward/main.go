@@ -48,7 +48,7 @@ func main() {
 
 func runAgent(args []string) int {
 	opts := agent.NewOptions()
-	registerSinks(opts)
+	agent.RegisterGatewaySinks(opts)
 	fs := pflag.NewFlagSet("keyward agent", pflag.ExitOnError)
 	opts.AddFlags(fs)
 	_ = fs.Parse(args)
@@ -64,6 +64,3 @@ func runAgent(args []string) int {
 	}
 	return 0
 }
-
-// registerSinks adds the gateway sinks to the agent's --sink choices.
-func registerSinks(*agent.Options) {}

@@ -247,6 +247,12 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	stop := func(g *errgroup.Group) error { cancel(); _ = g.Wait(); return nil }
+	// Log in from the start: a sink may need Vault (APISIX's mirror) to be built.
+	g.Go(func() error { session.Run(ctx); return nil })
 	var sinks []delivery.Sink
 	for _, name := range o.Sinks {
 		var s delivery.Sink
@@ -260,7 +266,8 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 			s, err = o.extra[name].New(ctx, SinkDeps{Vault: session, Logger: log.WithName(name)})
 		}
 		if err != nil {
-			return fmt.Errorf("--sink %s: %w", name, err)
+			err = fmt.Errorf("--sink %s: %w", name, err)
+			return errors.Join(err, stop(g))
 		}
 		sinks = append(sinks, s)
 	}
@@ -268,11 +275,8 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 		Secrets: refs, Metadata: md, Reader: reader, Sinks: sinks, Logger: log, Registerer: reg,
 	})
 	if err != nil {
-		return err
+		return errors.Join(err, stop(g))
 	}
-
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { session.Run(ctx); return nil })
 	g.Go(func() error { return agent.Run(ctx) })
 	for _, s := range sinks {
 		if r, ok := s.(interface{ Run(context.Context) error }); ok {
