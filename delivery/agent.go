@@ -70,16 +70,15 @@ type secretState struct {
 	kick chan struct{}
 
 	mu        sync.Mutex
-	observed  bool   // the Secret was seen in the API
-	exists    bool   // it exists now
-	version   int    // custody version its annotation names (0: not a placeholder)
-	keySHA256 string // key fingerprint its annotation names
-	bundle    *Bundle // the bundle of the wanted version, once read
-	served    *Bundle // the last bundle every sink took
+	observed  bool              // the Secret was seen in the API
+	exists    bool              // it exists now
+	version   int               // custody version its annotation names (0: not a placeholder)
+	keySHA256 string            // key fingerprint its annotation names
+	bundle    *Bundle           // the bundle of the wanted version, once read
+	served    *Bundle           // the last bundle every sink took
 	delivered map[string]string // sink name → revision delivered (see revision)
-	at        time.Time      // last complete delivery
+	at        time.Time         // last complete delivery
 	lastErr   map[string]string
-	attempts  int
 }
 
 // NewAgent checks o and returns an agent; Run starts it.

@@ -68,8 +68,8 @@ func NewVaultSession(cfg VaultConfig, log logr.Logger) (*VaultSession, error) {
 	return &VaultSession{
 		loggedIn: make(chan struct{}),
 		cfg:      cfg,
-		auth: &vault.KubernetesFileAuth{MountPath: cfg.AuthMount, Role: cfg.Role, TokenFile: cfg.TokenFile},
-		log:  log,
+		auth:     &vault.KubernetesFileAuth{MountPath: cfg.AuthMount, Role: cfg.Role, TokenFile: cfg.TokenFile},
+		log:      log,
 	}, nil
 }
 
