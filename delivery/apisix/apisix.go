@@ -18,7 +18,8 @@
 //   - secret-ref: the key never reaches APISIX's configuration store. The
 //     sink mirrors each version to a KV v1 mount of Vault (the only KV
 //     version APISIX's Vault secret manager reads) at
-//     <mount>/<namespace>/<name>/v<version>, and the SSL object only holds
+//     <mount>/<namespace>/<name>/v<version> (plus a key fingerprint when
+//     known, see mirrorEntry), and the SSL object only holds
 //     $secret://vault/<manager-id>/<namespace>/<name>/v<version>/{cert,key}.
 //     APISIX caches what it fetched (LRU, 300 s by default) keyed by that
 //     reference; since every version has a new reference, a rotation is
@@ -77,14 +78,14 @@ type Sink struct {
 	mu sync.Mutex
 	// adminKey is the current X-API-KEY.
 	adminKey string
-	// delivered maps an SSL id to the version last delivered there.
-	delivered map[string]int
+	// delivered maps an SSL id to what was last delivered there.
+	delivered map[string]revision
 	// secret-ref state, see mirror.go.
 	token    *vaultToken
 	retiring []retiringToken
-	// cleanup maps a Secret's mirror path to the version now served, for
-	// mirror entries not yet deleted.
-	cleanup map[string]int
+	// cleanup maps a Secret's mirror dir to the entry now served, for
+	// older entries not yet deleted.
+	cleanup map[string]string
 	// managerStale forces a PUT of the secret manager object.
 	managerStale bool
 }
@@ -102,8 +103,8 @@ func New(o Options, deps Deps) (*Sink, error) {
 		http:      deps.HTTPClient,
 		vault:     deps.Vault,
 		clock:     deps.Clock,
-		delivered: map[string]int{},
-		cleanup:   map[string]int{},
+		delivered: map[string]revision{},
+		cleanup:   map[string]string{},
 	}
 	if s.http == nil {
 		s.http = &http.Client{}
@@ -128,7 +129,7 @@ func (s *Sink) Name() string { return "apisix" }
 func (s *Sink) Resync() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.delivered = map[string]int{}
+	s.delivered = map[string]revision{}
 	s.managerStale = true
 }
 
@@ -156,6 +157,18 @@ func sanitize(s string) string {
 		}
 		return '-'
 	}, s)
+}
+
+// revision identifies a delivered bundle. The version alone is not enough:
+// custody versions restart at 1 when a custody mount is rebuilt after a
+// disaster, with new keys.
+type revision struct {
+	version           int
+	keySHA256, serial string
+}
+
+func revisionOf(b *delivery.Bundle) revision {
+	return revision{version: b.Version, keySHA256: b.KeySHA256, serial: b.Serial}
 }
 
 // sslObject is the body of PUT /apisix/admin/ssls/{id}.
@@ -186,7 +199,7 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 			logf.FromContext(ctx).Error(err, "maintaining APISIX's Vault token; the current one is still valid, delivering", "secret", b.ID())
 		}
 	}
-	if v, ok := s.delivered[id]; ok && v == b.Version {
+	if r, ok := s.delivered[id]; ok && r == revisionOf(b) {
 		return nil
 	}
 	obj := sslObject{Cert: string(b.Certificate), Key: string(b.Key), SNIs: b.DNSNames, Type: "server"}
@@ -200,9 +213,9 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 	if err := s.put(ctx, "/apisix/admin/ssls/"+id, obj, b.Key); err != nil {
 		return fmt.Errorf("delivering %s to apisix: %w", b, err)
 	}
-	s.delivered[id] = b.Version
+	s.delivered[id] = revisionOf(b)
 	if s.o.Mode == ModeSecretRef {
-		s.cleanup[mirrorDir(b)] = b.Version
+		s.cleanup[mirrorDir(b)] = mirrorEntry(b)
 		s.cleanMirrorLocked(ctx)
 	}
 	return nil

@@ -178,6 +178,16 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 	if len(reqs) != 4 || !reflect.DeepEqual(reqs[3], reqs[1]) {
 		t.Fatalf("after Resync the same version must be sent again, identically (upsert)")
 	}
+	// Same version number, new key (custody rebuilt, versions restarted):
+	// delivered again.
+	rebuilt := testBundle(t, "ns", "a", 2, "a.example.com")
+	rebuilt.KeySHA256 = "aa"
+	if err := s.Deliver(ctx, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	if reqs = f.reqs(); len(reqs) != 5 || reqs[4].Body["key"] != string(rebuilt.Key) {
+		t.Fatalf("a new key under a known version number was not delivered")
+	}
 	// A failed PUT is not remembered: the retry sends it.
 	v3 := testBundle(t, "ns", "a", 3, "a.example.com")
 	f.failNext(failure{http.StatusServiceUnavailable, "etcd unavailable"})
@@ -187,8 +197,8 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 	if err := s.Deliver(ctx, v3); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if n := len(f.reqs()); n != 6 {
-		t.Fatalf("failed PUT then retry: %d requests in all, want 6", n)
+	if n := len(f.reqs()); n != 7 {
+		t.Fatalf("failed PUT then retry: %d requests in all, want 7", n)
 	}
 }
 

@@ -34,15 +34,38 @@ func MirrorReadPolicy(mount string) string {
 // mirrorDir is where the versions of b's Secret live, relative to the mount.
 func mirrorDir(b *delivery.Bundle) string { return b.Namespace + "/" + b.Name }
 
+// mirrorEntry names b's version in its mirror dir: v<version>, followed by
+// -<12 hex digits of the key's SHA-256> when known. The fingerprint keeps
+// the reference new (and so out of APISIX's cache) even when custody
+// versions restart at 1 after a custody mount is rebuilt.
+func mirrorEntry(b *delivery.Bundle) string {
+	e := "v" + strconv.Itoa(b.Version)
+	if len(b.KeySHA256) >= 12 {
+		e += "-" + b.KeySHA256[:12]
+	}
+	return e
+}
+
+// entryVersion parses a mirror entry name back to its version.
+func entryVersion(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "v")
+	if !ok {
+		return 0, false
+	}
+	rest, _, _ = strings.Cut(rest, "-")
+	v, err := strconv.Atoi(rest)
+	return v, err == nil
+}
+
 // secretRef is the reference to b's mirror entry, without the field.
 func (s *Sink) secretRef(b *delivery.Bundle) string {
-	return fmt.Sprintf("$secret://vault/%s/%s/v%d", s.o.SecretManagerID, mirrorDir(b), b.Version)
+	return fmt.Sprintf("$secret://vault/%s/%s/%s", s.o.SecretManagerID, mirrorDir(b), mirrorEntry(b))
 }
 
 func (s *Sink) writeMirror(ctx context.Context, b *delivery.Bundle) error {
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
-	p := fmt.Sprintf("%s/%s/v%d", s.o.MirrorMount, mirrorDir(b), b.Version)
+	p := s.o.MirrorMount + "/" + mirrorDir(b) + "/" + mirrorEntry(b)
 	if _, err := s.vault.Logical().WriteWithContext(ctx, p, map[string]any{
 		"cert": string(b.Certificate),
 		"key":  string(b.Key),
@@ -53,10 +76,10 @@ func (s *Sink) writeMirror(ctx context.Context, b *delivery.Bundle) error {
 }
 
 // cleanMirrorLocked deletes, for every Secret delivered since the last
-// successful clean-up, the mirror versions other than the one served and
-// the newest one below it (which handshakes that started before the PUT
-// may still fetch). Failures are logged and retried by the next Deliver
-// or Run tick: the SSL object is already right.
+// successful clean-up, the mirror entries other than the one served and
+// the newest one of an older version (which handshakes that started before
+// the PUT may still fetch). Failures are logged and retried by the next
+// Deliver or Run tick: the SSL object is already right.
 func (s *Sink) cleanMirrorLocked(ctx context.Context) {
 	for dir, current := range s.cleanup {
 		if err := s.cleanOne(ctx, dir, current); err != nil {
@@ -67,7 +90,7 @@ func (s *Sink) cleanMirrorLocked(ctx context.Context) {
 	}
 }
 
-func (s *Sink) cleanOne(ctx context.Context, dir string, current int) error {
+func (s *Sink) cleanOne(ctx context.Context, dir, current string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
 	list, err := s.vault.Logical().ListWithContext(ctx, s.o.MirrorMount+"/"+dir)
@@ -77,26 +100,27 @@ func (s *Sink) cleanOne(ctx context.Context, dir string, current int) error {
 	if list == nil {
 		return nil
 	}
+	curVersion, _ := entryVersion(current)
 	keys, _ := list.Data["keys"].([]any)
-	var versions []int
+	var entries []string
+	previous, previousVersion := "", 0
 	for _, k := range keys {
 		name, _ := k.(string)
-		if v, err := strconv.Atoi(strings.TrimPrefix(name, "v")); err == nil && strings.HasPrefix(name, "v") {
-			versions = append(versions, v)
-		}
-	}
-	sort.Ints(versions)
-	previous := 0
-	for _, v := range versions {
-		if v < current {
-			previous = v
-		}
-	}
-	for _, v := range versions {
-		if v == current || v == previous {
+		v, ok := entryVersion(name)
+		if !ok || name == current {
 			continue
 		}
-		p := fmt.Sprintf("%s/%s/v%d", s.o.MirrorMount, dir, v)
+		entries = append(entries, name)
+		if v < curVersion && v > previousVersion {
+			previous, previousVersion = name, v
+		}
+	}
+	sort.Strings(entries)
+	for _, e := range entries {
+		if e == previous {
+			continue
+		}
+		p := s.o.MirrorMount + "/" + dir + "/" + e
 		if _, err := s.vault.Logical().DeleteWithContext(ctx, p); err != nil {
 			return fmt.Errorf("deleting Vault mirror %s: %w", p, vaultErr(err))
 		}

@@ -150,6 +150,31 @@ func TestSecretRefWithRealVault(t *testing.T) {
 		t.Errorf("previous version not readable through APISIX's reference (err %v)", err)
 	}
 
+	// With the key's fingerprint known, it is part of the entry name; when
+	// the custody mount is rebuilt and versions restart at 1 with a new
+	// key, the reference is still new, so APISIX's cache cannot hide it.
+	v4 := testBundle(t, "shop", "web-tls", 4, "web.example.com")
+	v4.KeySHA256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	if err := s.Deliver(ctx, v4); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.ssl(id)["key"]; got != "$secret://vault/"+DefaultSecretManagerID+"/shop/web-tls/v4-0123456789ab/key" {
+		t.Errorf("key reference %v, want one to v4-0123456789ab", got)
+	}
+	if got := mirrorVersions(t, root, "shop/web-tls"); strings.Join(got, ",") != "v3,v4-0123456789ab" {
+		t.Errorf("mirror holds %v, want v3,v4-0123456789ab", got)
+	}
+	rebuilt := testBundle(t, "shop", "web-tls", 1, "web.example.com")
+	rebuilt.KeySHA256 = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	if err := s.Deliver(ctx, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	if got := mirrorVersions(t, root, "shop/web-tls"); strings.Join(got, ",") != "v1-fedcba987654" {
+		t.Errorf("after versions restarted, mirror holds %v, want only v1-fedcba987654", got)
+	}
+	assertResolves(t, f, f.ssl(id), rebuilt)
+	v3 = rebuilt
+
 	// Half the TTL later, Maintain gives APISIX a new token; the old one
 	// keeps working for TokenRevokeDelay, then is revoked.
 	clk.Step(31 * time.Minute)

@@ -63,8 +63,8 @@ type Sink struct {
 	mu sync.Mutex
 	// token is the current Kong-Admin-Token ("" without a token file).
 	token string
-	// delivered maps a certificate id to the version last delivered.
-	delivered map[string]int
+	// delivered maps a certificate id to what was last delivered.
+	delivered map[string]revision
 }
 
 var _ delivery.Sink = (*Sink)(nil)
@@ -75,7 +75,7 @@ func New(o Options, deps Deps) (*Sink, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("kong sink: %w", err)
 	}
-	s := &Sink{o: o, http: deps.HTTPClient, delivered: map[string]int{}}
+	s := &Sink{o: o, http: deps.HTTPClient, delivered: map[string]revision{}}
 	if s.http == nil {
 		s.http = &http.Client{}
 	}
@@ -97,7 +97,19 @@ func (s *Sink) Name() string { return "kong" }
 func (s *Sink) Resync() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.delivered = map[string]int{}
+	s.delivered = map[string]revision{}
+}
+
+// revision identifies a delivered bundle. The version alone is not enough:
+// custody versions restart at 1 when a custody mount is rebuilt after a
+// disaster, with new keys.
+type revision struct {
+	version           int
+	keySHA256, serial string
+}
+
+func revisionOf(b *delivery.Bundle) revision {
+	return revision{version: b.Version, keySHA256: b.KeySHA256, serial: b.Serial}
 }
 
 // namespaceUUID is the UUID namespace of the ids the sink gives Kong
@@ -137,7 +149,7 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := CertificateID(b.Namespace, b.Name)
-	if v, ok := s.delivered[id]; ok && v == b.Version {
+	if r, ok := s.delivered[id]; ok && r == revisionOf(b) {
 		return nil
 	}
 	var err error
@@ -149,7 +161,7 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 	if err != nil {
 		return fmt.Errorf("delivering %s to kong: %w", b, err)
 	}
-	s.delivered[id] = b.Version
+	s.delivered[id] = revisionOf(b)
 	return nil
 }
 

@@ -190,16 +190,26 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 			if n := len(f.reqs()); n != 2*perDelivery {
 				t.Fatalf("new version: %d requests in all, want %d", n, 2*perDelivery)
 			}
+			// Same version number, new key (custody rebuilt): delivered.
+			rebuilt := testBundle(t, "ns", "a", 2, "a.example.com")
+			rebuilt.KeySHA256 = "bb"
+			if err := s.Deliver(ctx, rebuilt); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(f.reqs()); n != 3*perDelivery {
+				t.Fatalf("new key under a known version: %d requests in all, want %d", n, 3*perDelivery)
+			}
 			// After Resync the same version goes again; for DB-less Kong
 			// answers 304 to the unchanged configuration, which is success.
 			s.Resync()
 			v2again := testBundle(t, "ns", "a", 2, "a.example.com")
+			v2again.KeySHA256 = "bb"
 			v2again.Key, v2again.Certificate = f.lastKeyAndCert(t, dbless)
 			if err := s.Deliver(ctx, v2again); err != nil {
 				t.Fatalf("Deliver after Resync: %v", err)
 			}
-			if n := len(f.reqs()); n != 3*perDelivery {
-				t.Fatalf("after Resync: %d requests in all, want %d", n, 3*perDelivery)
+			if n := len(f.reqs()); n != 4*perDelivery {
+				t.Fatalf("after Resync: %d requests in all, want %d", n, 4*perDelivery)
 			}
 		})
 	}
