@@ -42,6 +42,8 @@ type issuanceResult struct {
 	Guard, Sign, Scrub histogram
 	// CPU is the CPU time each process consumed during the arm.
 	CPU map[string]time.Duration
+	// Requests counts kube-apiserver requests during the arm, by "VERB resource[/subresource]".
+	Requests map[string]float64
 	// Scrubbed counts Secrets with an empty tls.key after the arm (b only).
 	Scrubbed, Secrets int
 }
@@ -180,6 +182,10 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		scrub0, _ = gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
 	}
 
+	req0, err := b.apiRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cpu0 := cpuTimes()
 	// "At once": every Certificate is submitted concurrently (bounded only
 	// by -create-concurrency), with client-side rate limiting off.
@@ -240,6 +246,11 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 	mu.Unlock()
 	res.Wall = last.Sub(start)
 	res.CPU = cpuDelta(cpu0, cpuTimes())
+	req1, err := b.apiRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.Requests = requestDelta(req0, req1)
 	stop()
 	<-done
 

@@ -300,6 +300,25 @@ func (r *report) markdown() string {
 	for _, res := range r.Issuance {
 		w("- Round %d arm %s: %s\n", res.Round, res.Arm, describeCPU(res.CPU))
 	}
+	w("\nkube-apiserver requests per Certificate during each round (`apiserver_request_total` from the apiserver's /metrics before and after each arm, all clients), the kinds whose count differs most between the arms:\n\n")
+	for _, res := range r.Issuance {
+		if res.Arm != "b" {
+			continue
+		}
+		a, _ := r.arms(res.Round)
+		if a == nil || a.Requests == nil || res.Requests == nil {
+			continue
+		}
+		rows, ta, tb := compareRequests(a.Requests, res.Requests, r.Opts.N)
+		w("Round %d: %.1f requests per Certificate in arm a, %.1f in arm b.\n\n| request | a per cert | b per cert | b − a |\n| --- | ---: | ---: | ---: |\n", res.Round, ta, tb)
+		for i, row := range rows {
+			if i == 12 {
+				break
+			}
+			w("| `%s` | %.2f | %.2f | %+.2f |\n", row.Key, row.A, row.B, row.B-row.A)
+		}
+		w("\n")
+	}
 	w("\nKeyward's own histograms over each arm b:\n\n")
 	for _, res := range r.Issuance {
 		if res.Arm != "b" {
