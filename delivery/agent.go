@@ -50,6 +50,18 @@ type AgentOptions struct {
 	RetryMin, RetryMax time.Duration
 	// Clock; default the real clock.
 	Clock clock.WithTicker
+	// ResyncPeriod, if positive, is how often the agent re-delivers the
+	// current bundle to every sink that implements Resyncer, from memory
+	// (Vault is not read again). It repairs a gateway that lost its
+	// configuration (an APISIX or DB-less Kong restart) without a rotation.
+	ResyncPeriod time.Duration
+}
+
+// Resyncer is implemented by sinks whose consumer may lose what was
+// delivered (a gateway keeping its configuration in memory). Resync makes
+// the sink forget what it delivered, so the next Deliver sends it again.
+type Resyncer interface {
+	Resync()
 }
 
 // Agent delivers the custody records of a fixed set of placeholder Secrets
@@ -137,9 +149,58 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); inf.RunWithContext(ctx) }()
 		go func() { defer wg.Done(); a.loop(ctx, st) }()
 	}
-	a.log.Info("delivery agent started", "secrets", len(a.secrets), "sinks", a.sinkNames())
+	if a.o.ResyncPeriod > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.resyncLoop(ctx) }()
+	}
+	a.log.Info("delivery agent started", "secrets", len(a.secrets), "sinks", a.sinkNames(), "resyncPeriod", a.o.ResyncPeriod)
 	wg.Wait()
 	return nil
+}
+
+// resyncLoop re-delivers to Resyncer sinks every ResyncPeriod.
+func (a *Agent) resyncLoop(ctx context.Context) {
+	t := a.o.Clock.NewTicker(a.o.ResyncPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		a.Resync()
+	}
+}
+
+// Resync re-delivers every Secret's current bundle to the sinks that
+// implement Resyncer (from memory; Vault is not read again).
+func (a *Agent) Resync() {
+	var names []string
+	for _, s := range a.o.Sinks {
+		r, ok := s.(Resyncer)
+		if !ok {
+			continue
+		}
+		mu := a.sinkMu[s.Name()]
+		mu.Lock()
+		r.Resync()
+		mu.Unlock()
+		names = append(names, s.Name())
+	}
+	if len(names) == 0 {
+		return
+	}
+	for _, st := range a.secrets {
+		st.mu.Lock()
+		for _, n := range names {
+			delete(st.delivered, n)
+		}
+		st.mu.Unlock()
+		select {
+		case st.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (a *Agent) sinkNames() []string {

@@ -460,3 +460,43 @@ func testScheme() *runtime.Scheme {
 	metav1.AddMetaToScheme(s)
 	return s
 }
+
+// resyncSink is a recordingSink that forgets on Resync.
+type resyncSink struct {
+	recordingSink
+	resyncs int
+}
+
+func (s *resyncSink) Name() string { return "resync" }
+func (s *resyncSink) Resync() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resyncs++
+}
+
+func TestAgentResyncRedeliversFromMemory(t *testing.T) {
+	v1 := testBundle(t, "ns", "web-tls", 1, "web.example")
+	reader := &fakeReader{bundles: map[string]*Bundle{}}
+	reader.put(v1)
+	md := metafake.NewSimpleMetadataClient(testScheme(), placeholder("ns", "web-tls", v1))
+	plain, gw := &recordingSink{}, &resyncSink{}
+	a, err := NewAgent(AgentOptions{
+		Secrets: []types.NamespacedName{{Namespace: "ns", Name: "web-tls"}}, Metadata: md, Reader: reader,
+		Sinks: []Sink{plain, gw}, ResyncPeriod: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = a.Run(ctx) }()
+	waitUntil(t, "three resyncs", func() bool { return len(gw.deliveries()) >= 3 })
+	if n := len(plain.deliveries()); n != 1 {
+		t.Errorf("a sink without Resync got %d deliveries, want 1", n)
+	}
+	reader.mu.Lock()
+	defer reader.mu.Unlock()
+	if reader.reads != 1 {
+		t.Errorf("resync read Vault: %d reads, want 1", reader.reads)
+	}
+}

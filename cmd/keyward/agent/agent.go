@@ -56,8 +56,9 @@ type Options struct {
 	FilesReloadSignal  string
 	FilesReloadURL     string
 
-	HealthAddr  string
-	MetricsAddr string
+	HealthAddr   string
+	MetricsAddr  string
+	ResyncPeriod time.Duration
 
 	LogFormat string
 	Verbosity int
@@ -89,6 +90,7 @@ func NewOptions() *Options {
 		CustodyPrefix:     scrubber.DefaultCustodyPrefix,
 		FilesReloadSignal: "HUP",
 		HealthAddr:        ":8081",
+		ResyncPeriod:      5 * time.Minute,
 		MetricsAddr:       ":8080",
 		LogFormat:         "json",
 		extra:             map[string]SinkFactory{},
@@ -119,6 +121,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.FilesReloadURL, "files-reload-url", o.FilesReloadURL, "files sink: POST to this URL after a delivery")
 	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "address of /healthz, /readyz and /status (\"0\" disables)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "address of /metrics (\"0\" disables)")
+	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often the current certificate is re-sent to gateways that keep it in memory only (apisix, kong), from the agent's memory; 0 disables")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or text")
 	fs.IntVarP(&o.Verbosity, "v", "v", o.Verbosity, "log verbosity")
 	names := make([]string, 0, len(o.extra))
@@ -184,6 +187,9 @@ func (o *Options) Validate() error {
 		if _, ok := signals[strings.TrimPrefix(strings.ToUpper(o.FilesReloadSignal), "SIG")]; !ok {
 			errs = append(errs, fmt.Errorf("--files-reload-signal %q: use HUP, USR1, USR2, TERM or QUIT", o.FilesReloadSignal))
 		}
+	}
+	if o.ResyncPeriod < 0 || (o.ResyncPeriod > 0 && o.ResyncPeriod < 10*time.Second) {
+		errs = append(errs, fmt.Errorf("--resync-period %s: use 0 (off) or at least 10s", o.ResyncPeriod))
 	}
 	if o.LogFormat != "json" && o.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("--log-format %q: use json or text", o.LogFormat))
@@ -273,6 +279,7 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 	}
 	agent, err := delivery.NewAgent(delivery.AgentOptions{
 		Secrets: refs, Metadata: md, Reader: reader, Sinks: sinks, Logger: log, Registerer: reg,
+		ResyncPeriod: o.ResyncPeriod,
 	})
 	if err != nil {
 		return errors.Join(err, stop(g))
