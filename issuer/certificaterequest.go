@@ -106,10 +106,13 @@ func (r *CertificateRequestReconciler) reconcileRequest(ctx context.Context, cr 
 		return reconcile.Result{}, nil, nil // done: denied requests are final
 	}
 	if !apiutil.CertificateRequestIsApproved(cr) {
-		if requestReady(cr) == nil {
-			setRequestReady(cr, cmmeta.ConditionFalse, cmapi.CertificateRequestReasonPending, "Waiting for the CertificateRequest to be approved", now)
-		}
-		return reconcile.Result{}, nil, nil // done until approval changes the request
+		// No status write, as cert-manager's own issuers: a "waiting for
+		// approval" condition would be one more write and one more event
+		// for every controller watching requests, on every issuance (the
+		// approver usually acts within milliseconds). Approval (or denial)
+		// changes the request, which re-queues it.
+		log.V(1).Info("request not approved yet; waiting")
+		return reconcile.Result{}, nil, nil
 	}
 
 	iss, err := r.issuerFor(ctx, cr)

@@ -125,8 +125,8 @@ func TestCertificateRequestReconcile(t *testing.T) {
 			issuer: readyClusterIssuer("vault", true, base),
 		},
 		{
-			name: "unapproved waits", cr: newCR(okCSR, base), issuer: readyClusterIssuer("vault", true, base),
-			wantReady: cmmeta.ConditionFalse, wantReason: cmapi.CertificateRequestReasonPending, wantMsg: "approved",
+			// Waiting for approval writes nothing (no Ready condition), like cert-manager's issuers.
+			name: "unapproved waits without a status write", cr: newCR(okCSR, base), issuer: readyClusterIssuer("vault", true, base),
 		},
 		{
 			name: "denied fails and is never signed", cr: newCR(okCSR, base, denied), issuer: readyClusterIssuer("vault", true, base),
