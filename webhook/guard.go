@@ -332,8 +332,12 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 		// A veto stops an issuance, and cert-manager will not ask again
 		// until something changes: decide on the Secret as it is now, not
 		// as the cache last saw it (the custody audit may just have
-		// released it). One GET, on vetoes only.
-		live, err := g.secret(ctx, g.live, newCrt.Namespace, newCrt.Spec.SecretName)
+		// released it). One GET, on vetoes only, served from the
+		// apiserver's watch cache (resourceVersion "0": no etcd read). That
+		// cache is upstream of every informer, cert-manager's included, so
+		// it already holds any Secret change cert-manager is reacting to.
+		live, err := g.secret(ctx, g.live, newCrt.Namespace, newCrt.Spec.SecretName,
+			&client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}})
 		if err != nil {
 			return g.failOpen(log, err)
 		}
@@ -386,12 +390,12 @@ func (g *CertificateGuard) failOpen(log logr.Logger, err error) (admission.Respo
 
 // secret reads the Certificate's target Secret from the cache; nil if it does
 // not exist.
-func (g *CertificateGuard) secret(ctx context.Context, r client.Reader, namespace, name string) (*corev1.Secret, error) {
+func (g *CertificateGuard) secret(ctx context.Context, r client.Reader, namespace, name string, opts ...client.GetOption) (*corev1.Secret, error) {
 	if name == "" {
 		return nil, nil
 	}
 	var s corev1.Secret
-	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s, opts...); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
