@@ -3,18 +3,23 @@
 
 // Package apisix is a delivery sink that makes Apache APISIX serve the
 // certificates whose keys are in Keyward custody, through APISIX's Admin API
-// (PUT /apisix/admin/ssls/{id}, an upsert).
+// (one SSL object per Secret, upserted by id).
 //
-// Two modes, chosen with --apisix-mode:
+// Three modes, chosen with --apisix-mode:
 //
-//   - inline: the SSL object carries the PEM key. The /apisix/admin/ssls
-//     endpoint is the Admin API of APISIX's traditional and decoupled
-//     deployments, which keep every object in etcd: APISIX then holds a copy
-//     of the key in its etcd (encrypted there only if APISIX's
-//     data_encryption keyring is configured). APISIX's API-driven standalone
-//     mode, which keeps its configuration in memory only, does not offer this
-//     endpoint (it replaces its whole configuration through
-//     /apisix/admin/configs), so this sink cannot drive it today.
+//   - inline: the SSL object carries the PEM key, PUT one by one to
+//     /apisix/admin/ssls/{id}. That endpoint is the Admin API of APISIX's
+//     traditional and decoupled deployments, which keep every object in
+//     etcd: APISIX then holds a copy of the key in its etcd (encrypted there
+//     only if APISIX's data_encryption keyring is configured).
+//   - standalone: the SSL object carries the PEM key, in an APISIX in
+//     API-driven standalone mode, whose Admin API only replaces the whole
+//     configuration (/apisix/admin/configs): the sink reads it, replaces or
+//     adds its own SSL object, and writes it back (standalone.go). APISIX
+//     keeps that configuration in memory only, so an APISIX restart loses
+//     it and the agent must deliver again: it calls Resync every
+//     --resync-period, and the next Deliver puts the object back when
+//     APISIX no longer holds it (and sends nothing when it still does).
 //   - secret-ref: the key never reaches APISIX's configuration store. The
 //     sink mirrors each version to a KV v1 mount of Vault (the only KV
 //     version APISIX's Vault secret manager reads) at
@@ -123,9 +128,12 @@ func New(o Options, deps Deps) (*Sink, error) {
 func (s *Sink) Name() string { return "apisix" }
 
 // Resync makes the next Deliver of every Secret send its PUT even if this
-// sink already delivered that version (and, in secret-ref mode, PUT the
-// secret manager object again). Call it when APISIX may have lost its
-// configuration, e.g. after its etcd was restored.
+// sink already delivered that version (in standalone mode: read APISIX's
+// configuration and write it back if APISIX no longer holds the object;
+// in secret-ref mode, also PUT the secret manager object again). Call it
+// when APISIX may have lost its configuration: after a restart in
+// standalone mode (the agent does so every --resync-period), after its etcd
+// was restored otherwise.
 func (s *Sink) Resync() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -179,8 +187,9 @@ type sslObject struct {
 	Type string   `json:"type"`
 }
 
-// Deliver implements delivery.Sink: it PUTs the SSL object for b.ID(),
-// unless this sink already delivered b.Version there (see Resync). In
+// Deliver implements delivery.Sink: it PUTs the SSL object for b.ID()
+// (in standalone mode, as part of the whole configuration), unless this
+// sink already delivered this revision there (see Resync). In
 // secret-ref mode it first writes the mirror and, when due, replaces
 // APISIX's Vault token; afterwards it deletes mirror versions older than
 // the previous one.
@@ -210,7 +219,13 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 		ref := s.secretRef(b)
 		obj.Cert, obj.Key = ref+"/cert", ref+"/key"
 	}
-	if err := s.put(ctx, "/apisix/admin/ssls/"+id, obj, b.Key); err != nil {
+	var err error
+	if s.o.Mode == ModeStandalone {
+		err = s.deliverStandalone(ctx, id, obj, b.Key)
+	} else {
+		err = s.put(ctx, "/apisix/admin/ssls/"+id, obj, b.Key)
+	}
+	if err != nil {
 		return fmt.Errorf("delivering %s to apisix: %w", b, err)
 	}
 	s.delivered[id] = revisionOf(b)
@@ -221,80 +236,122 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 	return nil
 }
 
-// put sends one JSON PUT to the Admin API. After a 401 or 403 it reads the
-// key file again and, if the key changed, retries once. secret is material
-// that must never appear in an error (the key PEM), for redaction.
+// put sends one JSON PUT to the Admin API and classifies the answer.
+// secret is material that must never appear in an error (the key PEM),
+// for redaction.
 func (s *Sink) put(ctx context.Context, path string, body any, secret ...[]byte) error {
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("encoding PUT %s: %w", path, err)
 	}
-	status, msg, err := s.do(ctx, path, payload, secret)
+	a, err := s.call(ctx, http.MethodPut, path, payload, nil, secret)
 	if err != nil {
 		return err
 	}
-	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+	return classify(http.MethodPut, path, a.status, a.msg)
+}
+
+// answer is what the Admin API answered: the status, the body of a 2xx
+// answer (which may hold key material: never log it), and APISIX's
+// error_msg (redacted) otherwise.
+type answer struct {
+	status int
+	body   []byte
+	msg    string
+}
+
+// call sends one request. After a 401 or 403 it reads the key file again
+// and, if the key changed, retries once. err is set only when no answer came.
+func (s *Sink) call(ctx context.Context, method, path string, payload []byte, header http.Header, secret [][]byte) (answer, error) {
+	a, err := s.do(ctx, method, path, payload, header, secret)
+	if err != nil {
+		return a, err
+	}
+	if a.status == http.StatusUnauthorized || a.status == http.StatusForbidden {
 		key, rerr := readKeyFile(s.o.AdminKeyFile)
 		if rerr != nil {
-			return fmt.Errorf("PUT %s: APISIX answered %d and re-reading the admin key failed: %w", path, status, rerr)
+			return a, fmt.Errorf("%s %s: APISIX answered %d and re-reading the admin key failed: %w", method, path, a.status, rerr)
 		}
 		if key != s.adminKey {
 			s.adminKey = key
-			if status, msg, err = s.do(ctx, path, payload, secret); err != nil {
-				return err
-			}
+			return s.do(ctx, method, path, payload, header, secret)
 		}
 	}
-	return classify(path, status, msg)
+	return a, nil
 }
 
-// do sends the request, bounded by Options.Timeout, and returns the status
-// and APISIX's error_msg (redacted). err is set only when no answer came.
-func (s *Sink) do(ctx context.Context, path string, payload []byte, secret [][]byte) (int, string, error) {
+// maxConfigSize bounds the body of a 2xx answer the sink reads: in
+// standalone mode, APISIX's whole configuration.
+const maxConfigSize = 64 << 20
+
+// do sends the request, bounded by Options.Timeout.
+func (s *Sink) do(ctx context.Context, method, path string, payload []byte, header http.Header, secret [][]byte) (answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.o.AdminURL+path, bytes.NewReader(payload))
-	if err != nil {
-		return 0, "", fmt.Errorf("PUT %s: %w", path, err)
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req, err := http.NewRequestWithContext(ctx, method, s.o.AdminURL+path, body)
+	if err != nil {
+		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("X-API-KEY", s.adminKey)
 	resp, err := s.http.Do(req)
 	if err != nil {
 		// Transient. *url.Error names the URL, never the body or headers.
-		return 0, "", fmt.Errorf("PUT %s: no answer from APISIX: %w", path, err)
+		return answer{}, fmt.Errorf("%s %s: no answer from APISIX: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode < 300 {
-		return resp.StatusCode, "", nil
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxConfigSize+1))
+		if err != nil {
+			return answer{}, fmt.Errorf("%s %s: reading APISIX's answer: %w", method, path, err)
+		}
+		if len(raw) > maxConfigSize {
+			return answer{}, fmt.Errorf("%s %s: APISIX's answer is larger than %d bytes: %w", method, path, maxConfigSize, delivery.ErrPermanent)
+		}
+		return answer{status: resp.StatusCode, body: raw}, nil
 	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e struct {
 		ErrorMsg string `json:"error_msg"`
 		Message  string `json:"message"`
 	}
 	_ = json.Unmarshal(raw, &e)
-	return resp.StatusCode, redact(or(e.ErrorMsg, e.Message), append(secret, []byte(s.adminKey))...), nil
+	return answer{status: resp.StatusCode, msg: redact(or(e.ErrorMsg, e.Message), append(secret, []byte(s.adminKey))...)}, nil
 }
 
 // classify turns an Admin API answer into nil, a permanent error (4xx:
 // APISIX rejected the request, sending it again cannot help) or a
 // transient one (5xx and anything else).
-func classify(path string, status int, msg string) error {
+func classify(method, path string, status int, msg string) error {
 	if status >= 200 && status < 300 {
 		return nil
 	}
-	detail := fmt.Sprintf("PUT %s: APISIX answered %d %s", path, status, http.StatusText(status))
+	detail := fmt.Sprintf("%s %s: APISIX answered %d %s", method, path, status, http.StatusText(status))
 	if msg != "" {
 		detail += ": " + msg
 	}
 	switch {
 	case status == http.StatusNotFound && strings.HasPrefix(path, "/apisix/admin/secrets/"):
 		return fmt.Errorf("%s (this APISIX has no secrets Admin API: secret-ref mode needs APISIX 3.x): %w", detail, delivery.ErrPermanent)
+	case status == http.StatusNotFound && path == configsPath:
+		return fmt.Errorf("%s (is --apisix-admin-url the Admin API of an APISIX in API-driven standalone mode? With etcd, use --apisix-mode inline or secret-ref): %w", detail, delivery.ErrPermanent)
 	case status == http.StatusNotFound:
-		return fmt.Errorf("%s (is --apisix-admin-url the Admin API of an APISIX that keeps its configuration in etcd?): %w", detail, delivery.ErrPermanent)
+		return fmt.Errorf("%s (is --apisix-admin-url the Admin API of an APISIX that keeps its configuration in etcd? For API-driven standalone mode, use --apisix-mode standalone): %w", detail, delivery.ErrPermanent)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return fmt.Errorf("%s (the key in --apisix-admin-key-file was refused, also after reading the file again): %w", detail, delivery.ErrPermanent)
+	case status == http.StatusBadRequest && isConfVersionConflict(msg):
+		// Not permanent: another writer changed the configuration between
+		// the sink's GET and PUT; the retry reads it again.
+		return fmt.Errorf("%s (another writer changed APISIX's configuration between the sink's read and write; will retry)", detail)
 	case status >= 400 && status < 500:
 		return fmt.Errorf("%s: %w", detail, delivery.ErrPermanent)
 	}

@@ -417,6 +417,11 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(ok, Deps{}); err != nil {
 		t.Fatalf("valid inline options: %v", err)
 	}
+	standalone := ok
+	standalone.Mode = ModeStandalone
+	if _, err := New(standalone, Deps{}); err != nil {
+		t.Fatalf("valid standalone options (no Vault needed): %v", err)
+	}
 }
 
 func TestAddFlags(t *testing.T) {

@@ -8,6 +8,14 @@
 // (apisix/schema_def.lua: ids, ssl; apisix/secret/vault.lua: the secret
 // manager schema and how $secret:// references are resolved). The tests
 // check the exact requests against that documented API.
+//
+// In standalone mode (newStandaloneAPISIX) the fake is instead an APISIX in
+// API-driven standalone mode: it serves only /apisix/admin/configs, with the
+// semantics documented in standalone.go (from APISIX's documentation, and
+// its apisix/admin/standalone.lua and t/admin/standalone.spec.ts): GET
+// returns the configuration with every <kind>_conf_version, PUT needs
+// X-Digest, answers 204 to a known digest, applies the per-kind version
+// rules, checks ssls with the ssl schema and duplicate ids, answers 202.
 
 package apisix
 
@@ -27,7 +35,11 @@ import (
 // request is one request the fake received.
 type request struct {
 	Method, Path, APIKey, ContentType string
-	Body                              map[string]any
+	// Accept and Digest (X-Digest) are the headers of standalone mode.
+	Accept, Digest string
+	Body           map[string]any
+	// Raw is the body as sent.
+	Raw []byte
 }
 
 // fakeAPISIX keeps ssls and secrets like APISIX's Admin API does.
@@ -42,8 +54,36 @@ type fakeAPISIX struct {
 	// fail, when set, answers the next requests (one per element) with
 	// that status and error_msg instead of handling them.
 	fail []failure
+	// skip lets that many requests through before fail applies.
+	skip int
 	// block, when set, holds every request until it is closed.
 	block chan struct{}
+
+	// standalone makes the fake an APISIX in API-driven standalone mode.
+	standalone bool
+	// conf is its configuration as a PUT stored it (nil: never written),
+	// with the X-Digest and X-Last-Modified metadata.
+	conf map[string]any
+	// beforePut, when set, runs (under mu, once) when the next PUT
+	// arrives, before it is handled: a concurrent writer.
+	beforePut func(f *fakeAPISIX)
+	// garbage, when set, is the body of the next 200 answer to a GET.
+	garbage []byte
+}
+
+// standaloneKinds are the resource kinds of APISIX's standalone
+// configuration, each with a <kind>_conf_version.
+var standaloneKinds = []string{
+	"consumer_groups", "consumers", "global_rules", "plugin_configs", "plugin_metadata", "protos",
+	"routes", "secrets", "services", "ssls", "stream_routes", "upstreams",
+}
+
+// newStandaloneAPISIX returns a fake APISIX in API-driven standalone mode.
+func newStandaloneAPISIX(t *testing.T, key string) *fakeAPISIX {
+	t.Helper()
+	f := newFakeAPISIX(t, key)
+	f.standalone = true
+	return f
 }
 
 type failure struct {
@@ -83,7 +123,8 @@ func (f *fakeAPISIX) serve(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.requests = append(f.requests, request{
 		Method: r.Method, Path: r.URL.Path, APIKey: r.Header.Get("X-API-KEY"),
-		ContentType: r.Header.Get("Content-Type"), Body: body,
+		ContentType: r.Header.Get("Content-Type"), Accept: r.Header.Get("Accept"),
+		Digest: r.Header.Get("X-Digest"), Body: body, Raw: raw,
 	})
 	answer := func(status int, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -91,7 +132,9 @@ func (f *fakeAPISIX) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(v)
 	}
 	fail := func(status int, msg string) { answer(status, map[string]string{"error_msg": msg}) }
-	if len(f.fail) > 0 {
+	if len(f.fail) > 0 && f.skip > 0 {
+		f.skip--
+	} else if len(f.fail) > 0 {
 		next := f.fail[0]
 		f.fail = f.fail[1:]
 		fail(next.status, next.msg)
@@ -99,6 +142,10 @@ func (f *fakeAPISIX) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Header.Get("X-API-KEY") != f.key {
 		fail(http.StatusUnauthorized, "failed to check token")
+		return
+	}
+	if f.standalone || r.URL.Path == "/apisix/admin/configs" {
+		f.serveStandalone(w, r, raw, answer, fail)
 		return
 	}
 	if r.Method != http.MethodPut {
@@ -246,6 +293,14 @@ func (f *fakeAPISIX) failNext(fs ...failure) {
 	f.fail = append(f.fail, fs...)
 }
 
+// failAfter lets n requests through, then fails the next ones with fs.
+func (f *fakeAPISIX) failAfter(n int, fs ...failure) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.skip = n
+	f.fail = append(f.fail, fs...)
+}
+
 func (f *fakeAPISIX) reqs() []request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -262,4 +317,181 @@ func (f *fakeAPISIX) secret(id string) map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.secrets["vault/"+id]
+}
+
+// serveStandalone is /apisix/admin/configs of an APISIX in API-driven
+// standalone mode. Called with mu held.
+func (f *fakeAPISIX) serveStandalone(w http.ResponseWriter, r *http.Request, raw []byte, answer func(int, any), fail func(int, string)) {
+	if !f.standalone || r.URL.Path != "/apisix/admin/configs" {
+		fail(http.StatusNotFound, "404 Route Not Found")
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		if f.garbage != nil {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(f.garbage)
+			f.garbage = nil
+			return
+		}
+		out := f.conf
+		if out == nil {
+			out = map[string]any{}
+			for _, k := range standaloneKinds {
+				out[k+"_conf_version"] = 0
+			}
+		} else {
+			w.Header().Set("X-Digest", out["X-Digest"].(string))
+			w.Header().Set("X-Last-Modified", fmt.Sprint(out["X-Last-Modified"]))
+		}
+		answer(http.StatusOK, out)
+	case http.MethodPut:
+		if hook := f.beforePut; hook != nil {
+			f.beforePut = nil
+			hook(f)
+		}
+		digest := r.Header.Get("X-Digest")
+		if digest == "" {
+			fail(http.StatusBadRequest, "missing digest header")
+			return
+		}
+		if len(raw) == 0 {
+			fail(http.StatusBadRequest, "invalid request body: empty request body")
+			return
+		}
+		if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+			fail(http.StatusBadRequest, "the fake only takes JSON")
+			return
+		}
+		var body map[string]any
+		if err := json.Unmarshal(raw, &body); err != nil || body == nil {
+			fail(http.StatusBadRequest, "invalid request body: Expected object")
+			return
+		}
+		if f.conf != nil && f.conf["X-Digest"] == digest {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next := map[string]any{}
+		for _, k := range standaloneKinds {
+			vk := k + "_conf_version"
+			var stored float64
+			if f.conf != nil {
+				stored, _ = f.conf[vk].(float64)
+			}
+			version := stored + 1
+			if v, ok := body[vk]; ok {
+				n, ok := v.(float64)
+				if !ok {
+					fail(http.StatusBadRequest, vk+" must be a number")
+					return
+				}
+				if n < stored {
+					fail(http.StatusBadRequest, fmt.Sprintf("%s must be greater than or equal to (%v)", vk, stored))
+					return
+				}
+				version = n
+			}
+			next[vk] = version
+			if version == stored {
+				if f.conf != nil && f.conf[k] != nil {
+					next[k] = f.conf[k]
+				}
+				continue
+			}
+			items, _ := body[k].([]any)
+			if len(items) == 0 {
+				continue
+			}
+			ids := map[string]bool{}
+			for i, it := range items {
+				item, ok := it.(map[string]any)
+				if !ok {
+					fail(http.StatusBadRequest, fmt.Sprintf("invalid %s at index %d, err: not an object", k, i))
+					return
+				}
+				if k == "ssls" {
+					if msg := checkStandaloneSSL(item); msg != "" {
+						fail(http.StatusBadRequest, fmt.Sprintf("invalid ssls at index %d, err: %s", i, msg))
+						return
+					}
+				}
+				id := fmt.Sprint(item["id"])
+				if ids[id] {
+					fail(http.StatusBadRequest, fmt.Sprintf("found duplicate id %s in %s", id, k))
+					return
+				}
+				ids[id] = true
+			}
+			next[k] = items
+		}
+		next["X-Digest"] = digest
+		next["X-Last-Modified"] = float64(time.Now().Unix())
+		// What a GET returns is JSON-decoded, as APISIX's shared dict is.
+		rt, _ := json.Marshal(next)
+		f.conf = nil
+		_ = json.Unmarshal(rt, &f.conf)
+		w.Header().Set("X-Digest", digest)
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		fail(http.StatusMethodNotAllowed, "not supported by the fake")
+	}
+}
+
+// checkStandaloneSSL is checkSSL for an item of the ssls array, which
+// carries its id (and may carry modifiedIndex, which standalone mode adds
+// to the schema).
+func checkStandaloneSSL(item map[string]any) string {
+	rest := map[string]any{}
+	for k, v := range item {
+		switch k {
+		case "id":
+			if s, ok := v.(string); ok && !fakeIDPattern.MatchString(s) {
+				return "invalid configuration: property \"id\" validation failed"
+			}
+		case "modifiedIndex":
+		default:
+			rest[k] = v
+		}
+	}
+	return checkSSL(rest)
+}
+
+// seed sets the standalone configuration as if a PUT had stored it.
+func (f *fakeAPISIX) seed(conf map[string]any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	conf["X-Digest"] = "seeded"
+	conf["X-Last-Modified"] = 1
+	rt, _ := json.Marshal(conf)
+	f.conf = nil
+	_ = json.Unmarshal(rt, &f.conf)
+}
+
+// restart empties the standalone configuration, as an APISIX restart does.
+func (f *fakeAPISIX) restart() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.conf = nil
+}
+
+// config returns a copy of the standalone configuration.
+func (f *fakeAPISIX) config() map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rt, _ := json.Marshal(f.conf)
+	var out map[string]any
+	_ = json.Unmarshal(rt, &out)
+	return out
+}
+
+// standaloneSSLByID finds an object of the ssls array of conf.
+func standaloneSSLByID(conf map[string]any, id string) map[string]any {
+	items, _ := conf["ssls"].([]any)
+	for _, it := range items {
+		if m, ok := it.(map[string]any); ok && m["id"] == id {
+			return m
+		}
+	}
+	return nil
 }

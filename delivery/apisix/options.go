@@ -20,6 +20,12 @@ const (
 	// where its Admin API keeps everything: in etcd (traditional and
 	// decoupled deployments). See the package documentation.
 	ModeInline = "inline"
+	// ModeStandalone puts the PEM key in the SSL object of an APISIX in
+	// API-driven standalone mode, which keeps its configuration in memory
+	// only: the sink reads the whole configuration, replaces or adds its SSL
+	// object and writes it back (/apisix/admin/configs, see standalone.go).
+	// An APISIX restart loses it; the agent re-delivers through Resync.
+	ModeStandalone = "standalone"
 	// ModeSecretRef mirrors each version to a KV v1 mount of Vault and PUTs
 	// an SSL object that only references it ($secret://vault/...).
 	ModeSecretRef = "secret-ref"
@@ -53,7 +59,7 @@ type Options struct {
 	// New and read again after a 401 or 403, so the key can be rotated
 	// without restarting the agent.
 	AdminKeyFile string
-	// Mode is ModeInline or ModeSecretRef.
+	// Mode is ModeInline, ModeStandalone or ModeSecretRef.
 	Mode string
 	// SSLIDPrefix starts the id of every SSL object the sink writes.
 	SSLIDPrefix string
@@ -78,7 +84,8 @@ type Options struct {
 	// TokenRole, if set, is the Vault token role the token is created with
 	// (auth/token/create/<role>; the role should be orphan with
 	// allowed_policies = TokenPolicy). Empty: auth/token/create-orphan,
-	// which needs sudo.
+	// which needs no sudo: the agent's policy grants update on it, limited
+	// to policies = TokenPolicy (deploy/vault/keyward-agent-apisix-mirror.hcl).
 	TokenRole string
 	// TokenRevokeDelay is how long a replaced token stays valid, so that
 	// APISIX workers that have not yet seen the new secret manager object
@@ -90,7 +97,7 @@ type Options struct {
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AdminURL, "apisix-admin-url", o.AdminURL, "APISIX Admin API base URL, e.g. http://apisix-admin:9180")
 	fs.StringVar(&o.AdminKeyFile, "apisix-admin-key-file", o.AdminKeyFile, "file holding the APISIX Admin API key (X-API-KEY); re-read after a 401/403 so it can rotate")
-	fs.StringVar(&o.Mode, "apisix-mode", or(o.Mode, ModeInline), "inline (key in the SSL object, kept in APISIX's etcd) or secret-ref (key mirrored to a Vault KV v1 mount, SSL object holds $secret:// references)")
+	fs.StringVar(&o.Mode, "apisix-mode", or(o.Mode, ModeInline), "inline (key in the SSL object, kept in APISIX's etcd), standalone (key in the SSL object of an APISIX in API-driven standalone mode, kept in its memory only; whole configuration read and written back through /apisix/admin/configs) or secret-ref (key mirrored to a Vault KV v1 mount, SSL object holds $secret:// references)")
 	fs.StringVar(&o.SSLIDPrefix, "apisix-ssl-id-prefix", or(o.SSLIDPrefix, DefaultSSLIDPrefix), "prefix of the ids of the SSL objects the sink owns")
 	fs.DurationVar(&o.Timeout, "apisix-timeout", orDuration(o.Timeout, DefaultTimeout), "timeout of every call to APISIX and to Vault")
 	fs.StringVar(&o.SecretManagerID, "apisix-secret-manager-id", or(o.SecretManagerID, DefaultSecretManagerID), "secret-ref: id of APISIX's secrets/vault/<id> object the sink manages")
@@ -98,7 +105,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.VaultURL, "apisix-vault-url", o.VaultURL, "secret-ref: Vault address as APISIX reaches it")
 	fs.DurationVar(&o.TokenTTL, "apisix-token-ttl", orDuration(o.TokenTTL, DefaultTokenTTL), "secret-ref: TTL of the Vault token given to APISIX; replaced after half of it")
 	fs.StringVar(&o.TokenPolicy, "apisix-token-policy", or(o.TokenPolicy, DefaultTokenPolicy), "secret-ref: Vault policy of APISIX's token (read-only on the mirror mount)")
-	fs.StringVar(&o.TokenRole, "apisix-token-role", o.TokenRole, "secret-ref: Vault token role to create APISIX's token with (orphan, allowed_policies = the token policy); empty uses auth/token/create-orphan")
+	fs.StringVar(&o.TokenRole, "apisix-token-role", o.TokenRole, "secret-ref: Vault token role to create APISIX's token with (orphan, allowed_policies = the token policy); empty uses auth/token/create-orphan (no sudo needed; the agent's policy must allow it for the token policy)")
 	fs.DurationVar(&o.TokenRevokeDelay, "apisix-token-revoke-delay", orDuration(o.TokenRevokeDelay, DefaultTokenRevokeDelay), "secret-ref: how long a replaced Vault token stays valid before the sink revokes it")
 }
 
@@ -147,7 +154,7 @@ func (o *Options) validate(haveVault bool) error {
 		errs = append(errs, fmt.Errorf("--apisix-timeout %s must be positive", o.Timeout))
 	}
 	switch o.Mode {
-	case ModeInline:
+	case ModeInline, ModeStandalone:
 	case ModeSecretRef:
 		if !haveVault {
 			errs = append(errs, errors.New("--apisix-mode=secret-ref needs a Vault client (Deps.Vault)"))
@@ -174,7 +181,7 @@ func (o *Options) validate(haveVault bool) error {
 			errs = append(errs, fmt.Errorf("--apisix-token-revoke-delay %s must be at least 0 and less than half of --apisix-token-ttl", o.TokenRevokeDelay))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--apisix-mode %q: want %s or %s", o.Mode, ModeInline, ModeSecretRef))
+		errs = append(errs, fmt.Errorf("--apisix-mode %q: want %s, %s or %s", o.Mode, ModeInline, ModeStandalone, ModeSecretRef))
 	}
 	return errors.Join(errs...)
 }
