@@ -37,6 +37,7 @@ func AgentFlags() map[string]AgentFlag {
 		"--sink":                      {Repeatable: true},
 		"--health-addr":               {},
 		"--metrics-addr":              {},
+		"--resync-period":             {},
 		"--log-format":                {},
 		"--v":                         {},
 		"--files-dir":                 {Sink: "files"},
