@@ -560,8 +560,10 @@ func checkNginxExample(t *testing.T, objs []object, pod *corev1.PodSpec, flags a
 
 func checkAPISIXExample(t *testing.T, objs []object, pod *corev1.PodSpec, flags agentArgs) {
 	t.Helper()
-	if flags.get("--apisix-mode") != "inline" {
-		t.Errorf("--apisix-mode=%s, want inline", flags.get("--apisix-mode"))
+	// standalone: the sink mode that drives APISIX's in-memory API-driven
+	// standalone deployment checked below.
+	if flags.get("--apisix-mode") != "standalone" {
+		t.Errorf("--apisix-mode=%s, want standalone", flags.get("--apisix-mode"))
 	}
 	checkLoopbackURL(t, "--apisix-admin-url", flags.get("--apisix-admin-url"))
 	var conf struct {
@@ -583,7 +585,7 @@ func checkAPISIXExample(t *testing.T, objs []object, pod *corev1.PodSpec, flags 
 	d := conf.Deployment
 	// Standalone, API-driven: configuration (SSL keys included) in memory, no etcd.
 	if d.Role != "traditional" || d.RoleTraditional.ConfigProvider != "yaml" {
-		t.Errorf("APISIX runs as %s with config_provider %q; inline keys need the in-memory standalone mode (traditional, yaml)",
+		t.Errorf("APISIX runs as %s with config_provider %q; --apisix-mode=standalone needs the in-memory API-driven standalone mode (traditional, yaml)",
 			d.Role, d.RoleTraditional.ConfigProvider)
 	}
 	if d.Admin.AdminListen.IP != "127.0.0.1" {
