@@ -48,7 +48,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 
@@ -57,6 +56,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keyward-io/keyward/delivery"
+	"github.com/keyward-io/keyward/delivery/internal/gateway"
 )
 
 // Deps are the sink's connections.
@@ -84,7 +84,7 @@ type Sink struct {
 	// adminKey is the current X-API-KEY.
 	adminKey string
 	// delivered maps an SSL id to what was last delivered there.
-	delivered map[string]revision
+	delivered map[string]gateway.Revision
 	// secret-ref state, see mirror.go.
 	token    *vaultToken
 	retiring []retiringToken
@@ -108,7 +108,7 @@ func New(o Options, deps Deps) (*Sink, error) {
 		http:      deps.HTTPClient,
 		vault:     deps.Vault,
 		clock:     deps.Clock,
-		delivered: map[string]revision{},
+		delivered: map[string]gateway.Revision{},
 		cleanup:   map[string]string{},
 	}
 	if s.http == nil {
@@ -118,7 +118,7 @@ func New(o Options, deps Deps) (*Sink, error) {
 		s.clock = clock.RealClock{}
 	}
 	var err error
-	if s.adminKey, err = readKeyFile(o.AdminKeyFile); err != nil {
+	if s.adminKey, err = gateway.ReadSecretFile(o.AdminKeyFile, "admin key"); err != nil {
 		return nil, fmt.Errorf("apisix sink: %w", err)
 	}
 	return s, nil
@@ -137,7 +137,7 @@ func (s *Sink) Name() string { return "apisix" }
 func (s *Sink) Resync() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.delivered = map[string]revision{}
+	s.delivered = map[string]gateway.Revision{}
 	s.managerStale = true
 }
 
@@ -165,18 +165,6 @@ func sanitize(s string) string {
 		}
 		return '-'
 	}, s)
-}
-
-// revision identifies a delivered bundle. The version alone is not enough:
-// custody versions restart at 1 when a custody mount is rebuilt after a
-// disaster, with new keys.
-type revision struct {
-	version           int
-	keySHA256, serial string
-}
-
-func revisionOf(b *delivery.Bundle) revision {
-	return revision{version: b.Version, keySHA256: b.KeySHA256, serial: b.Serial}
 }
 
 // sslObject is the body of PUT /apisix/admin/ssls/{id}.
@@ -208,7 +196,7 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 			logf.FromContext(ctx).Error(err, "maintaining APISIX's Vault token; the current one is still valid, delivering", "secret", b.ID())
 		}
 	}
-	if r, ok := s.delivered[id]; ok && r == revisionOf(b) {
+	if r, ok := s.delivered[id]; ok && r == gateway.RevisionOf(b) {
 		return nil
 	}
 	obj := sslObject{Cert: string(b.Certificate), Key: string(b.Key), SNIs: b.DNSNames, Type: "server"}
@@ -228,7 +216,7 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 	if err != nil {
 		return fmt.Errorf("delivering %s to apisix: %w", b, err)
 	}
-	s.delivered[id] = revisionOf(b)
+	s.delivered[id] = gateway.RevisionOf(b)
 	if s.o.Mode == ModeSecretRef {
 		s.cleanup[mirrorDir(b)] = mirrorEntry(b)
 		s.cleanMirrorLocked(ctx)
@@ -268,7 +256,7 @@ func (s *Sink) call(ctx context.Context, method, path string, payload []byte, he
 		return a, err
 	}
 	if a.status == http.StatusUnauthorized || a.status == http.StatusForbidden {
-		key, rerr := readKeyFile(s.o.AdminKeyFile)
+		key, rerr := gateway.ReadSecretFile(s.o.AdminKeyFile, "admin key")
 		if rerr != nil {
 			return a, fmt.Errorf("%s %s: APISIX answered %d and re-reading the admin key failed: %w", method, path, a.status, rerr)
 		}
@@ -325,7 +313,7 @@ func (s *Sink) do(ctx context.Context, method, path string, payload []byte, head
 		Message  string `json:"message"`
 	}
 	_ = json.Unmarshal(raw, &e)
-	return answer{status: resp.StatusCode, msg: redact(or(e.ErrorMsg, e.Message), append(secret, []byte(s.adminKey))...)}, nil
+	return answer{status: resp.StatusCode, msg: gateway.Redact(gateway.Or(e.ErrorMsg, e.Message), append(secret, []byte(s.adminKey))...)}, nil
 }
 
 // classify turns an Admin API answer into nil, a permanent error (4xx:
@@ -356,34 +344,4 @@ func classify(method, path string, status int, msg string) error {
 		return fmt.Errorf("%s: %w", detail, delivery.ErrPermanent)
 	}
 	return errors.New(detail)
-}
-
-// redact keeps key material and credentials out of a message APISIX sent
-// back (schema errors may quote the value they reject).
-func redact(msg string, secrets ...[]byte) string {
-	if strings.Contains(msg, "PRIVATE KEY") {
-		return "[message withheld: it quotes key material]"
-	}
-	for _, s := range secrets {
-		if len(s) > 0 {
-			msg = strings.ReplaceAll(msg, string(s), "[redacted]")
-		}
-	}
-	const maxLen = 512
-	if len(msg) > maxLen {
-		msg = msg[:maxLen] + "…"
-	}
-	return msg
-}
-
-func readKeyFile(path string) (string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("reading admin key file: %w", err)
-	}
-	key := strings.TrimSpace(string(raw))
-	if key == "" {
-		return "", fmt.Errorf("admin key file %s is empty", path)
-	}
-	return key, nil
 }

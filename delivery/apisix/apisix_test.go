@@ -10,18 +10,9 @@ package apisix
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,44 +21,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward-io/keyward/delivery"
+	"github.com/keyward-io/keyward/delivery/internal/deliverytest"
 )
-
-// testBundle returns a bundle with a real EC key and self-signed leaf.
-func testBundle(t *testing.T, ns, name string, version int, dnsNames ...string) *delivery.Bundle {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: dnsNames[0]}, DNSNames: dnsNames,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &delivery.Bundle{
-		Namespace: ns, Name: name, Version: version, Serial: serial.Text(16),
-		Key:         pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		DNSNames:    dnsNames,
-	}
-}
-
-func writeKeyFile(t *testing.T, key string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "admin-key")
-	if err := os.WriteFile(p, []byte(key+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func newInlineSink(t *testing.T, f *fakeAPISIX, keyFile string) *Sink {
 	t.Helper()
@@ -78,27 +33,11 @@ func newInlineSink(t *testing.T, f *fakeAPISIX, keyFile string) *Sink {
 	return s
 }
 
-// assertNoSecrets fails if err's message holds any of the secrets.
-func assertNoSecrets(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Errorf("error message contains secret material")
-		}
-	}
-	if strings.Contains(err.Error(), "PRIVATE KEY") {
-		t.Errorf("error message contains key material")
-	}
-}
-
 func TestInlineDeliverSendsDocumentedPUT(t *testing.T) {
 	t.Parallel()
 	f := newFakeAPISIX(t, "admin-key-1")
-	s := newInlineSink(t, f, writeKeyFile(t, "admin-key-1"))
-	b := testBundle(t, "shop", "web-tls", 3, "web.example.com", "www.example.com")
+	s := newInlineSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "admin-key-1"))
+	b := deliverytest.Bundle(t, "shop", "web-tls", 3, "web.example.com", "www.example.com")
 
 	if err := s.Deliver(context.Background(), b); err != nil {
 		t.Fatalf("Deliver: %v", err)
@@ -125,27 +64,19 @@ func TestInlineDeliverSendsDocumentedPUT(t *testing.T) {
 	}
 	if !reflect.DeepEqual(r.Body, want) {
 		// Name the fields only: the body holds the key.
-		t.Errorf("body fields differ from {cert, key, snis, type=server} (keys %v)", keysOf(r.Body))
+		t.Errorf("body fields differ from {cert, key, snis, type=server} (keys %v)", deliverytest.Keys(r.Body))
 	}
 	if got := f.ssl("keyward_shop_web-tls"); got == nil {
 		t.Errorf("fake APISIX did not store the SSL object")
 	}
 }
 
-func keysOf(m map[string]any) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
 func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 	t.Parallel()
 	f := newFakeAPISIX(t, "k")
-	s := newInlineSink(t, f, writeKeyFile(t, "k"))
+	s := newInlineSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "k"))
 	ctx := context.Background()
-	v1 := testBundle(t, "ns", "a", 1, "a.example.com")
+	v1 := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
 
 	for range 2 {
 		if err := s.Deliver(ctx, v1); err != nil {
@@ -155,7 +86,7 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 	if n := len(f.reqs()); n != 1 {
 		t.Fatalf("two Delivers of version 1 sent %d requests, want 1", n)
 	}
-	v2 := testBundle(t, "ns", "a", 2, "a.example.com")
+	v2 := deliverytest.Bundle(t, "ns", "a", 2, "a.example.com")
 	if err := s.Deliver(ctx, v2); err != nil {
 		t.Fatalf("Deliver v2: %v", err)
 	}
@@ -164,7 +95,7 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 		t.Fatalf("a new version sent %d requests in all, want exactly one more PUT with its key", len(reqs))
 	}
 	// Another Secret is tracked separately.
-	if err := s.Deliver(ctx, testBundle(t, "ns", "b", 2, "b.example.com")); err != nil {
+	if err := s.Deliver(ctx, deliverytest.Bundle(t, "ns", "b", 2, "b.example.com")); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.reqs()); n != 3 {
@@ -180,7 +111,7 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 	}
 	// Same version number, new key (custody rebuilt, versions restarted):
 	// delivered again.
-	rebuilt := testBundle(t, "ns", "a", 2, "a.example.com")
+	rebuilt := deliverytest.Bundle(t, "ns", "a", 2, "a.example.com")
 	rebuilt.KeySHA256 = "aa"
 	if err := s.Deliver(ctx, rebuilt); err != nil {
 		t.Fatal(err)
@@ -189,8 +120,8 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 		t.Fatalf("a new key under a known version number was not delivered")
 	}
 	// A failed PUT is not remembered: the retry sends it.
-	v3 := testBundle(t, "ns", "a", 3, "a.example.com")
-	f.failNext(failure{http.StatusServiceUnavailable, "etcd unavailable"})
+	v3 := deliverytest.Bundle(t, "ns", "a", 3, "a.example.com")
+	f.failNext(deliverytest.Failure{Status: http.StatusServiceUnavailable, Msg: "etcd unavailable"})
 	if err := s.Deliver(ctx, v3); err == nil {
 		t.Fatal("Deliver succeeded although APISIX answered 503")
 	}
@@ -204,58 +135,42 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 
 func TestDeliverErrors(t *testing.T) {
 	t.Parallel()
-	b := testBundle(t, "shop", "web-tls", 7, "web.example.com")
+	b := deliverytest.Bundle(t, "shop", "web-tls", 7, "web.example.com")
 	cases := []struct {
 		name      string
-		fail      failure
+		fail      deliverytest.Failure
 		permanent bool
 		contains  []string
 	}{
-		{"500 is transient", failure{500, "failed to put ssl: etcd timeout"}, false,
+		{"500 is transient", deliverytest.Failure{Status: 500, Msg: "failed to put ssl: etcd timeout"}, false,
 			[]string{b.String(), "/apisix/admin/ssls/keyward_shop_web-tls", "500", "etcd timeout"}},
-		{"503 is transient", failure{503, ""}, false, []string{b.String(), "503"}},
-		{"400 with error_msg is permanent", failure{400, "invalid configuration: property \"snis\" validation failed"}, true,
+		{"503 is transient", deliverytest.Failure{Status: 503, Msg: ""}, false, []string{b.String(), "503"}},
+		{"400 with error_msg is permanent", deliverytest.Failure{Status: 400, Msg: "invalid configuration: property \"snis\" validation failed"}, true,
 			[]string{b.String(), "/apisix/admin/ssls/keyward_shop_web-tls", "400", "property \"snis\" validation failed"}},
-		{"404 is permanent and explained", failure{404, "404 Route Not Found"}, true,
+		{"404 is permanent and explained", deliverytest.Failure{Status: 404, Msg: "404 Route Not Found"}, true,
 			[]string{b.String(), "404", "etcd"}},
-		{"error_msg quoting the key is withheld", failure{400, "bad key: " + string(b.Key)}, true,
+		{"error_msg quoting the key is withheld", deliverytest.Failure{Status: 400, Msg: "bad key: " + string(b.Key)}, true,
 			[]string{b.String(), "withheld"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFakeAPISIX(t, "admin-secret")
-			s := newInlineSink(t, f, writeKeyFile(t, "admin-secret"))
+			s := newInlineSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "admin-secret"))
 			f.failNext(tc.fail)
 			err := s.Deliver(context.Background(), b)
-			if err == nil {
-				t.Fatal("Deliver succeeded")
-			}
-			if got := errors.Is(err, delivery.ErrPermanent); got != tc.permanent {
-				t.Errorf("errors.Is(err, ErrPermanent) = %v, want %v (%v)", got, tc.permanent, redactedForTest(err, b))
-			}
-			for _, c := range tc.contains {
-				if !strings.Contains(err.Error(), c) {
-					t.Errorf("error %q does not contain %q", redactedForTest(err, b), c)
-				}
-			}
-			assertNoSecrets(t, err, string(b.Key), "admin-secret")
+			deliverytest.AssertDeliverError(t, err, b, tc.permanent, tc.contains, "admin-secret")
 		})
 	}
-}
-
-// redactedForTest is err's message, safe to print even if the sink leaked.
-func redactedForTest(err error, b *delivery.Bundle) string {
-	return strings.ReplaceAll(err.Error(), string(b.Key), "[KEY]")
 }
 
 func TestAdminKeyReReadOn401(t *testing.T) {
 	t.Parallel()
 	f := newFakeAPISIX(t, "old-key")
-	keyFile := writeKeyFile(t, "old-key")
+	keyFile := deliverytest.WriteSecretFile(t, "admin-key", "old-key")
 	s := newInlineSink(t, f, keyFile)
 	ctx := context.Background()
-	if err := s.Deliver(ctx, testBundle(t, "ns", "a", 1, "a.example.com")); err != nil {
+	if err := s.Deliver(ctx, deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -264,7 +179,7 @@ func TestAdminKeyReReadOn401(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("new-key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Deliver(ctx, testBundle(t, "ns", "a", 2, "a.example.com")); err != nil {
+	if err := s.Deliver(ctx, deliverytest.Bundle(t, "ns", "a", 2, "a.example.com")); err != nil {
 		t.Fatalf("Deliver after key rotation: %v", err)
 	}
 	reqs := f.reqs()
@@ -274,26 +189,23 @@ func TestAdminKeyReReadOn401(t *testing.T) {
 
 	// Refused and the file has not changed: no blind retry, a permanent error.
 	f.setKey("newer-key")
-	err := s.Deliver(ctx, testBundle(t, "ns", "a", 3, "a.example.com"))
+	err := s.Deliver(ctx, deliverytest.Bundle(t, "ns", "a", 3, "a.example.com"))
 	if !errors.Is(err, delivery.ErrPermanent) || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("got %v, want a permanent error naming the 401", err)
 	}
 	if n := len(f.reqs()); n != 4 {
 		t.Errorf("%d requests in all, want 4 (no retry with the same key)", n)
 	}
-	assertNoSecrets(t, err, "new-key", "newer-key")
+	deliverytest.AssertNoSecrets(t, err, "new-key", "newer-key")
 }
 
 func TestDeliverNoAnswer(t *testing.T) {
 	t.Parallel()
-	b := testBundle(t, "shop", "web-tls", 1, "web.example.com")
+	b := deliverytest.Bundle(t, "shop", "web-tls", 1, "web.example.com")
 
 	t.Run("connection refused", func(t *testing.T) {
 		t.Parallel()
-		closed := httptest.NewServer(http.NotFoundHandler())
-		url := closed.URL
-		closed.Close()
-		s, err := New(Options{AdminURL: url, AdminKeyFile: writeKeyFile(t, "k")}, Deps{})
+		s, err := New(Options{AdminURL: deliverytest.ClosedURL(), AdminKeyFile: deliverytest.WriteSecretFile(t, "admin-key", "k")}, Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,34 +218,26 @@ func TestDeliverNoAnswer(t *testing.T) {
 		}
 	})
 
-	t.Run("timeout is bounded", func(t *testing.T) {
-		t.Parallel()
-		f := newFakeAPISIX(t, "k")
-		f.block = make(chan struct{})
-		t.Cleanup(func() { close(f.block) })
-		s, err := New(Options{AdminURL: f.srv.URL, AdminKeyFile: writeKeyFile(t, "k"), Timeout: 200 * time.Millisecond}, Deps{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		err = s.Deliver(context.Background(), b)
-		if took := time.Since(start); took > 3*time.Second {
-			t.Errorf("Deliver took %s with a 200ms timeout", took)
-		}
-		if err == nil || errors.Is(err, delivery.ErrPermanent) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("got %v, want a transient deadline error", err)
-		}
-		if !strings.Contains(err.Error(), b.String()) {
-			t.Errorf("error %q does not name the Secret", err)
-		}
-	})
+	for _, mode := range []string{ModeInline, ModeStandalone} {
+		t.Run("timeout is bounded/"+mode, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeAPISIX(t, "k")
+			f.standalone = mode == ModeStandalone
+			f.gate.Hold(t)
+			s, err := New(Options{AdminURL: f.srv.URL, AdminKeyFile: deliverytest.WriteSecretFile(t, "admin-key", "k"), Mode: mode, Timeout: 200 * time.Millisecond}, Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliverytest.AssertDeliverTimesOut(t, s, b)
+		})
+	}
 }
 
 func TestDeliverWithoutDNSNamesIsPermanent(t *testing.T) {
 	t.Parallel()
 	f := newFakeAPISIX(t, "k")
-	s := newInlineSink(t, f, writeKeyFile(t, "k"))
-	b := testBundle(t, "ns", "a", 1, "a.example.com")
+	s := newInlineSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "k"))
+	b := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
 	b.DNSNames = nil
 	if err := s.Deliver(context.Background(), b); !errors.Is(err, delivery.ErrPermanent) {
 		t.Fatalf("got %v, want ErrPermanent", err)
@@ -379,7 +283,7 @@ func TestSSLID(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	keyFile := writeKeyFile(t, "k")
+	keyFile := deliverytest.WriteSecretFile(t, "admin-key", "k")
 	ok := Options{AdminURL: "http://apisix:9180", AdminKeyFile: keyFile}
 	cases := []struct {
 		name string

@@ -22,7 +22,6 @@ package apisix
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -30,6 +29,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyward-io/keyward/delivery/internal/deliverytest"
 )
 
 // request is one request the fake received.
@@ -51,13 +52,11 @@ type fakeAPISIX struct {
 	requests []request
 	ssls     map[string]map[string]any
 	secrets  map[string]map[string]any
-	// fail, when set, answers the next requests (one per element) with
-	// that status and error_msg instead of handling them.
-	fail []failure
-	// skip lets that many requests through before fail applies.
-	skip int
-	// block, when set, holds every request until it is closed.
-	block chan struct{}
+	// fail answers the next requests (one Failure each, see failNext and
+	// failAfter) with that status and error_msg instead of handling them.
+	fail deliverytest.Failures
+	// gate holds requests when a test asks it to.
+	gate deliverytest.Gate
 
 	// standalone makes the fake an APISIX in API-driven standalone mode.
 	standalone bool
@@ -86,11 +85,6 @@ func newStandaloneAPISIX(t *testing.T, key string) *fakeAPISIX {
 	return f
 }
 
-type failure struct {
-	status int
-	msg    string
-}
-
 func newFakeAPISIX(t *testing.T, key string) *fakeAPISIX {
 	t.Helper()
 	f := &fakeAPISIX{key: key, ssls: map[string]map[string]any{}, secrets: map[string]map[string]any{}}
@@ -105,19 +99,10 @@ var (
 )
 
 func (f *fakeAPISIX) serve(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	block := f.block
-	f.mu.Unlock()
-	if block != nil {
-		select {
-		case <-block:
-		case <-r.Context().Done():
-			return
-		}
+	if !f.gate.Wait(r) {
+		return
 	}
-	raw, _ := io.ReadAll(r.Body)
-	var body map[string]any
-	_ = json.Unmarshal(raw, &body)
+	raw, body := deliverytest.ReadJSON(r)
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -126,18 +111,10 @@ func (f *fakeAPISIX) serve(w http.ResponseWriter, r *http.Request) {
 		ContentType: r.Header.Get("Content-Type"), Accept: r.Header.Get("Accept"),
 		Digest: r.Header.Get("X-Digest"), Body: body, Raw: raw,
 	})
-	answer := func(status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(v)
-	}
+	answer := func(status int, v any) { deliverytest.WriteJSON(w, status, v) }
 	fail := func(status int, msg string) { answer(status, map[string]string{"error_msg": msg}) }
-	if len(f.fail) > 0 && f.skip > 0 {
-		f.skip--
-	} else if len(f.fail) > 0 {
-		next := f.fail[0]
-		f.fail = f.fail[1:]
-		fail(next.status, next.msg)
+	if next, ok := f.fail.Next(); ok {
+		fail(next.Status, next.Msg)
 		return
 	}
 	if r.Header.Get("X-API-KEY") != f.key {
@@ -287,18 +264,17 @@ func (f *fakeAPISIX) setKey(k string) {
 	f.key = k
 }
 
-func (f *fakeAPISIX) failNext(fs ...failure) {
+func (f *fakeAPISIX) failNext(fs ...deliverytest.Failure) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.fail = append(f.fail, fs...)
+	f.fail.Add(fs...)
 }
 
 // failAfter lets n requests through, then fails the next ones with fs.
-func (f *fakeAPISIX) failAfter(n int, fs ...failure) {
+func (f *fakeAPISIX) failAfter(n int, fs ...deliverytest.Failure) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.skip = n
-	f.fail = append(f.fail, fs...)
+	f.fail.AddAfter(n, fs...)
 }
 
 func (f *fakeAPISIX) reqs() []request {
@@ -428,9 +404,7 @@ func (f *fakeAPISIX) serveStandalone(w http.ResponseWriter, r *http.Request, raw
 		next["X-Digest"] = digest
 		next["X-Last-Modified"] = float64(time.Now().Unix())
 		// What a GET returns is JSON-decoded, as APISIX's shared dict is.
-		rt, _ := json.Marshal(next)
-		f.conf = nil
-		_ = json.Unmarshal(rt, &f.conf)
+		f.conf = deliverytest.JSONCopy(next)
 		w.Header().Set("X-Digest", digest)
 		w.WriteHeader(http.StatusAccepted)
 	default:
@@ -463,9 +437,7 @@ func (f *fakeAPISIX) seed(conf map[string]any) {
 	defer f.mu.Unlock()
 	conf["X-Digest"] = "seeded"
 	conf["X-Last-Modified"] = 1
-	rt, _ := json.Marshal(conf)
-	f.conf = nil
-	_ = json.Unmarshal(rt, &f.conf)
+	f.conf = deliverytest.JSONCopy(conf)
 }
 
 // restart empties the standalone configuration, as an APISIX restart does.
@@ -479,10 +451,7 @@ func (f *fakeAPISIX) restart() {
 func (f *fakeAPISIX) config() map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	rt, _ := json.Marshal(f.conf)
-	var out map[string]any
-	_ = json.Unmarshal(rt, &out)
-	return out
+	return deliverytest.JSONCopy(f.conf)
 }
 
 // standaloneSSLByID finds an object of the ssls array of conf.

@@ -24,6 +24,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/keyward-io/keyward/delivery"
+	"github.com/keyward-io/keyward/delivery/internal/deliverytest"
 	"github.com/keyward-io/keyward/e2e/framework"
 )
 
@@ -75,7 +76,7 @@ func TestSecretRefWithRealVault(t *testing.T) {
 	// A random base time: nothing may depend on the wall clock.
 	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000+rand.Int64N(1e8), 0))
 	s, err := New(Options{
-		AdminURL: f.srv.URL, AdminKeyFile: writeKeyFile(t, "admin-key"), Mode: ModeSecretRef,
+		AdminURL: f.srv.URL, AdminKeyFile: deliverytest.WriteSecretFile(t, "admin-key", "admin-key"), Mode: ModeSecretRef,
 		MirrorMount: testMirror, VaultURL: v.Addr, TokenTTL: time.Hour, TokenRole: testRole,
 		TokenRevokeDelay: 10 * time.Second, Timeout: 10 * time.Second,
 	}, Deps{Vault: agent, Clock: clk})
@@ -84,7 +85,7 @@ func TestSecretRefWithRealVault(t *testing.T) {
 	}
 
 	id := SSLID(DefaultSSLIDPrefix, "shop", "web-tls")
-	v1 := testBundle(t, "shop", "web-tls", 1, "web.example.com")
+	v1 := deliverytest.Bundle(t, "shop", "web-tls", 1, "web.example.com")
 	if err := s.Deliver(ctx, v1); err != nil {
 		t.Fatalf("Deliver v1: %v", err)
 	}
@@ -131,8 +132,8 @@ func TestSecretRefWithRealVault(t *testing.T) {
 	if n := len(f.reqs()); n != 2 {
 		t.Fatalf("re-delivering version 1 sent %d more requests", n-2)
 	}
-	v2 := testBundle(t, "shop", "web-tls", 2, "web.example.com")
-	v3 := testBundle(t, "shop", "web-tls", 3, "web.example.com")
+	v2 := deliverytest.Bundle(t, "shop", "web-tls", 2, "web.example.com")
+	v3 := deliverytest.Bundle(t, "shop", "web-tls", 3, "web.example.com")
 	for _, b := range []*delivery.Bundle{v2, v3} {
 		if err := s.Deliver(ctx, b); err != nil {
 			t.Fatalf("Deliver v%d: %v", b.Version, err)
@@ -153,7 +154,7 @@ func TestSecretRefWithRealVault(t *testing.T) {
 	// With the key's fingerprint known, it is part of the entry name; when
 	// the custody mount is rebuilt and versions restart at 1 with a new
 	// key, the reference is still new, so APISIX's cache cannot hide it.
-	v4 := testBundle(t, "shop", "web-tls", 4, "web.example.com")
+	v4 := deliverytest.Bundle(t, "shop", "web-tls", 4, "web.example.com")
 	v4.KeySHA256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	if err := s.Deliver(ctx, v4); err != nil {
 		t.Fatal(err)
@@ -164,7 +165,7 @@ func TestSecretRefWithRealVault(t *testing.T) {
 	if got := mirrorVersions(t, root, "shop/web-tls"); strings.Join(got, ",") != "v3,v4-0123456789ab" {
 		t.Errorf("mirror holds %v, want v3,v4-0123456789ab", got)
 	}
-	rebuilt := testBundle(t, "shop", "web-tls", 1, "web.example.com")
+	rebuilt := deliverytest.Bundle(t, "shop", "web-tls", 1, "web.example.com")
 	rebuilt.KeySHA256 = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 	if err := s.Deliver(ctx, rebuilt); err != nil {
 		t.Fatal(err)
@@ -234,18 +235,18 @@ func TestSecretRefVaultUnreachableIsTransient(t *testing.T) {
 	c.SetToken("agent-token-value")
 	f := newFakeAPISIX(t, "k")
 	s, err := New(Options{
-		AdminURL: f.srv.URL, AdminKeyFile: writeKeyFile(t, "k"), Mode: ModeSecretRef,
+		AdminURL: f.srv.URL, AdminKeyFile: deliverytest.WriteSecretFile(t, "admin-key", "k"), Mode: ModeSecretRef,
 		MirrorMount: testMirror, VaultURL: "http://vault:8200", Timeout: 2 * time.Second,
 	}, Deps{Vault: c})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testBundle(t, "ns", "a", 1, "a.example.com")
+	b := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
 	err = s.Deliver(context.Background(), b)
 	if err == nil || errors.Is(err, delivery.ErrPermanent) || !strings.Contains(err.Error(), b.String()) {
 		t.Fatalf("got %v, want a transient error naming the Secret", err)
 	}
-	assertNoSecrets(t, err, "agent-token-value", string(b.Key))
+	deliverytest.AssertNoSecrets(t, err, "agent-token-value", string(b.Key))
 	if n := len(f.reqs()); n != 0 {
 		t.Errorf("APISIX got %d requests although no token could be made", n)
 	}
@@ -266,15 +267,15 @@ func TestSecretManagerNotFoundIsExplained(t *testing.T) {
 	}
 	f := newFakeAPISIX(t, "k")
 	s, err := New(Options{
-		AdminURL: f.srv.URL, AdminKeyFile: writeKeyFile(t, "k"), Mode: ModeSecretRef,
+		AdminURL: f.srv.URL, AdminKeyFile: deliverytest.WriteSecretFile(t, "admin-key", "k"), Mode: ModeSecretRef,
 		MirrorMount: testMirror, VaultURL: v.Addr, TokenRevokeDelay: time.Second,
 	}, Deps{Vault: root})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// An APISIX without the secrets API answers 404 to it.
-	f.failNext(failure{http.StatusNotFound, "404 Route Not Found"})
-	b := testBundle(t, "ns", "a", 1, "a.example.com")
+	f.failNext(deliverytest.Failure{Status: http.StatusNotFound, Msg: "404 Route Not Found"})
+	b := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
 	err = s.Deliver(ctx, b)
 	if !errors.Is(err, delivery.ErrPermanent) || !strings.Contains(err.Error(), "no secrets Admin API") ||
 		!strings.Contains(err.Error(), "/apisix/admin/secrets/vault/keyward") || !strings.Contains(err.Error(), b.String()) {

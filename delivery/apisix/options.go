@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/keyward-io/keyward/delivery/internal/gateway"
 )
 
 // Modes of delivery.
@@ -97,40 +99,26 @@ type Options struct {
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AdminURL, "apisix-admin-url", o.AdminURL, "APISIX Admin API base URL, e.g. http://apisix-admin:9180")
 	fs.StringVar(&o.AdminKeyFile, "apisix-admin-key-file", o.AdminKeyFile, "file holding the APISIX Admin API key (X-API-KEY); re-read after a 401/403 so it can rotate")
-	fs.StringVar(&o.Mode, "apisix-mode", or(o.Mode, ModeInline), "inline (key in the SSL object, kept in APISIX's etcd), standalone (key in the SSL object of an APISIX in API-driven standalone mode, kept in its memory only; whole configuration read and written back through /apisix/admin/configs) or secret-ref (key mirrored to a Vault KV v1 mount, SSL object holds $secret:// references)")
-	fs.StringVar(&o.SSLIDPrefix, "apisix-ssl-id-prefix", or(o.SSLIDPrefix, DefaultSSLIDPrefix), "prefix of the ids of the SSL objects the sink owns")
-	fs.DurationVar(&o.Timeout, "apisix-timeout", orDuration(o.Timeout, DefaultTimeout), "timeout of every call to APISIX and to Vault")
-	fs.StringVar(&o.SecretManagerID, "apisix-secret-manager-id", or(o.SecretManagerID, DefaultSecretManagerID), "secret-ref: id of APISIX's secrets/vault/<id> object the sink manages")
+	fs.StringVar(&o.Mode, "apisix-mode", gateway.Or(o.Mode, ModeInline), "inline (key in the SSL object, kept in APISIX's etcd), standalone (key in the SSL object of an APISIX in API-driven standalone mode, kept in its memory only; whole configuration read and written back through /apisix/admin/configs) or secret-ref (key mirrored to a Vault KV v1 mount, SSL object holds $secret:// references)")
+	fs.StringVar(&o.SSLIDPrefix, "apisix-ssl-id-prefix", gateway.Or(o.SSLIDPrefix, DefaultSSLIDPrefix), "prefix of the ids of the SSL objects the sink owns")
+	fs.DurationVar(&o.Timeout, "apisix-timeout", gateway.OrDuration(o.Timeout, DefaultTimeout), "timeout of every call to APISIX and to Vault")
+	fs.StringVar(&o.SecretManagerID, "apisix-secret-manager-id", gateway.Or(o.SecretManagerID, DefaultSecretManagerID), "secret-ref: id of APISIX's secrets/vault/<id> object the sink manages")
 	fs.StringVar(&o.MirrorMount, "apisix-mirror-mount", o.MirrorMount, "secret-ref: Vault KV v1 mount the sink mirrors each version to")
 	fs.StringVar(&o.VaultURL, "apisix-vault-url", o.VaultURL, "secret-ref: Vault address as APISIX reaches it")
-	fs.DurationVar(&o.TokenTTL, "apisix-token-ttl", orDuration(o.TokenTTL, DefaultTokenTTL), "secret-ref: TTL of the Vault token given to APISIX; replaced after half of it")
-	fs.StringVar(&o.TokenPolicy, "apisix-token-policy", or(o.TokenPolicy, DefaultTokenPolicy), "secret-ref: Vault policy of APISIX's token (read-only on the mirror mount)")
+	fs.DurationVar(&o.TokenTTL, "apisix-token-ttl", gateway.OrDuration(o.TokenTTL, DefaultTokenTTL), "secret-ref: TTL of the Vault token given to APISIX; replaced after half of it")
+	fs.StringVar(&o.TokenPolicy, "apisix-token-policy", gateway.Or(o.TokenPolicy, DefaultTokenPolicy), "secret-ref: Vault policy of APISIX's token (read-only on the mirror mount)")
 	fs.StringVar(&o.TokenRole, "apisix-token-role", o.TokenRole, "secret-ref: Vault token role to create APISIX's token with (orphan, allowed_policies = the token policy); empty uses auth/token/create-orphan (no sudo needed; the agent's policy must allow it for the token policy)")
-	fs.DurationVar(&o.TokenRevokeDelay, "apisix-token-revoke-delay", orDuration(o.TokenRevokeDelay, DefaultTokenRevokeDelay), "secret-ref: how long a replaced Vault token stays valid before the sink revokes it")
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func orDuration(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
+	fs.DurationVar(&o.TokenRevokeDelay, "apisix-token-revoke-delay", gateway.OrDuration(o.TokenRevokeDelay, DefaultTokenRevokeDelay), "secret-ref: how long a replaced Vault token stays valid before the sink revokes it")
 }
 
 // complete fills in defaults for options set without AddFlags.
 func (o *Options) complete() {
-	o.Mode = or(o.Mode, ModeInline)
-	o.SSLIDPrefix = or(o.SSLIDPrefix, DefaultSSLIDPrefix)
-	o.Timeout = orDuration(o.Timeout, DefaultTimeout)
-	o.SecretManagerID = or(o.SecretManagerID, DefaultSecretManagerID)
-	o.TokenTTL = orDuration(o.TokenTTL, DefaultTokenTTL)
-	o.TokenPolicy = or(o.TokenPolicy, DefaultTokenPolicy)
+	o.Mode = gateway.Or(o.Mode, ModeInline)
+	o.SSLIDPrefix = gateway.Or(o.SSLIDPrefix, DefaultSSLIDPrefix)
+	o.Timeout = gateway.OrDuration(o.Timeout, DefaultTimeout)
+	o.SecretManagerID = gateway.Or(o.SecretManagerID, DefaultSecretManagerID)
+	o.TokenTTL = gateway.OrDuration(o.TokenTTL, DefaultTokenTTL)
+	o.TokenPolicy = gateway.Or(o.TokenPolicy, DefaultTokenPolicy)
 	o.MirrorMount = strings.Trim(o.MirrorMount, "/")
 	o.AdminURL = strings.TrimSuffix(o.AdminURL, "/")
 	o.VaultURL = strings.TrimSuffix(o.VaultURL, "/")

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/keyward-io/keyward/delivery"
+	"github.com/keyward-io/keyward/delivery/internal/deliverytest"
 )
 
 func newStandaloneSink(t *testing.T, f *fakeAPISIX, keyFile string) *Sink {
@@ -38,7 +39,7 @@ func newStandaloneSink(t *testing.T, f *fakeAPISIX, keyFile string) *Sink {
 // version of the sink's own SSL object.
 func otherTeams(t *testing.T, ours map[string]any) map[string]any {
 	t.Helper()
-	other := testBundle(t, "team-b", "api-tls", 1, "api.example.org")
+	other := deliverytest.Bundle(t, "team-b", "api-tls", 1, "api.example.org")
 	ssls := []any{map[string]any{
 		"id": "team-b-ssl", "cert": string(other.Certificate), "key": string(other.Key),
 		"snis": []any{"api.example.org"}, "modifiedIndex": 7,
@@ -74,14 +75,14 @@ func TestStandaloneDeliverSendsDocumentedRequests(t *testing.T) {
 	t.Parallel()
 	f := newStandaloneAPISIX(t, "admin-key-1")
 	const id = "keyward_shop_web-tls"
-	old := testBundle(t, "shop", "web-tls", 2, "web.example.com")
+	old := deliverytest.Bundle(t, "shop", "web-tls", 2, "web.example.com")
 	f.seed(otherTeams(t, sslItem(id, old)))
 	before := f.config()
-	s := newStandaloneSink(t, f, writeKeyFile(t, "admin-key-1"))
-	b := testBundle(t, "shop", "web-tls", 3, "web.example.com", "www.example.com")
+	s := newStandaloneSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "admin-key-1"))
+	b := deliverytest.Bundle(t, "shop", "web-tls", 3, "web.example.com", "www.example.com")
 
 	if err := s.Deliver(context.Background(), b); err != nil {
-		t.Fatalf("Deliver: %v", redactedForTest(err, b))
+		t.Fatalf("Deliver: %v", deliverytest.Redacted(err, b))
 	}
 	reqs := f.reqs()
 	if len(reqs) != 3 {
@@ -140,7 +141,7 @@ func TestStandaloneDeliverSendsDocumentedRequests(t *testing.T) {
 	if !reflect.DeepEqual(ssls[1], sslItem(id, b)) {
 		// Name the fields only: the object holds the key.
 		t.Errorf("our SSL object has fields %v, want exactly id, cert, key, snis, type=server with the new version (no modifiedIndex, so APISIX reloads it)",
-			keysOf(ssls[1].(map[string]any)))
+			deliverytest.Keys(ssls[1].(map[string]any)))
 	}
 
 	after := f.config()
@@ -158,10 +159,10 @@ func TestStandaloneDeliverSendsDocumentedRequests(t *testing.T) {
 func TestStandaloneAddsToEmptyAPISIX(t *testing.T) {
 	t.Parallel()
 	f := newStandaloneAPISIX(t, "k")
-	s := newStandaloneSink(t, f, writeKeyFile(t, "k"))
-	b := testBundle(t, "shop", "web-tls", 1, "web.example.com")
+	s := newStandaloneSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "k"))
+	b := deliverytest.Bundle(t, "shop", "web-tls", 1, "web.example.com")
 	if err := s.Deliver(context.Background(), b); err != nil {
-		t.Fatalf("Deliver: %v", redactedForTest(err, b))
+		t.Fatalf("Deliver: %v", deliverytest.Redacted(err, b))
 	}
 	put := f.reqs()[1]
 	if put.Body["ssls_conf_version"] != float64(1) || put.Body["routes_conf_version"] != float64(0) {
@@ -180,9 +181,9 @@ func TestStandaloneIdempotencyAndRestart(t *testing.T) {
 	t.Parallel()
 	f := newStandaloneAPISIX(t, "k")
 	f.seed(otherTeams(t, nil))
-	s := newStandaloneSink(t, f, writeKeyFile(t, "k"))
+	s := newStandaloneSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "k"))
 	ctx := context.Background()
-	v1 := testBundle(t, "ns", "a", 1, "a.example.com")
+	v1 := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
 	methods := func(from int) []string {
 		var m []string
 		for _, r := range f.reqs()[from:] {
@@ -193,7 +194,7 @@ func TestStandaloneIdempotencyAndRestart(t *testing.T) {
 
 	for range 2 {
 		if err := s.Deliver(ctx, v1); err != nil {
-			t.Fatalf("Deliver v1: %v", redactedForTest(err, v1))
+			t.Fatalf("Deliver v1: %v", deliverytest.Redacted(err, v1))
 		}
 	}
 	if n := len(f.reqs()); n != 3 {
@@ -203,7 +204,7 @@ func TestStandaloneIdempotencyAndRestart(t *testing.T) {
 	// Resync while APISIX still holds the object: read, nothing written.
 	s.Resync()
 	if err := s.Deliver(ctx, v1); err != nil {
-		t.Fatal(redactedForTest(err, v1))
+		t.Fatal(deliverytest.Redacted(err, v1))
 	}
 	if got := methods(3); !reflect.DeepEqual(got, []string{http.MethodGet}) {
 		t.Fatalf("Resync with the object in place sent %v, want a single GET", got)
@@ -213,7 +214,7 @@ func TestStandaloneIdempotencyAndRestart(t *testing.T) {
 	f.restart()
 	s.Resync()
 	if err := s.Deliver(ctx, v1); err != nil {
-		t.Fatal(redactedForTest(err, v1))
+		t.Fatal(deliverytest.Redacted(err, v1))
 	}
 	if got := methods(4); !reflect.DeepEqual(got, []string{http.MethodGet, http.MethodPut, http.MethodGet}) {
 		t.Fatalf("Resync after an APISIX restart sent %v, want GET, PUT, GET", got)
@@ -231,21 +232,21 @@ func TestStandaloneIdempotencyAndRestart(t *testing.T) {
 	}
 
 	// A new version is delivered.
-	v2 := testBundle(t, "ns", "a", 2, "a.example.com")
+	v2 := deliverytest.Bundle(t, "ns", "a", 2, "a.example.com")
 	if err := s.Deliver(ctx, v2); err != nil {
-		t.Fatal(redactedForTest(err, v2))
+		t.Fatal(deliverytest.Redacted(err, v2))
 	}
 	if got := standaloneSSLByID(f.config(), "keyward_ns_a"); got == nil || got["key"] != string(v2.Key) {
 		t.Fatalf("APISIX does not hold version 2")
 	}
 	// A failed PUT is not remembered: the retry sends it.
-	v3 := testBundle(t, "ns", "a", 3, "a.example.com")
-	f.failAfter(1, failure{http.StatusServiceUnavailable, "busy"})
+	v3 := deliverytest.Bundle(t, "ns", "a", 3, "a.example.com")
+	f.failAfter(1, deliverytest.Failure{Status: http.StatusServiceUnavailable, Msg: "busy"})
 	if err := s.Deliver(ctx, v3); err == nil || errors.Is(err, delivery.ErrPermanent) {
 		t.Fatalf("got %v, want a transient error", err)
 	}
 	if err := s.Deliver(ctx, v3); err != nil {
-		t.Fatalf("retry: %v", redactedForTest(err, v3))
+		t.Fatalf("retry: %v", deliverytest.Redacted(err, v3))
 	}
 	if got := standaloneSSLByID(f.config(), "keyward_ns_a"); got == nil || got["key"] != string(v3.Key) {
 		t.Fatalf("APISIX does not hold version 3 after the retry")
@@ -260,8 +261,8 @@ func TestStandaloneConcurrentWriter(t *testing.T) {
 		t.Parallel()
 		f := newStandaloneAPISIX(t, "admin-secret")
 		f.seed(otherTeams(t, nil))
-		s := newStandaloneSink(t, f, writeKeyFile(t, "admin-secret"))
-		b := testBundle(t, "ns", "a", 1, "a.example.com")
+		s := newStandaloneSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "admin-secret"))
+		b := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
 		newRoute := map[string]any{"id": "r2", "uri": "/new", "upstream_id": "u1"}
 		f.beforePut = func(f *fakeAPISIX) {
 			f.conf["routes"] = append(f.conf["routes"].([]any), newRoute)
@@ -272,12 +273,12 @@ func TestStandaloneConcurrentWriter(t *testing.T) {
 			t.Fatalf("got %v, want a transient error (a conflict is retried)", err)
 		}
 		if !strings.Contains(err.Error(), "another writer") || !strings.Contains(err.Error(), "routes_conf_version") {
-			t.Errorf("error %q does not explain the conflict", redactedForTest(err, b))
+			t.Errorf("error %q does not explain the conflict", deliverytest.Redacted(err, b))
 		}
-		assertNoSecrets(t, err, string(b.Key), "admin-secret")
+		deliverytest.AssertNoSecrets(t, err, string(b.Key), "admin-secret")
 		// The retry reads the new configuration and keeps the other writer's route.
 		if err := s.Deliver(ctx, b); err != nil {
-			t.Fatalf("retry: %v", redactedForTest(err, b))
+			t.Fatalf("retry: %v", deliverytest.Redacted(err, b))
 		}
 		conf := f.config()
 		routes, _ := conf["routes"].([]any)
@@ -291,9 +292,9 @@ func TestStandaloneConcurrentWriter(t *testing.T) {
 		t.Parallel()
 		f := newStandaloneAPISIX(t, "k")
 		f.seed(otherTeams(t, nil))
-		s := newStandaloneSink(t, f, writeKeyFile(t, "k"))
-		b := testBundle(t, "ns", "a", 1, "a.example.com")
-		theirs := testBundle(t, "team-c", "c-tls", 1, "c.example.net")
+		s := newStandaloneSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "k"))
+		b := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
+		theirs := deliverytest.Bundle(t, "team-c", "c-tls", 1, "c.example.net")
 		f.beforePut = func(f *fakeAPISIX) {
 			f.conf["ssls"] = append(f.conf["ssls"].([]any), sslItem("team-c-ssl", theirs))
 			f.conf["ssls_conf_version"] = float64(6)
@@ -304,9 +305,9 @@ func TestStandaloneConcurrentWriter(t *testing.T) {
 		if err == nil || errors.Is(err, delivery.ErrPermanent) || !strings.Contains(err.Error(), "another writer") {
 			t.Fatalf("got %v, want a transient error naming the concurrent writer", err)
 		}
-		assertNoSecrets(t, err, string(b.Key), string(theirs.Key))
+		deliverytest.AssertNoSecrets(t, err, string(b.Key), string(theirs.Key))
 		if err := s.Deliver(ctx, b); err != nil {
-			t.Fatalf("retry: %v", redactedForTest(err, b))
+			t.Fatalf("retry: %v", deliverytest.Redacted(err, b))
 		}
 		conf := f.config()
 		for _, id := range []string{"team-b-ssl", "team-c-ssl", "keyward_ns_a"} {
@@ -319,28 +320,28 @@ func TestStandaloneConcurrentWriter(t *testing.T) {
 
 func TestStandaloneErrors(t *testing.T) {
 	t.Parallel()
-	b := testBundle(t, "shop", "web-tls", 7, "web.example.com")
+	b := deliverytest.Bundle(t, "shop", "web-tls", 7, "web.example.com")
 	cases := []struct {
 		name      string
-		get, put  *failure
+		get, put  *deliverytest.Failure
 		permanent bool
 		contains  []string
 	}{
-		{"GET 500 is transient", &failure{500, "failed to get config from shared dict"}, nil, false,
+		{"GET 500 is transient", &deliverytest.Failure{Status: 500, Msg: "failed to get config from shared dict"}, nil, false,
 			[]string{b.String(), "GET /apisix/admin/configs", "500", "shared dict"}},
-		{"GET 404 is permanent and explained", &failure{404, "404 Route Not Found"}, nil, true,
+		{"GET 404 is permanent and explained", &deliverytest.Failure{Status: 404, Msg: "404 Route Not Found"}, nil, true,
 			[]string{b.String(), "404", "API-driven standalone mode"}},
-		{"PUT 400 schema error is permanent", nil, &failure{400, "invalid ssls at index 1, err: invalid configuration"}, true,
+		{"PUT 400 schema error is permanent", nil, &deliverytest.Failure{Status: 400, Msg: "invalid ssls at index 1, err: invalid configuration"}, true,
 			[]string{b.String(), "PUT /apisix/admin/configs", "400", "invalid ssls at index 1"}},
-		{"PUT 503 is transient", nil, &failure{503, ""}, false, []string{b.String(), "PUT /apisix/admin/configs", "503"}},
-		{"PUT error_msg quoting the key is withheld", nil, &failure{400, "invalid ssls at index 0: " + string(b.Key)}, true,
+		{"PUT 503 is transient", nil, &deliverytest.Failure{Status: 503, Msg: ""}, false, []string{b.String(), "PUT /apisix/admin/configs", "503"}},
+		{"PUT error_msg quoting the key is withheld", nil, &deliverytest.Failure{Status: 400, Msg: "invalid ssls at index 0: " + string(b.Key)}, true,
 			[]string{b.String(), "withheld"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newStandaloneAPISIX(t, "admin-secret")
-			s := newStandaloneSink(t, f, writeKeyFile(t, "admin-secret"))
+			s := newStandaloneSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "admin-secret"))
 			if tc.get != nil {
 				f.failNext(*tc.get)
 			}
@@ -349,60 +350,30 @@ func TestStandaloneErrors(t *testing.T) {
 				f.failAfter(1, *tc.put)
 			}
 			err := s.Deliver(context.Background(), b)
-			if err == nil {
-				t.Fatal("Deliver succeeded")
-			}
-			if got := errors.Is(err, delivery.ErrPermanent); got != tc.permanent {
-				t.Errorf("errors.Is(err, ErrPermanent) = %v, want %v (%v)", got, tc.permanent, redactedForTest(err, b))
-			}
-			for _, c := range tc.contains {
-				if !strings.Contains(err.Error(), c) {
-					t.Errorf("error %q does not contain %q", redactedForTest(err, b), c)
-				}
-			}
-			assertNoSecrets(t, err, string(b.Key), "admin-secret")
+			deliverytest.AssertDeliverError(t, err, b, tc.permanent, tc.contains, "admin-secret")
 		})
 	}
 
 	t.Run("GET answer that is not JSON is not quoted", func(t *testing.T) {
 		t.Parallel()
 		f := newStandaloneAPISIX(t, "k")
-		other := testBundle(t, "x", "y", 1, "y.example.com")
+		other := deliverytest.Bundle(t, "x", "y", 1, "y.example.com")
 		f.garbage = append([]byte(`{"ssls": [`), other.Key...)
-		s := newStandaloneSink(t, f, writeKeyFile(t, "k"))
+		s := newStandaloneSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "k"))
 		err := s.Deliver(context.Background(), b)
 		if err == nil || !strings.Contains(err.Error(), "not a JSON object") {
 			t.Fatalf("got %v, want an error saying the answer is not a JSON object", err)
 		}
-		assertNoSecrets(t, err, string(b.Key), string(other.Key))
+		deliverytest.AssertNoSecrets(t, err, string(b.Key), string(other.Key))
 	})
 
 	t.Run("inline mode against a standalone APISIX is explained", func(t *testing.T) {
 		t.Parallel()
 		f := newStandaloneAPISIX(t, "k")
-		s := newInlineSink(t, f, writeKeyFile(t, "k"))
+		s := newInlineSink(t, f, deliverytest.WriteSecretFile(t, "admin-key", "k"))
 		err := s.Deliver(context.Background(), b)
 		if !errors.Is(err, delivery.ErrPermanent) || !strings.Contains(err.Error(), "--apisix-mode standalone") {
 			t.Fatalf("got %v, want a permanent error pointing to --apisix-mode standalone", err)
-		}
-	})
-
-	t.Run("timeout is bounded", func(t *testing.T) {
-		t.Parallel()
-		f := newStandaloneAPISIX(t, "k")
-		f.block = make(chan struct{})
-		t.Cleanup(func() { close(f.block) })
-		s, err := New(Options{AdminURL: f.srv.URL, AdminKeyFile: writeKeyFile(t, "k"), Mode: ModeStandalone, Timeout: 200 * time.Millisecond}, Deps{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		err = s.Deliver(context.Background(), b)
-		if took := time.Since(start); took > 3*time.Second {
-			t.Errorf("Deliver took %s with a 200ms timeout", took)
-		}
-		if err == nil || errors.Is(err, delivery.ErrPermanent) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("got %v, want a transient deadline error", err)
 		}
 	})
 }
@@ -410,15 +381,15 @@ func TestStandaloneErrors(t *testing.T) {
 func TestStandaloneAdminKeyReReadOn401(t *testing.T) {
 	t.Parallel()
 	f := newStandaloneAPISIX(t, "old-key")
-	keyFile := writeKeyFile(t, "old-key")
+	keyFile := deliverytest.WriteSecretFile(t, "admin-key", "old-key")
 	s := newStandaloneSink(t, f, keyFile)
 	f.setKey("new-key")
 	if err := os.WriteFile(keyFile, []byte("new-key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b := testBundle(t, "ns", "a", 1, "a.example.com")
+	b := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
 	if err := s.Deliver(context.Background(), b); err != nil {
-		t.Fatalf("Deliver after key rotation: %v", redactedForTest(err, b))
+		t.Fatalf("Deliver after key rotation: %v", deliverytest.Redacted(err, b))
 	}
 	reqs := f.reqs()
 	if len(reqs) != 4 || reqs[0].APIKey != "old-key" || reqs[1].APIKey != "new-key" || reqs[2].APIKey != "new-key" ||

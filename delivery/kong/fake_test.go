@@ -16,7 +16,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -25,16 +24,13 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/keyward-io/keyward/delivery/internal/deliverytest"
 )
 
 type request struct {
 	Method, Path, Query, Token, ContentType string
 	Body                                    map[string]any
-}
-
-type failure struct {
-	status int
-	msg    string
 }
 
 type fakeKong struct {
@@ -49,10 +45,10 @@ type fakeKong struct {
 	// config is the DB-less declarative configuration; hash its digest.
 	config map[string]any
 	hash   string
-	fail   []failure
+	fail   deliverytest.Failures
 	// postFail is answered, instead of handling, to the next POSTs.
-	postFail []failure
-	block    chan struct{}
+	postFail deliverytest.Failures
+	gate     deliverytest.Gate
 }
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -76,19 +72,10 @@ func digest(v any) string {
 }
 
 func (f *fakeKong) serve(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	block := f.block
-	f.mu.Unlock()
-	if block != nil {
-		select {
-		case <-block:
-		case <-r.Context().Done():
-			return
-		}
+	if !f.gate.Wait(r) {
+		return
 	}
-	raw, _ := io.ReadAll(r.Body)
-	var body map[string]any
-	_ = json.Unmarshal(raw, &body)
+	_, body := deliverytest.ReadJSON(r)
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -96,25 +83,17 @@ func (f *fakeKong) serve(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Token: r.Header.Get("Kong-Admin-Token"),
 		ContentType: r.Header.Get("Content-Type"), Body: body,
 	})
-	answer := func(status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		if v != nil {
-			_ = json.NewEncoder(w).Encode(v)
-		}
-	}
+	answer := func(status int, v any) { deliverytest.WriteJSON(w, status, v) }
 	fail := func(status int, msg string) { answer(status, map[string]string{"message": msg}) }
-	if len(f.fail) > 0 {
-		next := f.fail[0]
-		f.fail = f.fail[1:]
-		fail(next.status, next.msg)
+	if next, ok := f.fail.Next(); ok {
+		fail(next.Status, next.Msg)
 		return
 	}
-	if len(f.postFail) > 0 && r.Method == http.MethodPost {
-		next := f.postFail[0]
-		f.postFail = f.postFail[1:]
-		fail(next.status, next.msg)
-		return
+	if r.Method == http.MethodPost {
+		if next, ok := f.postFail.Next(); ok {
+			fail(next.Status, next.Msg)
+			return
+		}
 	}
 	if f.token != "" && r.Header.Get("Kong-Admin-Token") != f.token {
 		fail(http.StatusUnauthorized, "Invalid credentials. Token or User credentials required")
@@ -238,16 +217,16 @@ func (f *fakeKong) reqs() []request {
 	return append([]request(nil), f.requests...)
 }
 
-func (f *fakeKong) failNext(fs ...failure) {
+func (f *fakeKong) failNext(fs ...deliverytest.Failure) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.fail = append(f.fail, fs...)
+	f.fail.Add(fs...)
 }
 
-func (f *fakeKong) failPOST(fs ...failure) {
+func (f *fakeKong) failPOST(fs ...deliverytest.Failure) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.postFail = append(f.postFail, fs...)
+	f.postFail.Add(fs...)
 }
 
 func (f *fakeKong) setToken(tok string) {
@@ -259,8 +238,5 @@ func (f *fakeKong) setToken(tok string) {
 func (f *fakeKong) currentConfig() map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	js, _ := json.Marshal(f.config)
-	var out map[string]any
-	_ = json.Unmarshal(js, &out)
-	return out
+	return deliverytest.JSONCopy(f.config)
 }

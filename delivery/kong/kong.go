@@ -39,13 +39,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/keyward-io/keyward/delivery"
+	"github.com/keyward-io/keyward/delivery/internal/gateway"
 )
 
 // Deps are the sink's connections.
@@ -64,7 +64,7 @@ type Sink struct {
 	// token is the current Kong-Admin-Token ("" without a token file).
 	token string
 	// delivered maps a certificate id to what was last delivered.
-	delivered map[string]revision
+	delivered map[string]gateway.Revision
 }
 
 var _ delivery.Sink = (*Sink)(nil)
@@ -75,13 +75,13 @@ func New(o Options, deps Deps) (*Sink, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("kong sink: %w", err)
 	}
-	s := &Sink{o: o, http: deps.HTTPClient, delivered: map[string]revision{}}
+	s := &Sink{o: o, http: deps.HTTPClient, delivered: map[string]gateway.Revision{}}
 	if s.http == nil {
 		s.http = &http.Client{}
 	}
 	if o.AdminTokenFile != "" {
 		var err error
-		if s.token, err = readTokenFile(o.AdminTokenFile); err != nil {
+		if s.token, err = gateway.ReadSecretFile(o.AdminTokenFile, "admin token"); err != nil {
 			return nil, fmt.Errorf("kong sink: %w", err)
 		}
 	}
@@ -97,19 +97,7 @@ func (s *Sink) Name() string { return "kong" }
 func (s *Sink) Resync() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.delivered = map[string]revision{}
-}
-
-// revision identifies a delivered bundle. The version alone is not enough:
-// custody versions restart at 1 when a custody mount is rebuilt after a
-// disaster, with new keys.
-type revision struct {
-	version           int
-	keySHA256, serial string
-}
-
-func revisionOf(b *delivery.Bundle) revision {
-	return revision{version: b.Version, keySHA256: b.KeySHA256, serial: b.Serial}
+	s.delivered = map[string]gateway.Revision{}
 }
 
 // namespaceUUID is the UUID namespace of the ids the sink gives Kong
@@ -149,7 +137,7 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := CertificateID(b.Namespace, b.Name)
-	if r, ok := s.delivered[id]; ok && r == revisionOf(b) {
+	if r, ok := s.delivered[id]; ok && r == gateway.RevisionOf(b) {
 		return nil
 	}
 	var err error
@@ -161,7 +149,7 @@ func (s *Sink) Deliver(ctx context.Context, b *delivery.Bundle) error {
 	if err != nil {
 		return fmt.Errorf("delivering %s to kong: %w", b, err)
 	}
-	s.delivered[id] = revisionOf(b)
+	s.delivered[id] = gateway.RevisionOf(b)
 	return nil
 }
 
@@ -358,7 +346,7 @@ func (s *Sink) call(ctx context.Context, method, path string, body []byte, secre
 		return 0, nil, "", err
 	}
 	if (status == http.StatusUnauthorized || status == http.StatusForbidden) && s.o.AdminTokenFile != "" {
-		token, rerr := readTokenFile(s.o.AdminTokenFile)
+		token, rerr := gateway.ReadSecretFile(s.o.AdminTokenFile, "admin token")
 		if rerr != nil {
 			return 0, nil, "", fmt.Errorf("%s %s: Kong answered %d and re-reading the admin token failed: %w", method, path, status, rerr)
 		}
@@ -406,7 +394,7 @@ func (s *Sink) do(ctx context.Context, method, path string, body []byte, secret 
 		Message string `json:"message"`
 	}
 	_ = json.Unmarshal(raw, &e)
-	return resp.StatusCode, nil, redact(e.Message, secret, []byte(s.token)), nil
+	return resp.StatusCode, nil, gateway.Redact(e.Message, secret, []byte(s.token)), nil
 }
 
 // classify turns an Admin API answer into nil, a permanent error (4xx: Kong
@@ -427,33 +415,4 @@ func classify(method, path string, status int, msg string) error {
 		return fmt.Errorf("%s: %w", detail, delivery.ErrPermanent)
 	}
 	return errors.New(detail)
-}
-
-// redact keeps key material and credentials out of a message Kong sent back.
-func redact(msg string, secrets ...[]byte) string {
-	if strings.Contains(msg, "PRIVATE KEY") {
-		return "[message withheld: it quotes key material]"
-	}
-	for _, s := range secrets {
-		if len(s) > 0 {
-			msg = strings.ReplaceAll(msg, string(s), "[redacted]")
-		}
-	}
-	const maxLen = 512
-	if len(msg) > maxLen {
-		msg = msg[:maxLen] + "…"
-	}
-	return msg
-}
-
-func readTokenFile(path string) (string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("reading admin token file: %w", err)
-	}
-	token := strings.TrimSpace(string(raw))
-	if token == "" {
-		return "", fmt.Errorf("admin token file %s is empty", path)
-	}
-	return token, nil
 }

@@ -10,19 +10,10 @@ package kong
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -32,43 +23,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward-io/keyward/delivery"
+	"github.com/keyward-io/keyward/delivery/internal/deliverytest"
 )
-
-func testBundle(t *testing.T, ns, name string, version int, dnsNames ...string) *delivery.Bundle {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: dnsNames[0]}, DNSNames: dnsNames,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &delivery.Bundle{
-		Namespace: ns, Name: name, Version: version, Serial: serial.Text(16),
-		Key:         pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		DNSNames:    dnsNames,
-	}
-}
-
-func writeFile(t *testing.T, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(p, []byte(content+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func newSink(t *testing.T, f *fakeKong, o Options) *Sink {
 	t.Helper()
@@ -84,21 +40,6 @@ func newSink(t *testing.T, f *fakeKong, o Options) *Sink {
 		t.Fatalf("New: %v", err)
 	}
 	return s
-}
-
-func assertNoSecrets(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Errorf("error message contains secret material")
-		}
-	}
-	if strings.Contains(err.Error(), "PRIVATE KEY") {
-		t.Errorf("error message contains key material")
-	}
 }
 
 func TestUUIDv5(t *testing.T) {
@@ -127,10 +68,10 @@ func TestDBModeSendsDocumentedPUT(t *testing.T) {
 			o := Options{Tags: []string{"keyward", "team-a"}}
 			if withToken {
 				f.setToken("rbac-token")
-				o.AdminTokenFile = writeFile(t, "rbac-token")
+				o.AdminTokenFile = deliverytest.WriteSecretFile(t, "token", "rbac-token")
 			}
 			s := newSink(t, f, o)
-			b := testBundle(t, "shop", "web-tls", 4, "web.example.com", "www.example.com")
+			b := deliverytest.Bundle(t, "shop", "web-tls", 4, "web.example.com", "www.example.com")
 			if err := s.Deliver(context.Background(), b); err != nil {
 				t.Fatalf("Deliver: %v", err)
 			}
@@ -175,7 +116,7 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 			if dbless {
 				perDelivery = 2 // GET then POST
 			}
-			v1 := testBundle(t, "ns", "a", 1, "a.example.com")
+			v1 := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
 			for range 2 {
 				if err := s.Deliver(ctx, v1); err != nil {
 					t.Fatal(err)
@@ -184,14 +125,14 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 			if n := len(f.reqs()); n != perDelivery {
 				t.Fatalf("two Delivers of one version: %d requests, want %d", n, perDelivery)
 			}
-			if err := s.Deliver(ctx, testBundle(t, "ns", "a", 2, "a.example.com")); err != nil {
+			if err := s.Deliver(ctx, deliverytest.Bundle(t, "ns", "a", 2, "a.example.com")); err != nil {
 				t.Fatal(err)
 			}
 			if n := len(f.reqs()); n != 2*perDelivery {
 				t.Fatalf("new version: %d requests in all, want %d", n, 2*perDelivery)
 			}
 			// Same version number, new key (custody rebuilt): delivered.
-			rebuilt := testBundle(t, "ns", "a", 2, "a.example.com")
+			rebuilt := deliverytest.Bundle(t, "ns", "a", 2, "a.example.com")
 			rebuilt.KeySHA256 = "bb"
 			if err := s.Deliver(ctx, rebuilt); err != nil {
 				t.Fatal(err)
@@ -202,7 +143,7 @@ func TestDeliverIsIdempotentPerVersion(t *testing.T) {
 			// After Resync the same version goes again; for DB-less Kong
 			// answers 304 to the unchanged configuration, which is success.
 			s.Resync()
-			v2again := testBundle(t, "ns", "a", 2, "a.example.com")
+			v2again := deliverytest.Bundle(t, "ns", "a", 2, "a.example.com")
 			v2again.KeySHA256 = "bb"
 			v2again.Key, v2again.Certificate = f.lastKeyAndCert(t, dbless)
 			if err := s.Deliver(ctx, v2again); err != nil {
@@ -265,7 +206,7 @@ func TestDBLessReplacesOnlyItsCertificate(t *testing.T) {
 	s := newSink(t, f, Options{})
 	ctx := context.Background()
 	id := CertificateID("shop", "web-tls")
-	v1 := testBundle(t, "shop", "web-tls", 1, "web.example.com", "www.example.com")
+	v1 := deliverytest.Bundle(t, "shop", "web-tls", 1, "web.example.com", "www.example.com")
 	if err := s.Deliver(ctx, v1); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
@@ -276,7 +217,7 @@ func TestDBLessReplacesOnlyItsCertificate(t *testing.T) {
 		t.Fatalf("requests %v, want GET /config then POST /config?check_hash=1 (JSON)", describe(reqs))
 	}
 	if _, ok := reqs[1].Body["config"].(string); !ok || len(reqs[1].Body) != 1 {
-		t.Fatalf("POST body must be {\"config\": <string>}, has fields %v", keysOf(reqs[1].Body))
+		t.Fatalf("POST body must be {\"config\": <string>}, has fields %v", deliverytest.Keys(reqs[1].Body))
 	}
 
 	got := f.currentConfig()
@@ -292,12 +233,12 @@ func TestDBLessReplacesOnlyItsCertificate(t *testing.T) {
 	}
 	ours := certs[1].(map[string]any)
 	if ours["id"] != id || ours["cert"] != string(v1.Certificate) || ours["key"] != string(v1.Key) || !jsonEqual(ours["tags"], []any{"keyward"}) || len(ours) != 4 {
-		t.Errorf("our certificate entity has fields %v, want id, cert, key, tags=[keyward]", keysOf(ours))
+		t.Errorf("our certificate entity has fields %v, want id, cert, key, tags=[keyward]", deliverytest.Keys(ours))
 	}
 	assertSNIs(t, got, id, "web.example.com", "www.example.com")
 
 	// Version 2 with other DNS names: replaced, old SNI gone, rest untouched.
-	v2 := testBundle(t, "shop", "web-tls", 2, "web.example.com", "api.example.com")
+	v2 := deliverytest.Bundle(t, "shop", "web-tls", 2, "web.example.com", "api.example.com")
 	if err := s.Deliver(ctx, v2); err != nil {
 		t.Fatalf("Deliver v2: %v", err)
 	}
@@ -375,16 +316,16 @@ func TestSNIConflict(t *testing.T) {
 		t.Parallel()
 		f := newFakeKong(t, false, nil)
 		s := newSink(t, f, Options{})
-		if err := s.Deliver(ctx, testBundle(t, "team-a", "web", 1, "shared.example.com")); err != nil {
+		if err := s.Deliver(ctx, deliverytest.Bundle(t, "team-a", "web", 1, "shared.example.com")); err != nil {
 			t.Fatal(err)
 		}
-		b := testBundle(t, "team-b", "web", 1, "shared.example.com")
+		b := deliverytest.Bundle(t, "team-b", "web", 1, "shared.example.com")
 		err := s.Deliver(ctx, b)
 		if !errors.Is(err, delivery.ErrPermanent) || !strings.Contains(err.Error(), "another Kong certificate already serves") ||
 			!strings.Contains(err.Error(), b.String()) || !strings.Contains(err.Error(), "shared.example.com") {
 			t.Fatalf("got %v, want a permanent SNI conflict error naming the Secret and the SNI", err)
 		}
-		f.failNext(failure{http.StatusConflict, "UNIQUE violation detected on '{name=\"shared.example.com\"}'"})
+		f.failNext(deliverytest.Failure{Status: http.StatusConflict, Msg: "UNIQUE violation detected on '{name=\"shared.example.com\"}'"})
 		err = s.Deliver(ctx, b)
 		if !errors.Is(err, delivery.ErrPermanent) || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "another Kong certificate") {
 			t.Fatalf("409: got %v, want a permanent SNI conflict error", err)
@@ -394,7 +335,7 @@ func TestSNIConflict(t *testing.T) {
 		t.Parallel()
 		f := newFakeKong(t, true, exportedConfig())
 		s := newSink(t, f, Options{})
-		b := testBundle(t, "team-b", "web", 1, "other.example.com")
+		b := deliverytest.Bundle(t, "team-b", "web", 1, "other.example.com")
 		err := s.Deliver(ctx, b)
 		if !errors.Is(err, delivery.ErrPermanent) || !strings.Contains(err.Error(), "another Kong certificate already serves") {
 			t.Fatalf("got %v, want a permanent SNI conflict error", err)
@@ -407,29 +348,29 @@ func TestSNIConflict(t *testing.T) {
 
 func TestDeliverErrors(t *testing.T) {
 	t.Parallel()
-	b := testBundle(t, "shop", "web-tls", 7, "web.example.com")
+	b := deliverytest.Bundle(t, "shop", "web-tls", 7, "web.example.com")
 	id := CertificateID("shop", "web-tls")
 	cases := []struct {
 		name      string
 		dbless    bool
-		fail      []failure
+		fail      []deliverytest.Failure
 		postOnly  bool // fail the POST /config, not the GET before it
 		permanent bool
 		contains  []string
 	}{
-		{"db 500 is transient", false, []failure{{500, "An unexpected error occurred"}}, false, false,
+		{"db 500 is transient", false, []deliverytest.Failure{{Status: 500, Msg: "An unexpected error occurred"}}, false, false,
 			[]string{b.String(), "PUT /certificates/" + id, "500", "An unexpected error occurred"}},
-		{"db 400 is permanent", false, []failure{{400, "schema violation (cert: invalid certificate: x509.new: asn1)"}}, false, true,
+		{"db 400 is permanent", false, []deliverytest.Failure{{Status: 400, Msg: "schema violation (cert: invalid certificate: x509.new: asn1)"}}, false, true,
 			[]string{b.String(), "PUT /certificates/" + id, "400", "schema violation"}},
 		{"db against dbless kong", true, nil, false, true, []string{b.String(), "405", "--kong-mode=dbless"}},
-		{"dbless GET 500 is transient", true, []failure{{500, "An unexpected error occurred"}}, false, false,
+		{"dbless GET 500 is transient", true, []deliverytest.Failure{{Status: 500, Msg: "An unexpected error occurred"}}, false, false,
 			[]string{b.String(), "GET /config", "500"}},
-		{"dbless POST 400 is permanent", true, []failure{{400, "declarative config is invalid: {certificates={key=\"invalid key\"}}"}}, true, true,
+		{"dbless POST 400 is permanent", true, []deliverytest.Failure{{Status: 400, Msg: "declarative config is invalid: {certificates={key=\"invalid key\"}}"}}, true, true,
 			[]string{b.String(), "POST /config?check_hash=1", "400", "invalid key"}},
-		{"dbless POST 413 is permanent", true, []failure{{413, "Configuration does not fit in Kong cache"}}, true, true,
+		{"dbless POST 413 is permanent", true, []deliverytest.Failure{{Status: 413, Msg: "Configuration does not fit in Kong cache"}}, true, true,
 			[]string{b.String(), "413", "mem_cache_size"}},
 		{"dbless against db kong", false, nil, false, true, []string{b.String(), "GET /config", "uses a database", "--kong-mode=db"}},
-		{"message quoting the key is withheld", false, []failure{{400, "bad key " + string(b.Key)}}, false, true,
+		{"message quoting the key is withheld", false, []deliverytest.Failure{{Status: 400, Msg: "bad key " + string(b.Key)}}, false, true,
 			[]string{b.String(), "withheld"}},
 	}
 	for _, tc := range cases {
@@ -447,19 +388,7 @@ func TestDeliverErrors(t *testing.T) {
 				f.failNext(tc.fail...)
 			}
 			err := s.Deliver(context.Background(), b)
-			if err == nil {
-				t.Fatal("Deliver succeeded")
-			}
-			if got := errors.Is(err, delivery.ErrPermanent); got != tc.permanent {
-				t.Errorf("errors.Is(err, ErrPermanent) = %v, want %v", got, tc.permanent)
-			}
-			msg := strings.ReplaceAll(err.Error(), string(b.Key), "[KEY]")
-			for _, c := range tc.contains {
-				if !strings.Contains(err.Error(), c) {
-					t.Errorf("error %q does not contain %q", msg, c)
-				}
-			}
-			assertNoSecrets(t, err, string(b.Key))
+			deliverytest.AssertDeliverError(t, err, b, tc.permanent, tc.contains)
 		})
 	}
 }
@@ -468,17 +397,17 @@ func TestAdminTokenReReadOn401(t *testing.T) {
 	t.Parallel()
 	f := newFakeKong(t, false, nil)
 	f.setToken("old-token")
-	tokenFile := writeFile(t, "old-token")
+	tokenFile := deliverytest.WriteSecretFile(t, "token", "old-token")
 	s := newSink(t, f, Options{AdminTokenFile: tokenFile})
 	ctx := context.Background()
-	if err := s.Deliver(ctx, testBundle(t, "ns", "a", 1, "a.example.com")); err != nil {
+	if err := s.Deliver(ctx, deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")); err != nil {
 		t.Fatal(err)
 	}
 	f.setToken("new-token")
 	if err := os.WriteFile(tokenFile, []byte("new-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Deliver(ctx, testBundle(t, "ns", "a", 2, "a.example.com")); err != nil {
+	if err := s.Deliver(ctx, deliverytest.Bundle(t, "ns", "a", 2, "a.example.com")); err != nil {
 		t.Fatalf("Deliver after token rotation: %v", err)
 	}
 	reqs := f.reqs()
@@ -486,25 +415,22 @@ func TestAdminTokenReReadOn401(t *testing.T) {
 		t.Fatalf("want the PUT refused with the old token, then retried once with the new one (%d requests)", len(reqs))
 	}
 	f.setToken("newer-token")
-	err := s.Deliver(ctx, testBundle(t, "ns", "a", 3, "a.example.com"))
+	err := s.Deliver(ctx, deliverytest.Bundle(t, "ns", "a", 3, "a.example.com"))
 	if !errors.Is(err, delivery.ErrPermanent) || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "--kong-admin-token-file") {
 		t.Fatalf("got %v, want a permanent error naming the 401 and the flag", err)
 	}
 	if n := len(f.reqs()); n != 4 {
 		t.Errorf("%d requests in all, want 4 (no retry with an unchanged token)", n)
 	}
-	assertNoSecrets(t, err, "new-token", "newer-token")
+	deliverytest.AssertNoSecrets(t, err, "new-token", "newer-token")
 }
 
 func TestDeliverNoAnswer(t *testing.T) {
 	t.Parallel()
-	b := testBundle(t, "shop", "web-tls", 1, "web.example.com")
+	b := deliverytest.Bundle(t, "shop", "web-tls", 1, "web.example.com")
 	t.Run("connection refused", func(t *testing.T) {
 		t.Parallel()
-		closed := httptest.NewServer(http.NotFoundHandler())
-		url := closed.URL
-		closed.Close()
-		s, err := New(Options{AdminURL: url, Mode: ModeDBLess}, Deps{})
+		s, err := New(Options{AdminURL: deliverytest.ClosedURL(), Mode: ModeDBLess}, Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -516,17 +442,8 @@ func TestDeliverNoAnswer(t *testing.T) {
 	t.Run("timeout is bounded", func(t *testing.T) {
 		t.Parallel()
 		f := newFakeKong(t, false, nil)
-		f.block = make(chan struct{})
-		t.Cleanup(func() { close(f.block) })
-		s := newSink(t, f, Options{Timeout: 200 * time.Millisecond})
-		start := time.Now()
-		err := s.Deliver(context.Background(), b)
-		if took := time.Since(start); took > 3*time.Second {
-			t.Errorf("Deliver took %s with a 200ms timeout", took)
-		}
-		if err == nil || errors.Is(err, delivery.ErrPermanent) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), b.String()) {
-			t.Fatalf("got %v, want a transient deadline error naming the Secret", err)
-		}
+		f.gate.Hold(t)
+		deliverytest.AssertDeliverTimesOut(t, newSink(t, f, Options{Timeout: 200 * time.Millisecond}), b)
 	})
 }
 
@@ -534,7 +451,7 @@ func TestDeliverWithoutDNSNamesIsPermanent(t *testing.T) {
 	t.Parallel()
 	f := newFakeKong(t, false, nil)
 	s := newSink(t, f, Options{})
-	b := testBundle(t, "ns", "a", 1, "a.example.com")
+	b := deliverytest.Bundle(t, "ns", "a", 1, "a.example.com")
 	b.DNSNames = nil
 	if err := s.Deliver(context.Background(), b); !errors.Is(err, delivery.ErrPermanent) {
 		t.Fatalf("got %v, want ErrPermanent", err)
@@ -595,15 +512,6 @@ func jsonEqual(a, b any) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
-}
-
-func keysOf(m map[string]any) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func describe(rs []request) []string {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/keyward-io/keyward/delivery/internal/gateway"
 )
 
 // Modes of delivery, matching how Kong stores its configuration.
@@ -49,31 +51,17 @@ type Options struct {
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AdminURL, "kong-admin-url", o.AdminURL, "Kong Admin API base URL, e.g. http://kong-admin:8001")
 	fs.StringVar(&o.AdminTokenFile, "kong-admin-token-file", o.AdminTokenFile, "optional file holding a Kong-Admin-Token (Kong Enterprise RBAC); re-read after a 401/403")
-	fs.StringVar(&o.Mode, "kong-mode", or(o.Mode, ModeDBLess), "dbless (replace Kong's declarative config, key kept in Kong's memory and LMDB) or db (upsert certificates, key kept in Kong's database)")
-	fs.DurationVar(&o.Timeout, "kong-timeout", orDuration(o.Timeout, DefaultTimeout), "timeout of every call to Kong")
+	fs.StringVar(&o.Mode, "kong-mode", gateway.Or(o.Mode, ModeDBLess), "dbless (replace Kong's declarative config, key kept in Kong's memory and LMDB) or db (upsert certificates, key kept in Kong's database)")
+	fs.DurationVar(&o.Timeout, "kong-timeout", gateway.OrDuration(o.Timeout, DefaultTimeout), "timeout of every call to Kong")
 	if o.Tags == nil {
 		o.Tags = []string{DefaultTag}
 	}
 	fs.StringSliceVar(&o.Tags, "kong-tags", o.Tags, "tags set on every certificate and SNI the sink writes")
 }
 
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func orDuration(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
-
 func (o *Options) complete() {
-	o.Mode = or(o.Mode, ModeDBLess)
-	o.Timeout = orDuration(o.Timeout, DefaultTimeout)
+	o.Mode = gateway.Or(o.Mode, ModeDBLess)
+	o.Timeout = gateway.OrDuration(o.Timeout, DefaultTimeout)
 	if o.Tags == nil {
 		o.Tags = []string{DefaultTag}
 	}
