@@ -348,6 +348,13 @@ func (a *Agent) sync(ctx context.Context, st *secretState) error {
 		st.delivered[s.Name()] = want
 		delete(st.lastErr, s.Name())
 		delete(st.lastErr, "")
+		all := true
+		for _, sink := range a.o.Sinks {
+			all = all && st.delivered[sink.Name()] == want
+		}
+		if all { // in the same critical section, so Status never sees "delivered" with the old bundle
+			st.at, st.served = now, b
+		}
 		st.mu.Unlock()
 		if !b.WrittenAt.IsZero() {
 			a.metrics.latency.WithLabelValues(s.Name()).Observe(max(0, now.Sub(b.WrittenAt).Seconds()))
@@ -357,9 +364,6 @@ func (a *Agent) sync(ctx context.Context, st *secretState) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	st.mu.Lock()
-	st.at, st.served = a.o.Clock.Now(), b
-	st.mu.Unlock()
 	a.metrics.version.WithLabelValues(st.key.Namespace, st.key.Name).Set(float64(b.Version))
 	a.metrics.expiry.WithLabelValues(st.key.Namespace, st.key.Name).Set(float64(b.NotAfter.Unix()))
 	return nil

@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -366,13 +367,16 @@ func currentPlaceholder(t *testing.T, st *keyward.Stack, ns, name string) placeh
 func renewAndWait(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, prev placeholderState) placeholderState {
 	t.Helper()
 	ctx := context.Background()
-	cur := &cmapi.Certificate{}
-	if err := st.Client.Get(ctx, client.ObjectKeyFromObject(crt), cur); err != nil {
-		t.Fatal(err)
-	}
-	apiutil.SetCertificateCondition(cur, cur.Generation, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue,
-		"ManuallyTriggered", "renewal forced by the delivery e2e test")
-	if err := st.Client.Status().Update(ctx, cur); err != nil {
+	// cert-manager may be writing the status at the same time: retry on conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &cmapi.Certificate{}
+		if err := st.Client.Get(ctx, client.ObjectKeyFromObject(crt), cur); err != nil {
+			return err
+		}
+		apiutil.SetCertificateCondition(cur, cur.Generation, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue,
+			"ManuallyTriggered", "renewal forced by the delivery e2e test")
+		return st.Client.Status().Update(ctx, cur)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	var next placeholderState

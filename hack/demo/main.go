@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward-io/keyward/e2e/framework"
@@ -331,13 +332,16 @@ func isReady(crt *cmapi.Certificate) bool {
 }
 
 func forceRenew(ctx context.Context, c client.Client, crt *cmapi.Certificate) error {
-	cur := &cmapi.Certificate{}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(crt), cur); err != nil {
-		return err
-	}
-	apiutil.SetCertificateCondition(cur, cur.Generation, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue,
-		"ManuallyTriggered", "Certificate re-issuance manually triggered by the Keyward demo")
-	return c.Status().Update(ctx, cur)
+	// cert-manager may be writing the status at the same time: retry on conflict.
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &cmapi.Certificate{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(crt), cur); err != nil {
+			return err
+		}
+		apiutil.SetCertificateCondition(cur, cur.Generation, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue,
+			"ManuallyTriggered", "Certificate re-issuance manually triggered by the Keyward demo")
+		return c.Status().Update(ctx, cur)
+	})
 }
 
 func poll(ctx context.Context, limit time.Duration, cond func(context.Context) (bool, error)) error {
