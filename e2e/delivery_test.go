@@ -226,6 +226,13 @@ func TestDeliveryAgent(t *testing.T) {
 	t.Logf("rotation latency (Vault write -> first handshake with the new certificate), %d samples: min %v, median %v, max %v",
 		len(lat), lat[0].Round(time.Millisecond), lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 	assertDeliveredFiles(t, filepath.Join(filesDir, ns, secret))
+	metricsURL := "http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics"
+	if n := metricValue(t, metricsURL, "keyward_agent_delivery_latency_seconds_count"); n < 4 {
+		t.Errorf("keyward_agent_delivery_latency_seconds_count = %v after the first delivery and 3 renewals, want >= 4", n)
+	}
+	if v := metricValue(t, metricsURL, "keyward_agent_delivered_version"); int(v) != prev.version {
+		t.Errorf("keyward_agent_delivered_version = %v, want %d", v, prev.version)
+	}
 
 	// Vault unreachable from the agents: a renewal lands in Vault (the
 	// webhook's own path to Vault is up), the agents cannot read it, and
@@ -243,12 +250,13 @@ func TestDeliveryAgent(t *testing.T) {
 		}
 	}
 	status := agentStatus(t, healthURL)
-	if len(status.Secrets) != 1 || status.Secrets[0].Errors["vault"] == "" || status.Secrets[0].Wanted != next.version || status.Secrets[0].Version != prev.version {
+	if len(status.Secrets) != 1 || status.Secrets[0].Errors["vault"] == "" || status.Secrets[0].Wanted != next.version ||
+		status.Secrets[0].Version != prev.version || status.Secrets[0].Serial != prev.serial || !status.Ready {
 		t.Errorf("agent /status during the partition = %+v, want wanted %d, serving %d and a vault error", status.Secrets, next.version, prev.version)
 	} else {
 		t.Logf("agent /status during the partition: serving version %d, wants %d, vault error: %s", status.Secrets[0].Version, next.version, status.Secrets[0].Errors["vault"])
 	}
-	if n := metricValue(t, "http://127.0.0.1:"+strconv.Itoa(metricsPort)+"/metrics", "keyward_agent_delivery_failures_total"); n < 1 {
+	if n := metricValue(t, metricsURL, "keyward_agent_delivery_failures_total"); n < 1 {
 		t.Errorf("keyward_agent_delivery_failures_total = %v during the partition, want >= 1", n)
 	}
 	proxy.Restore()
