@@ -62,6 +62,10 @@ func KnownMetrics() map[string]string {
 		"keyward_guard_custody_lookups_total":                  "custody guard (counter, label result: cache_hit, store, stale, error)",
 		"keyward_guard_admission_duration_seconds":             "custody guard (histogram of admission answers)",
 		"keyward_guard_decisions_total":                        "custody guard (counter, label decision: pass, pass_rewritten, veto, fail_open)",
+		"keyward_agent_delivery_latency_seconds":               "delivery agent (histogram, label sink; Vault version written to sink serving it)",
+		"keyward_agent_delivery_failures_total":                "delivery agent (counter, labels sink (vault: custody reads), namespace, secret)",
+		"keyward_agent_delivered_version":                      "delivery agent (gauge, labels namespace, secret)",
+		"keyward_agent_certificate_expiry_seconds":             "delivery agent (gauge, Unix time of the served notAfter, labels namespace, secret)",
 		"certmanager_certificate_expiration_timestamp_seconds": "cert-manager controller",
 		"certmanager_certificate_renewal_timestamp_seconds":    "cert-manager controller",
 	}

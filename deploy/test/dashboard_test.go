@@ -131,6 +131,9 @@ func TestGrafanaDashboard(t *testing.T) {
 		"keyward_custody_write_errors_total",
 		"keyward_guard_decisions_total",
 		"certmanager_certificate_expiration_timestamp_seconds",
+		"keyward_agent_delivery_failures_total",
+		"keyward_agent_delivery_latency_seconds",
+		"keyward_agent_certificate_expiry_seconds",
 	} {
 		if !used[m] {
 			t.Errorf("no panel shows %s", m)

@@ -20,9 +20,13 @@ import (
 const runbookBase = "https://github.com/keyward-io/keyward/blob/main/docs/operations.md#"
 
 // wantAlerts are the alerts operators are promised (docs/operations.md has a
-// runbook section for each).
+// runbook section for each), one entry per rule: an alert with a warning and
+// a critical rule is listed twice.
 func wantAlerts() []string {
 	return []string{
+		"KeywardAgentCertificateExpiringSoon", // warning: within 7 days
+		"KeywardAgentCertificateExpiringSoon", // critical: within a day
+		"KeywardAgentDeliveryFailing",
 		"KeywardCertificatePastRenewal",
 		"KeywardCustodyWriteErrors",
 		"KeywardGuardErrors",
