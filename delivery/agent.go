@@ -73,6 +73,7 @@ type Agent struct {
 	log     logr.Logger
 	metrics *agentMetrics
 	sinkMu  map[string]*sync.Mutex
+	started time.Time // when Run began: latency is observed only for versions written since
 	secrets map[types.NamespacedName]*secretState
 }
 
@@ -89,6 +90,7 @@ type secretState struct {
 	bundle    *Bundle           // the bundle of the wanted version, once read
 	served    *Bundle           // the last bundle every sink took
 	delivered map[string]string // sink name → revision delivered (see revision)
+	measured  map[string]string // sink name → revision whose latency was observed
 	at        time.Time         // last complete delivery
 	lastErr   map[string]string
 }
@@ -130,7 +132,7 @@ func NewAgent(o AgentOptions) (*Agent, error) {
 		if _, dup := a.secrets[k]; dup {
 			continue
 		}
-		a.secrets[k] = &secretState{key: k, kick: make(chan struct{}, 1), delivered: map[string]string{}, lastErr: map[string]string{}}
+		a.secrets[k] = &secretState{key: k, kick: make(chan struct{}, 1), delivered: map[string]string{}, measured: map[string]string{}, lastErr: map[string]string{}}
 	}
 	m, err := newAgentMetrics(o.Registerer)
 	if err != nil {
@@ -142,6 +144,7 @@ func NewAgent(o AgentOptions) (*Agent, error) {
 
 // Run watches the Secrets and delivers until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	a.started = a.o.Clock.Now()
 	var wg sync.WaitGroup
 	for _, st := range a.secrets {
 		inf := a.informer(st)
@@ -356,7 +359,14 @@ func (a *Agent) sync(ctx context.Context, st *secretState) error {
 			st.at, st.served = now, b
 		}
 		st.mu.Unlock()
-		if !b.WrittenAt.IsZero() {
+		// The latency of a rotation, once per sink and version: not for a
+		// version written before the agent started (a restart re-delivers
+		// it) nor for a resync.
+		st.mu.Lock()
+		observe := st.measured[s.Name()] != want && !b.WrittenAt.IsZero() && b.WrittenAt.After(a.started)
+		st.measured[s.Name()] = want
+		st.mu.Unlock()
+		if observe {
 			a.metrics.latency.WithLabelValues(s.Name()).Observe(max(0, now.Sub(b.WrittenAt).Seconds()))
 		}
 		a.log.Info("delivered", "secret", st.key, "sink", s.Name(), "version", b.Version, "serial", b.Serial)

@@ -20,7 +20,7 @@ func newAgentMetrics(reg prometheus.Registerer) (*agentMetrics, error) {
 	m := &agentMetrics{
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "keyward_agent_delivery_latency_seconds",
-			Help:    "Time from Vault storing a custody record version to a sink serving it.",
+			Help:    "Time from Vault storing a custody record version to a sink serving it; observed once per sink and version, for versions stored while the agent runs (not for re-deliveries after a restart or a resync).",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"sink"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
