@@ -79,7 +79,9 @@ func TestDeliveryAgent(t *testing.T) {
 	st := keyward.StartStackForTest(t, keyward.StackOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const ns, secret, host = "gw", "web-tls", "web.gw.example.com"
+	// The namespace and ServiceAccount deploy/vault/setup.sh binds the
+	// shipped keyward-agent role and policy to.
+	const ns, sa, secret, host = "demo", "keyward-agent", "web-tls", "web.demo.example.com"
 
 	// The Certificate, issued by Keyward's issuer into custody.
 	iss := keywardClusterIssuer(st, "vault")
@@ -97,11 +99,11 @@ func TestDeliveryAgent(t *testing.T) {
 	waitSettled(t, st, crt)
 
 	// The gateway's identity: a ServiceAccount that may only get/list/watch
-	// this one Secret, and a Vault role whose policy reads only its record.
-	agentCfg := gatewayIdentity(t, st, ns, "gateway", secret)
+	// this one Secret, and the shipped keyward-agent Vault role and policy.
+	agentCfg := gatewayIdentity(t, st, ns, sa, secret)
 	proxy := startTCPProxy(t, strings.TrimPrefix(st.Vault.Addr, "http://"))
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	tok, err := st.ServiceAccountToken(ctx, ns, "gateway", framework.VaultAudience)
+	tok, err := st.ServiceAccountToken(ctx, ns, sa, framework.VaultAudience)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +134,7 @@ func TestDeliveryAgent(t *testing.T) {
 	agentCmd := exec.Command(bin, "agent",
 		"--secret", ns+"/"+secret, "--kubeconfig", kubeconfig,
 		"--vault-server", "http://"+proxy.Addr(), "--vault-auth-mount", framework.VaultKubernetesMount,
-		"--vault-role", "gw-gateway", "--vault-token-file", tokenFile,
+		"--vault-token-file", tokenFile, // --vault-role: the default, keyward-agent
 		"--sink", "files", "--files-dir", filesDir, "--files-reload-pidfile", pidfile,
 		"--health-addr", "127.0.0.1:"+strconv.Itoa(healthPort), "--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort))
 	agentCmd.Stdout, agentCmd.Stderr = agentLog, agentLog
@@ -151,7 +153,7 @@ func TestDeliveryAgent(t *testing.T) {
 	// The Go server: the library, in-process, through the same Vault proxy.
 	mem := delivery.NewMemory()
 	session, err := delivery.NewVaultSession(delivery.VaultConfig{
-		Server: "http://" + proxy.Addr(), AuthMount: framework.VaultKubernetesMount, Role: "gw-gateway", TokenFile: tokenFile,
+		Server: "http://" + proxy.Addr(), AuthMount: framework.VaultKubernetesMount, TokenFile: tokenFile,
 	}, logrFor(t, st, "agent-go"))
 	if err != nil {
 		t.Fatal(err)
@@ -176,10 +178,16 @@ func TestDeliveryAgent(t *testing.T) {
 	waitFor(t, 30*time.Second, "library agent ready", func(context.Context) (bool, error) { return goAgent.Ready(), nil })
 	goPort := startGoTLSServer(t, mem)
 
-	// Least privilege, checked for real: the agent's Vault token reads this
-	// record and nothing else; its ServiceAccount gets this Secret only.
-	if _, err := session.Client().Logical().Read(framework.VaultCustodyMount + "/data/" + framework.VaultCustodyPrefix + "/" + ns + "/other-tls"); err == nil || vaultStatus(err) != http.StatusForbidden {
-		t.Errorf("agent token reading another custody record: got %v, want 403", err)
+	// Least privilege, checked for real: the shipped policy reads custody
+	// records of its namespace and nothing else (no metadata, no other
+	// namespace); the ServiceAccount gets this Secret only.
+	for _, p := range []string{
+		framework.VaultCustodyMount + "/data/" + framework.VaultCustodyPrefix + "/other-namespace/web-tls",
+		framework.VaultCustodyMount + "/metadata/" + framework.VaultCustodyPrefix + "/" + ns + "/" + secret,
+	} {
+		if _, err := session.Client().Logical().Read(p); vaultStatus(err) != http.StatusForbidden {
+			t.Errorf("agent token reading %s: got %v, want 403", p, err)
+		}
 	}
 	if kc, err := kubernetes.NewForConfig(agentCfg); err != nil {
 		t.Fatal(err)
@@ -283,9 +291,9 @@ func TestDeliveryAgent(t *testing.T) {
 }
 
 // gatewayIdentity creates the ServiceAccount, Role and RoleBinding of a
-// gateway serving one Secret, and the Vault policy and Kubernetes auth role
-// "<ns>-<sa>" that let it read that Secret's custody record only. It
-// returns a client configuration authenticated as the ServiceAccount.
+// gateway serving one Secret (as deploy/examples/agent-rbac.yaml) and the
+// keyward-agent Kubernetes auth role bound to it. It returns a client
+// configuration authenticated as the ServiceAccount.
 func gatewayIdentity(t *testing.T, st *keyward.Stack, ns, sa, secret string) *rest.Config {
 	t.Helper()
 	ctx := context.Background()
@@ -303,19 +311,15 @@ func gatewayIdentity(t *testing.T, st *keyward.Stack, ns, sa, secret string) *re
 			t.Fatal(err)
 		}
 	}
+	// The Vault role as deploy/vault/setup.sh writes it; the policy is the
+	// shipped deploy/vault/keyward-agent.hcl (the framework loads every file).
 	vc, err := st.Vault.RootClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := fmt.Sprintf("path %q {\n  capabilities = [\"read\"]\n}\n",
-		framework.VaultCustodyMount+"/data/"+framework.VaultCustodyPrefix+"/"+ns+"/"+secret)
-	role := ns + "-" + sa
-	if err := vc.Sys().PutPolicyWithContext(ctx, role, policy); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := vc.Logical().WriteWithContext(ctx, "auth/"+framework.VaultKubernetesMount+"/role/"+role, map[string]any{
+	if _, err := vc.Logical().WriteWithContext(ctx, "auth/"+framework.VaultKubernetesMount+"/role/keyward-agent", map[string]any{
 		"bound_service_account_names": []string{sa}, "bound_service_account_namespaces": []string{ns},
-		"audience": framework.VaultAudience, "token_policies": []string{role}, "token_ttl": "15m", "token_max_ttl": "1h",
+		"audience": framework.VaultAudience, "token_policies": []string{"keyward-agent"}, "token_ttl": "15m", "token_max_ttl": "15m",
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +493,7 @@ http {
   scgi_temp_path %[1]s/tmp/scgi;
   server {
     listen 127.0.0.1:%[2]d ssl;
-    server_name web.gw.example.com;
+    server_name web.demo.example.com;
     ssl_certificate %[3]s/tls.crt;
     ssl_certificate_key %[3]s/tls.key;
     location / { return 200 "ok\n"; }
