@@ -75,7 +75,9 @@ func run(ctx context.Context, dev bool) error {
 	if err := st.CreateNamespace(ctx, "demo", map[string]string{scrubber.NamespaceLabelCustody: "enabled"}); err != nil {
 		return err
 	}
-	objs, err := loadExamples(filepath.Join(root, "deploy", "examples"), st.Scheme)
+	// The two examples a user applies to get a certificate into custody; the
+	// other examples (delivery sidecars, CSI) need pods, which this stack has not.
+	objs, err := loadExamples(filepath.Join(root, "deploy", "examples"), []string{"vaultclusterissuer.yaml", "certificate.yaml"}, st.Scheme)
 	if err != nil {
 		return err
 	}
@@ -271,14 +273,11 @@ func keepRunning(ctx context.Context, st *keyward.Stack, root string) error {
 	return nil
 }
 
-func loadExamples(dir string, scheme *runtime.Scheme) ([]runtime.Object, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no examples in %s", dir)
-	}
+func loadExamples(dir string, names []string, scheme *runtime.Scheme) ([]runtime.Object, error) {
 	decoder := serializer.NewCodecFactory(scheme).UniversalDeserializer()
 	var out []runtime.Object
-	for _, f := range files {
+	for _, name := range names {
+		f := filepath.Join(dir, name)
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
