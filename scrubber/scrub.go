@@ -27,6 +27,24 @@ type Scrubber struct {
 	clock        clock.PassiveClock
 	metrics      *Metrics
 	writeTimeout time.Duration
+	observers    []func(placeholder *corev1.Secret, meta Metadata)
+}
+
+// OnCustodyWrite registers f to be called, synchronously, after every
+// confirmed custody write (or confirmed reuse of the current record) with
+// the placeholder Secret Scrub returns and the record's metadata, Version
+// set. f must be fast and must not keep placeholder. The custody guard uses
+// it to learn about records without reading them back from Vault. Call it
+// before the Scrubber is used.
+func (s *Scrubber) OnCustodyWrite(f func(placeholder *corev1.Secret, meta Metadata)) {
+	s.observers = append(s.observers, f)
+}
+
+func (s *Scrubber) notify(placeholder *corev1.Secret, meta Metadata, version int) {
+	meta.Version, meta.Torn = version, false
+	for _, f := range s.observers {
+		f(placeholder, meta)
+	}
 }
 
 // NewScrubber returns a Scrubber. metrics may be nil (no metrics); a zero
@@ -127,6 +145,7 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 		out.Version = v
 		out.Result = ResultScrubbed
 		out.Secret = plan.Apply(sec, v)
+		s.notify(out.Secret, plan.Record.Meta, v)
 		s.count(req.By, out.Result)
 		return out, nil
 	}
@@ -151,6 +170,7 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 	out.Version = version
 	out.Result = ResultScrubbed
 	out.Secret = plan.Apply(sec, version)
+	s.notify(out.Secret, plan.Record.Meta, version)
 	s.count(req.By, out.Result)
 	return out, nil
 }

@@ -5,7 +5,12 @@ package scrubber
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"strconv"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/utils/clock"
@@ -101,5 +106,48 @@ func TestScrubReusesUnchangedRecord(t *testing.T) {
 		if out.Version != tc.wantVersion || store.puts != tc.wantPuts || out.Secret == nil {
 			t.Errorf("%s: version %d with %d puts (secret %v), want version %d with %d puts", tc.name, out.Version, store.puts, out.Secret != nil, tc.wantVersion, tc.wantPuts)
 		}
+	}
+}
+
+// TestScrubNotifiesConfirmedWrites: observers hear of every confirmed write
+// and reuse, with the placeholder and the record's version, and of nothing
+// else (dry runs, failed writes).
+func TestScrubNotifiesConfirmedWrites(t *testing.T) {
+	store := &watcherFakeStore{records: map[string]Record{}}
+	s, err := NewScrubber(store, clock.RealClock{}, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		version, annotation, keySHA256 string
+	}
+	var got []seen
+	s.OnCustodyWrite(func(p *corev1.Secret, m Metadata) {
+		got = append(got, seen{strconv.Itoa(m.Version), p.Annotations[AnnotationCustodyVersion], m.KeySHA256})
+	})
+	pair := scrubTestNewPair(t, "ecdsa")
+	if _, err := s.Scrub(context.Background(), ScrubRequest{Secret: scrubTestSecret(pair), By: ByWebhook, DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("a dry run notified observers: %v", got)
+	}
+	first, err := s.Scrub(context.Background(), ScrubRequest{Secret: scrubTestSecret(pair), By: ByWebhook, ExpectedVersion: ptr.To(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, serial := first.Plan.Record.Meta.KeySHA256, first.Plan.Record.Meta.Serial
+	// The same key and certificate again over its placeholder: reused, not written.
+	if _, err := s.Scrub(context.Background(), ScrubRequest{Secret: scrubTestSecret(pair), By: ByWebhook,
+		ExpectedVersion: ptr.To(1), ExpectedKeySHA256: fp, ExpectedSerial: serial}); err != nil {
+		t.Fatal(err)
+	}
+	store.putErr = errors.New("vault sealed")
+	if _, err := s.Scrub(context.Background(), ScrubRequest{Secret: scrubTestSecret(pair), By: ByWebhook, ExpectedVersion: ptr.To(1)}); err == nil {
+		t.Fatal("want the failed write's error")
+	}
+	want := []seen{{"1", "1", fp}, {"1", "1", fp}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("observers saw %v, want %v (the write and the reuse, not the dry run or the failed write)", got, want)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -371,5 +372,24 @@ func TestWatcherRestoresLostMarkers(t *testing.T) {
 	}
 	if IsPlaceholder(f.get(t, "team-a", "web-tls")) {
 		t.Errorf("markers restored for a certificate the record does not hold")
+	}
+}
+
+func TestExpectedFromAnnotations(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		ann         map[string]string
+		wantVersion *int
+		wantKey     string
+	}{
+		{"never scrubbed", nil, ptr.To(0), ""},
+		{"earlier placeholder", map[string]string{AnnotationCustodyVersion: "3", AnnotationKeySHA256: "ab", AnnotationSerial: "01"}, ptr.To(3), "ab"},
+		{"garbage version", map[string]string{AnnotationCustodyVersion: "x"}, nil, ""},
+		{"version 0", map[string]string{AnnotationCustodyVersion: "0"}, nil, ""},
+	} {
+		v, key, _ := expectedFromAnnotations(tc.ann)
+		if (v == nil) != (tc.wantVersion == nil) || (v != nil && *v != *tc.wantVersion) || key != tc.wantKey {
+			t.Errorf("%s: got %v %q, want %v %q", tc.name, v, key, tc.wantVersion, tc.wantKey)
+		}
 	}
 }

@@ -63,6 +63,9 @@ const (
 	// GuardLookupStale: Vault did not answer and an expired answer for the
 	// same record (version, key, serial) was used; see GuardStaleMax.
 	GuardLookupStale = "stale"
+	// GuardLookupPrimed counts answers put in the cache by the scrub
+	// webhook's confirmed writes (Prime), not by a lookup.
+	GuardLookupPrimed = "primed"
 )
 
 // CertificateGuard is the mutating admission handler for UPDATE of
@@ -217,7 +220,7 @@ func NewCertificateGuard(reader client.Reader, store scrubber.Store, clk clock.P
 	}, []string{"decision"})
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyward_guard_custody_lookups_total",
-		Help: "Custody metadata lookups by the guard, by result (cache_hit, store, error).",
+		Help: "Custody metadata lookups by the guard, by result (cache_hit, store, error, stale), and answers primed by the scrub webhook's writes (primed).",
 	}, []string{"result"})
 	duration := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "keyward_guard_admission_duration_seconds",
@@ -237,7 +240,7 @@ func NewCertificateGuard(reader client.Reader, store scrubber.Store, clk clock.P
 	for _, d := range []string{GuardDecisionPass, GuardDecisionPassRewritten, GuardDecisionVeto, GuardDecisionFailOpen} {
 		g.decisions.WithLabelValues(d)
 	}
-	for _, r := range []string{GuardLookupCacheHit, GuardLookupStore, GuardLookupError, GuardLookupStale} {
+	for _, r := range []string{GuardLookupCacheHit, GuardLookupStore, GuardLookupError, GuardLookupStale, GuardLookupPrimed} {
 		g.lookups.WithLabelValues(r)
 	}
 	return g, nil
@@ -510,6 +513,32 @@ func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scru
 		g.remember(key, found, now)
 	}
 	return guardCopyMeta(found), nil
+}
+
+// Prime records what a confirmed custody write put in the store, so that
+// the first guard decision on the resulting placeholder needs no Vault read.
+// placeholder is the redacted Secret the write produced (its custody
+// annotations name the record) and meta the record's metadata with its
+// version. Wire it to the Scrubber that runs in the same process
+// (scrubber.Scrubber.OnCustodyWrite): the entry is exactly what a store read
+// right after the write returns, and expires like any other answer. A
+// placeholder that is never persisted only leaves an unused entry.
+func (g *CertificateGuard) Prime(placeholder *corev1.Secret, meta scrubber.Metadata) {
+	if g.ttl <= 0 || placeholder == nil || meta.Torn {
+		return
+	}
+	key := guardCacheKey{
+		namespace: placeholder.Namespace,
+		name:      placeholder.Name,
+		version:   placeholder.Annotations[scrubber.AnnotationCustodyVersion],
+		keySHA256: placeholder.Annotations[scrubber.AnnotationKeySHA256],
+		serial:    placeholder.Annotations[scrubber.AnnotationSerial],
+	}
+	if key.namespace == "" || key.name == "" || key.version != strconv.Itoa(meta.Version) {
+		return
+	}
+	g.remember(key, guardCopyMeta(&meta), g.clock.Now())
+	g.lookups.WithLabelValues(GuardLookupPrimed).Inc()
 }
 
 // A torn custody record is read again guardTornRetries times,

@@ -808,3 +808,47 @@ func TestNewCertificateGuard(t *testing.T) {
 		t.Fatal("conflicting metric accepted")
 	}
 }
+
+// TestCertificateGuardPrimedByScrubWrites: a record the scrub webhook just
+// wrote is decided on without a Vault read; a primed entry that does not
+// match what the placeholder names is never used.
+func TestCertificateGuardPrimedByScrubWrites(t *testing.T) {
+	t.Parallel()
+	f := ghNewFixture(t)
+	g := f.guard(t, f.reader(t, f.secret, f.cr), WithGuardCacheTTL(time.Minute))
+	req := f.request(t, f.issuingMissingData)
+
+	// Version in the annotations differs from the record's: ignored.
+	other := f.secret.DeepCopy()
+	other.Annotations[scrubber.AnnotationCustodyVersion] = "7"
+	g.Prime(other, f.meta)
+	g.Prime(f.secret, scrubber.Metadata{Version: 1, Torn: true})
+	if got := testutil.ToFloat64(g.lookups.WithLabelValues(GuardLookupPrimed)); got != 0 {
+		t.Fatalf("primed = %v after a mismatched and a torn record, want 0", got)
+	}
+
+	g.Prime(f.secret, f.meta)
+	if resp := g.Handle(context.Background(), req); len(resp.Patch) == 0 {
+		t.Fatalf("want a veto from the primed record, got %+v", resp.Result)
+	}
+	if n := f.store.callCount(); n != 0 {
+		t.Fatalf("store read %d times after priming, want 0", n)
+	}
+	if got := testutil.ToFloat64(g.lookups.WithLabelValues(GuardLookupPrimed)); got != 1 {
+		t.Fatalf("primed = %v, want 1", got)
+	}
+
+	// A primed answer expires like any other.
+	f.clock.Step(time.Minute)
+	g.Handle(context.Background(), req)
+	if n := f.store.callCount(); n != 1 {
+		t.Fatalf("store read %d times after the primed answer expired, want 1", n)
+	}
+
+	// Without a cache there is nothing to prime.
+	g2 := f.guard(t, f.reader(t, f.secret, f.cr), WithGuardCacheTTL(0))
+	g2.Prime(f.secret, f.meta)
+	if len(g2.cache) != 0 {
+		t.Fatalf("cache disabled, but Prime stored %d entries", len(g2.cache))
+	}
+}

@@ -249,6 +249,9 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	if err != nil {
 		return closers, err
 	}
+	// The scrub webhook's confirmed writes prime the guard's custody cache:
+	// the guard's first decision on a fresh placeholder reads no Vault.
+	scrub.OnCustodyWrite(guardHandler.Prime)
 	srv := mgr.GetWebhookServer()
 	srv.Register(webhook.SecretScrubPath, &crwebhook.Admission{Handler: scrubHandler})
 	srv.Register(webhook.GuardPath, &crwebhook.Admission{Handler: guardHandler})
