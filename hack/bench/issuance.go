@@ -22,6 +22,10 @@ import (
 	"github.com/keyward-io/keyward/scrubber"
 )
 
+// armLabel marks an issuance arm's Certificates with the arm's namespace
+// prefix.
+const armLabel = "bench.keyward.io/arm"
+
 const (
 	baselineIssuerName = "bench-baseline"
 	keywardIssuerName  = "bench-keyward"
@@ -31,7 +35,8 @@ const (
 type issuanceResult struct {
 	Arm       string // "a" (baseline) or "b" (keyward)
 	Round     int
-	Namespace string
+	// Namespaces holds the arm's Certificates, spread evenly (-namespaces).
+	Namespaces []string
 	Wall      time.Duration // first Create call → last Ready seen by the watch
 	// APILatency: creationTimestamp → Ready condition lastTransitionTime, per
 	// certificate. Both are RFC 3339 seconds, so the resolution is 1 s.
@@ -40,6 +45,10 @@ type issuanceResult struct {
 	WatchLatency sample
 	// Guard and Sign are Keyward's own histograms over this arm (b only).
 	Guard, Sign, Scrub histogram
+	// GuardCounters: keyward_guard_decisions_total by decision and
+	// keyward_guard_custody_lookups_total by result over this arm (b only),
+	// keyed "decision=veto", "lookup=primed", ...
+	GuardCounters map[string]float64
 	// CPU is the CPU time each process consumed during the arm.
 	CPU map[string]time.Duration
 	// Requests counts kube-apiserver requests during the arm, by "VERB resource[/subresource]".
@@ -110,19 +119,30 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 	res := &issuanceResult{Arm: arm, Round: round}
 	var ref cmmeta.IssuerReference
 	labels := map[string]string{}
+	prefix := ""
 	switch arm {
 	case "a":
-		res.Namespace = fmt.Sprintf("bench-baseline-r%d", round)
+		prefix = fmt.Sprintf("bench-baseline-r%d", round)
 		ref = cmmeta.IssuerReference{Group: "cert-manager.io", Kind: cmapi.ClusterIssuerKind, Name: baselineIssuerName}
 	case "b":
-		res.Namespace = fmt.Sprintf("bench-custody-r%d", round)
+		prefix = fmt.Sprintf("bench-custody-r%d", round)
 		ref = cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: "VaultClusterIssuer", Name: keywardIssuerName}
 		labels[scrubber.NamespaceLabelCustody] = "enabled"
 	}
-	if err := b.st.CreateNamespace(ctx, res.Namespace, labels); err != nil {
-		return nil, err
+	for i := range max(b.opts.Namespaces, 1) {
+		ns := prefix
+		if b.opts.Namespaces > 1 {
+			ns = fmt.Sprintf("%s-%d", prefix, i)
+		}
+		if err := b.st.CreateNamespace(ctx, ns, labels); err != nil {
+			return nil, err
+		}
+		b.issuanceNamespaces[ns] = arm
+		res.Namespaces = append(res.Namespaces, ns)
 	}
-	b.issuanceNamespaces[res.Namespace] = arm
+	// Every Certificate of the arm carries armLabel, so one watch follows
+	// them across the arm's namespaces.
+	armSelector := client.MatchingLabels{armLabel: prefix}
 
 	var mu sync.Mutex
 	created := map[string]time.Time{}
@@ -136,7 +156,7 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		deliverList: true,
 		list: func(ctx context.Context) (string, []runtime.Object, error) {
 			var l cmapi.CertificateList
-			if err := b.c.List(ctx, &l, client.InNamespace(res.Namespace)); err != nil {
+			if err := b.c.List(ctx, &l, armSelector); err != nil {
 				return "", nil, err
 			}
 			objs := make([]runtime.Object, len(l.Items))
@@ -146,7 +166,9 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 			return l.ResourceVersion, objs, nil
 		},
 		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
-			return b.c.Watch(ctx, &cmapi.CertificateList{}, &client.ListOptions{Namespace: res.Namespace, Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
+			lo := &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}}
+			armSelector.ApplyToList(lo)
+			return b.c.Watch(ctx, &cmapi.CertificateList{}, lo)
 		},
 		onEvent: func(_ watch.EventType, obj runtime.Object, at time.Time) {
 			crt, ok := obj.(*cmapi.Certificate)
@@ -159,12 +181,13 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if _, seen := readySeen[crt.Name]; seen {
+			key := crt.Namespace + "/" + crt.Name
+			if _, seen := readySeen[key]; seen {
 				return
 			}
-			readySeen[crt.Name] = at
+			readySeen[key] = at
 			if cond.LastTransitionTime != nil {
-				apiLatency[crt.Name] = cond.LastTransitionTime.Sub(crt.CreationTimestamp.Time)
+				apiLatency[key] = cond.LastTransitionTime.Sub(crt.CreationTimestamp.Time)
 			}
 			if len(readySeen) == b.opts.N {
 				closeOnce.Do(func() { close(allReady) })
@@ -172,11 +195,13 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		},
 	}.start(wctx)
 	if err != nil {
-		return nil, fmt.Errorf("watching Certificates in %s: %w", res.Namespace, err)
+		return nil, fmt.Errorf("watching the Certificates of %s: %w", prefix, err)
 	}
 
 	var before, sign0, scrub0 histogram
+	var counters0 map[string]float64
 	if arm == "b" {
+		counters0 = b.guardCounters()
 		before, _ = gatherHistogram(b.st.Registry, "keyward_guard_admission_duration_seconds", nil)
 		sign0, _ = gatherHistogram(b.st.Registry, "keyward_issuer_sign_duration_seconds", nil)
 		scrub0, _ = gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
@@ -200,22 +225,23 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 			defer wg.Done()
 			defer func() { <-sem }()
 			name := fmt.Sprintf("c%05d", i)
+			ns := res.Namespaces[i%len(res.Namespaces)]
 			crt := &cmapi.Certificate{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: res.Namespace},
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{armLabel: prefix}},
 				Spec: cmapi.CertificateSpec{
 					SecretName: name + "-tls",
-					DNSNames:   []string{fmt.Sprintf("%s.%s.example.com", name, res.Namespace)},
+					DNSNames:   []string{fmt.Sprintf("%s.%s.example.com", name, ns)},
 					Duration:   &metav1.Duration{Duration: 24 * time.Hour},
 					PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256, RotationPolicy: cmapi.RotationPolicyAlways},
 					IssuerRef:  ref,
 				},
 			}
 			if err := b.c.Create(ctx, crt); err != nil {
-				errs <- fmt.Errorf("creating Certificate %s/%s: %w", res.Namespace, name, err)
+				errs <- fmt.Errorf("creating Certificate %s/%s: %w", ns, name, err)
 				return
 			}
 			mu.Lock()
-			created[name] = time.Now()
+			created[ns+"/"+name] = time.Now()
 			mu.Unlock()
 		}(i)
 	}
@@ -261,19 +287,37 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		res.Sign = sign1.minus(sign0)
 		scrub1, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
 		res.Scrub = scrub1.minus(scrub0)
-		secs, err := b.kube.CoreV1().Secrets(res.Namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("listing Secrets in %s: %w", res.Namespace, err)
+		res.GuardCounters = map[string]float64{}
+		for k, v := range b.guardCounters() {
+			res.GuardCounters[k] = v - counters0[k]
 		}
-		for _, s := range secs.Items {
-			if s.Annotations[scrubber.AnnotationCertificateName] == "" {
-				continue
+		for _, ns := range res.Namespaces {
+			secs, err := b.kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("listing Secrets in %s: %w", ns, err)
 			}
-			res.Secrets++
-			if k, ok := s.Data["tls.key"]; ok && len(k) == 0 {
-				res.Scrubbed++
+			for _, s := range secs.Items {
+				if s.Annotations[scrubber.AnnotationCertificateName] == "" {
+					continue
+				}
+				res.Secrets++
+				if k, ok := s.Data["tls.key"]; ok && len(k) == 0 {
+					res.Scrubbed++
+				}
 			}
 		}
 	}
 	return res, nil
+}
+
+// guardCounters reads the guard's decision and lookup counters.
+func (b *bench) guardCounters() map[string]float64 {
+	out := map[string]float64{}
+	for _, d := range []string{"pass", "pass_rewritten", "veto", "fail_open"} {
+		out["decision="+d], _ = gatherCounter(b.st.Registry, "keyward_guard_decisions_total", map[string]string{"decision": d})
+	}
+	for _, l := range []string{"primed", "cache_hit", "store", "stale", "error"} {
+		out["lookup="+l], _ = gatherCounter(b.st.Registry, "keyward_guard_custody_lookups_total", map[string]string{"result": l})
+	}
+	return out
 }

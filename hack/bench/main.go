@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keyward-io/keyward/cmd/keyward/app"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
 )
@@ -49,6 +50,8 @@ type options struct {
 	WatcherSingle      int
 	ScaleSecrets       int
 	CreateConcurrency  int
+	Namespaces         int
+	WatcherWorkers     int
 	PhaseTimeout       time.Duration
 	CPUProfile         string
 	SkipGoBench        bool
@@ -75,9 +78,11 @@ func main() {
 	flag.IntVar(&o.ScrubSecrets, "scrub-secrets", 200, "Secrets per arm in the scrub-cost phase")
 	flag.IntVar(&o.WatcherSecrets, "watcher-secrets", 200, "key-bearing Secrets in the watcher-exposure phase")
 	flag.IntVar(&o.WatcherConcurrency, "watcher-concurrency", 8, "concurrent Creates in the watcher-exposure phase")
+	flag.IntVar(&o.WatcherWorkers, "watcher-workers", 0, "Keyward's --custody-watcher-workers (0: Keyward's default)")
 	flag.IntVar(&o.WatcherSingle, "watcher-single", 50, "key-bearing Secrets created one at a time (each after the previous was scrubbed) in the watcher-exposure phase")
 	flag.IntVar(&o.ScaleSecrets, "scale-secrets", 10000, "custody Secrets created through the scrub webhook in the scale phase, with Keyward as its own process (0 skips the phase)")
 	flag.IntVar(&o.CreateConcurrency, "create-concurrency", 100, "concurrent Certificate Creates in the issuance phase")
+	flag.IntVar(&o.Namespaces, "namespaces", 1, "namespaces each issuance arm's Certificates are spread over (cert-manager's handlers scan a namespace's objects per event)")
 	flag.DurationVar(&o.PhaseTimeout, "phase-timeout", 15*time.Minute, "limit for each phase to complete")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each issuance arm (cert-manager, Keyward, harness: all in-process) to <prefix>-<arm>-r<round>.pprof")
 	flag.BoolVar(&o.SkipGoBench, "skip-go-bench", false, "do not run BenchmarkDecideGuard")
@@ -100,7 +105,11 @@ func run(o options) error {
 	rep.LoadBefore = loadAvg()
 
 	startCtx, startCancel := context.WithTimeout(ctx, 3*time.Minute)
-	st, err := keyward.StartStack(startCtx, keyward.StackOptions{Framework: framework.Options{Name: "bench"}})
+	st, err := keyward.StartStack(startCtx, keyward.StackOptions{Framework: framework.Options{Name: "bench"}, Options: func(ko *app.Options) {
+		if o.WatcherWorkers > 0 {
+			ko.CustodyWatcherWorkers = o.WatcherWorkers
+		}
+	}})
 	startCancel()
 	if err != nil {
 		return fmt.Errorf("starting stack: %w", err)
@@ -136,8 +145,15 @@ func run(o options) error {
 			if err != nil {
 				return err
 			}
+			stopAPIProfile := func() error { return nil }
+			if o.CPUProfile != "" {
+				stopAPIProfile = startAPIServerProfile(ctx, b.kube, profilePath(o.CPUProfile+"-apiserver", arm, r))
+			}
 			res, err := b.runIssuance(ctx, arm, r)
 			stopProfile()
+			if perr := stopAPIProfile(); perr != nil {
+				rep.Notes = append(rep.Notes, perr.Error())
+			}
 			if err != nil {
 				return err
 			}
@@ -234,9 +250,11 @@ func profileSummary(ctx context.Context, prefix string, round int) (string, []st
 	a, b := profilePath(prefix, "a", round), profilePath(prefix, "b", round)
 	var sb strings.Builder
 	var keyward []string
+	apiA, apiB := profilePath(prefix+"-apiserver", "a", round), profilePath(prefix+"-apiserver", "b", round)
 	for _, args := range [][]string{
 		{"tool", "pprof", "-top", "-cum", "-nodecount=30", b},
 		{"tool", "pprof", "-top", "-cum", "-nodecount=30", "-diff_base=" + a, b},
+		{"tool", "pprof", "-top", "-cum", "-nodecount=40", "-diff_base=" + apiA, apiB},
 	} {
 		out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
 		if err != nil {

@@ -281,7 +281,7 @@ func (r *report) markdown() string {
 	w("## 1. Issuance\n\n")
 	w("Arm a: cert-manager's built-in Vault `ClusterIssuer` (Kubernetes auth role `cert-manager`, `pki_int/sign/cert-manager`) in a namespace without custody. ")
 	w("Arm b: Keyward's `VaultClusterIssuer` (role `keyward-issuer`, `pki_int/sign/keyward`) in a namespace labelled `keyward.io/custody=enabled`, so every Secret write also goes through the scrub webhook and every status update through the custody guard. ")
-	w("Same Vault, same apiserver, same cert-manager. Each arm creates N ECDSA P-256 Certificates (24 h, rotationPolicy Always) in a fresh namespace, all submitted concurrently (up to %d in flight), client-side rate limiting off.\n\n", r.Opts.CreateConcurrency)
+	w("Same Vault, same apiserver, same cert-manager. Each arm creates N ECDSA P-256 Certificates (24 h, rotationPolicy Always) in %s, all submitted concurrently (up to %d in flight), client-side rate limiting off.\n\n", nsLayout(r.Opts.Namespaces), r.Opts.CreateConcurrency)
 	w("- *Wall*: first Create call → the last Ready=True delivered by a watch on the namespace's Certificates.\n")
 	w("- *Watch latency*: that Certificate's Create returned → its Ready=True delivered by the watch (ms resolution).\n")
 	w("- *API latency*: `creationTimestamp` → Ready condition `lastTransitionTime`, as the issue asks; both are whole seconds, so these are multiples of 1 s.\n\n")
@@ -326,6 +326,13 @@ func (r *report) markdown() string {
 		}
 		w("- Round %d: `keyward_issuer_sign_duration_seconds` %s; `keyward_scrub_duration_seconds{path=\"webhook\"}` %s; `keyward_guard_admission_duration_seconds` %s; Secrets with empty tls.key after the arm: %d of %d.\n",
 			res.Round, res.Sign.describe(), res.Scrub.describe(), res.Guard.describe(), res.Scrubbed, res.Secrets)
+		if len(res.GuardCounters) > 0 {
+			var parts []string
+			for _, k := range sortedKeys(res.GuardCounters) {
+				parts = append(parts, fmt.Sprintf("%s %.0f (%.2f per Certificate)", k, res.GuardCounters[k], res.GuardCounters[k]/float64(r.Opts.N)))
+			}
+			w("  Guard counters over the arm (`keyward_guard_decisions_total` by decision, `keyward_guard_custody_lookups_total` by result; lookup=primed counts answers the scrub webhook's confirmed writes put in the guard's cache): %s.\n", strings.Join(parts, "; "))
+		}
 	}
 	w("\n")
 
@@ -365,7 +372,7 @@ func (r *report) markdown() string {
 			w("| Measure | n | p50 | p90 | p99 | max | mean |\n|---|---|---|---|---|---|---|\n")
 			w("| Direct: Create returned → watch delivered the Secret with empty tls.key | %d | %s | %s | %s | %s | %s |\n\n", x.N, fmtD(x.P50), fmtD(x.P90), fmtD(x.P99), fmtD(x.Max), fmtD(x.Mean))
 		}
-		w("The watcher scrubs with %d workers (`--custody-watcher-workers`). Each scrub is a live GET of the Secret, a custody metadata read, the data and metadata writes to Vault, and the Secret Update; a burst drains at about workers ÷ (that round-trip chain) Secrets per second, so in the burst the exposure is mostly queueing.\n\n", wr.Workers)
+		w("The watcher scrubs with %d workers (`--custody-watcher-workers`). Each scrub is a live GET of the Secret, the data and metadata writes to Vault (check-and-set against the version the Secret's annotations name, 0 for a Secret never scrubbed, so no metadata read first), and the Secret Update; a burst drains at about workers ÷ (that round-trip chain) Secrets per second, so in the burst the exposure is mostly queueing, until the CPUs are the limit.\n\n", wr.Workers)
 	}
 
 	if s := r.Steady; s != nil {
@@ -418,7 +425,7 @@ func (r *report) markdown() string {
 	w("For reference, the peak RSS of the harness process (cert-manager's controllers + the in-process Keyward + harness, at N = %d) was %s.\n\n", r.Opts.N, r.PeakRSS)
 
 	if r.Profile != "" {
-		w("## CPU profile\n\n`-cpuprofile`: Go CPU profile of the in-process side (cert-manager's controllers, Keyward, the harness; not etcd, kube-apiserver or Vault, see the CPU times in section 1) during the last round's issuance arms. First the Keyward arm alone, then the Keyward arm with the baseline arm subtracted:\n\n```\n%s```\n\n", r.Profile)
+		w("## CPU profile\n\n`-cpuprofile`: Go CPU profile of the in-process side (cert-manager's controllers, Keyward, the harness; not etcd or Vault, see the CPU times in section 1) during the last round's issuance arms, and kube-apiserver's own CPU profile (its `/debug/pprof/profile`, recorded in consecutive 10 s pieces from the first Create until the arm's last Ready, so the last piece runs up to 10 s past it). First the in-process Keyward arm alone, then the in-process Keyward arm with the baseline arm subtracted, then the same difference for kube-apiserver:\n\n```\n%s```\n\n", r.Profile)
 	}
 	if len(r.Notes) > 0 {
 		w("## Notes\n\n")
@@ -547,4 +554,12 @@ func relOrSelf(p string) string {
 		}
 	}
 	return p
+}
+
+// nsLayout says where an arm's Certificates are created.
+func nsLayout(k int) string {
+	if k <= 1 {
+		return "one fresh namespace"
+	}
+	return fmt.Sprintf("%d fresh namespaces (spread evenly, `-namespaces %d`)", k, k)
 }

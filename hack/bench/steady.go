@@ -195,7 +195,7 @@ func (b *bench) runSteady(ctx context.Context) (*steadyResult, error) {
 	return res, nil
 }
 
-func sortedKeys(m map[string]int) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
