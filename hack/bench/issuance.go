@@ -12,6 +12,7 @@ import (
 	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -38,6 +39,12 @@ type issuanceResult struct {
 	// Namespaces holds the arm's Certificates, spread evenly (-namespaces).
 	Namespaces []string
 	Wall      time.Duration // first Create call → last Ready seen by the watch
+	// Settled: first Create call → all Ready and every cert-manager
+	// temporary private key Secret (cert-manager.io/next-private-key) of the
+	// arm deleted, i.e. cert-manager's clean-up done too; SettledCPU is the
+	// CPU each process consumed until then.
+	Settled    time.Duration
+	SettledCPU map[string]time.Duration
 	// APILatency: creationTimestamp → Ready condition lastTransitionTime, per
 	// certificate. Both are RFC 3339 seconds, so the resolution is 1 s.
 	APILatency sample
@@ -129,9 +136,9 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		ref = cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: "VaultClusterIssuer", Name: keywardIssuerName}
 		labels[scrubber.NamespaceLabelCustody] = "enabled"
 	}
-	for i := range max(b.opts.Namespaces, 1) {
+	for i := range b.opts.layout(round) {
 		ns := prefix
-		if b.opts.Namespaces > 1 {
+		if b.opts.layout(round) > 1 {
 			ns = fmt.Sprintf("%s-%d", prefix, i)
 		}
 		if err := b.st.CreateNamespace(ctx, ns, labels); err != nil {
@@ -152,6 +159,64 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 	var closeOnce sync.Once
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
+
+	// cert-manager's temporary key Secrets of this arm: created for every
+	// issuance, deleted once it is over. Guarded by mu.
+	inArm := map[string]bool{}
+	for _, ns := range res.Namespaces {
+		inArm[ns] = true
+	}
+	tempKeys := map[string]bool{}
+	tempSeen := 0
+	settled := make(chan struct{})
+	var settledOnce sync.Once
+	var settledAt time.Time
+	// checkSettled must be called with mu held.
+	checkSettled := func() {
+		if len(readySeen) == b.opts.N && tempSeen > 0 && len(tempKeys) == 0 {
+			settledOnce.Do(func() { settledAt = time.Now(); close(settled) })
+		}
+	}
+	tempSel := client.MatchingLabels{"cert-manager.io/next-private-key": "true"}
+	tempDone, err := follower{
+		deliverList: true,
+		list: func(ctx context.Context) (string, []runtime.Object, error) {
+			var l corev1.SecretList
+			if err := b.c.List(ctx, &l, tempSel); err != nil {
+				return "", nil, err
+			}
+			objs := make([]runtime.Object, len(l.Items))
+			for i := range l.Items {
+				objs[i] = &l.Items[i]
+			}
+			return l.ResourceVersion, objs, nil
+		},
+		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
+			lo := &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}}
+			tempSel.ApplyToList(lo)
+			return b.c.Watch(ctx, &corev1.SecretList{}, lo)
+		},
+		onEvent: func(t watch.EventType, obj runtime.Object, _ time.Time) {
+			sec, ok := obj.(*corev1.Secret)
+			if !ok || !inArm[sec.Namespace] {
+				return
+			}
+			key := sec.Namespace + "/" + sec.Name
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case t == watch.Deleted:
+				delete(tempKeys, key)
+			case !tempKeys[key]:
+				tempKeys[key] = true
+				tempSeen++
+			}
+			checkSettled()
+		},
+	}.start(wctx)
+	if err != nil {
+		return nil, fmt.Errorf("watching cert-manager's temporary key Secrets: %w", err)
+	}
 	done, err := follower{
 		deliverList: true,
 		list: func(ctx context.Context) (string, []runtime.Object, error) {
@@ -191,6 +256,7 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 			}
 			if len(readySeen) == b.opts.N {
 				closeOnce.Do(func() { close(allReady) })
+				checkSettled()
 			}
 		},
 	}.start(wctx)
@@ -277,8 +343,20 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		return nil, err
 	}
 	res.Requests = requestDelta(req0, req1)
+	select {
+	case <-settled:
+		mu.Lock()
+		res.Settled = settledAt.Sub(start)
+		mu.Unlock()
+		res.SettledCPU = cpuDelta(cpu0, cpuTimes())
+	case <-time.After(b.opts.PhaseTimeout):
+		return nil, fmt.Errorf("arm %s round %d: cert-manager's temporary key Secrets still there %s after the last Ready", arm, round, b.opts.PhaseTimeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	stop()
 	<-done
+	<-tempDone
 
 	if arm == "b" {
 		after, _ := gatherHistogram(b.st.Registry, "keyward_guard_admission_duration_seconds", nil)

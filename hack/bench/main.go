@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,7 +51,9 @@ type options struct {
 	WatcherSingle      int
 	ScaleSecrets       int
 	CreateConcurrency  int
-	Namespaces         int
+	// Namespaces: the namespace counts issuance rounds cycle through
+	// (round r uses Namespaces[(r-1) % len]).
+	Namespaces intList
 	WatcherWorkers     int
 	PhaseTimeout       time.Duration
 	CPUProfile         string
@@ -82,7 +85,8 @@ func main() {
 	flag.IntVar(&o.WatcherSingle, "watcher-single", 50, "key-bearing Secrets created one at a time (each after the previous was scrubbed) in the watcher-exposure phase")
 	flag.IntVar(&o.ScaleSecrets, "scale-secrets", 10000, "custody Secrets created through the scrub webhook in the scale phase, with Keyward as its own process (0 skips the phase)")
 	flag.IntVar(&o.CreateConcurrency, "create-concurrency", 100, "concurrent Certificate Creates in the issuance phase")
-	flag.IntVar(&o.Namespaces, "namespaces", 1, "namespaces each issuance arm's Certificates are spread over (cert-manager's handlers scan a namespace's objects per event)")
+	o.Namespaces = intList{1}
+	flag.Var(&o.Namespaces, "namespaces", "namespaces each issuance arm's Certificates are spread over, a comma-separated list that rounds cycle through (e.g. -rounds 2 -namespaces 1,10); cert-manager's handlers scan a namespace's objects per event")
 	flag.DurationVar(&o.PhaseTimeout, "phase-timeout", 15*time.Minute, "limit for each phase to complete")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each issuance arm (cert-manager, Keyward, harness: all in-process) to <prefix>-<arm>-r<round>.pprof")
 	flag.BoolVar(&o.SkipGoBench, "skip-go-bench", false, "do not run BenchmarkDecideGuard")
@@ -199,7 +203,12 @@ func run(o options) error {
 		}
 	}
 	if o.CPUProfile != "" {
-		rep.Profile, rep.ProfileKeyward = profileSummary(ctx, o.CPUProfile, o.Rounds)
+		// The last round laid out like round 1 (the single-namespace case by default).
+		rep.ProfileRound = o.Rounds
+		for rep.ProfileRound > 1 && o.layout(rep.ProfileRound) != o.layout(1) {
+			rep.ProfileRound--
+		}
+		rep.Profile, rep.ProfileKeyward = profileSummary(ctx, o.CPUProfile, rep.ProfileRound)
 	}
 	rep.Finished = time.Now().UTC()
 
@@ -277,4 +286,36 @@ func profileSummary(ctx context.Context, prefix string, round int) (string, []st
 func commandLine() string {
 	args := append([]string{"go", "run", "./hack/bench"}, os.Args[1:]...)
 	return strings.Join(args, " ")
+}
+
+// intList is a flag of comma-separated positive integers.
+type intList []int
+
+func (l *intList) String() string {
+	parts := make([]string, len(*l))
+	for i, v := range *l {
+		parts[i] = strconv.Itoa(v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *intList) Set(v string) error {
+	var out intList
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	*l = out
+	return nil
+}
+
+// layout is the number of namespaces round r spreads each arm over.
+func (o options) layout(round int) int {
+	if len(o.Namespaces) == 0 {
+		return 1
+	}
+	return o.Namespaces[(round-1)%len(o.Namespaces)]
 }
