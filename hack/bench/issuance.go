@@ -34,11 +34,11 @@ const (
 
 // issuanceResult is one round of one arm.
 type issuanceResult struct {
-	Arm       string // "a" (baseline) or "b" (keyward)
-	Round     int
+	Arm   string // "a" (baseline) or "b" (keyward)
+	Round int
 	// Namespaces holds the arm's Certificates, spread evenly (-namespaces).
 	Namespaces []string
-	Wall      time.Duration // first Create call → last Ready seen by the watch
+	Wall       time.Duration // first Create call → last Ready seen by the watch
 	// Settled: first Create call → all Ready and every cert-manager
 	// temporary private key Secret (cert-manager.io/next-private-key) of the
 	// arm deleted, i.e. cert-manager's clean-up done too; SettledCPU is the

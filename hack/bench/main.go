@@ -53,11 +53,11 @@ type options struct {
 	CreateConcurrency  int
 	// Namespaces: the namespace counts issuance rounds cycle through
 	// (round r uses Namespaces[(r-1) % len]).
-	Namespaces intList
-	WatcherWorkers     int
-	PhaseTimeout       time.Duration
-	CPUProfile         string
-	SkipGoBench        bool
+	Namespaces     intList
+	WatcherWorkers int
+	PhaseTimeout   time.Duration
+	CPUProfile     string
+	SkipGoBench    bool
 }
 
 // bench holds the running stack and what the phases share.
