@@ -199,7 +199,30 @@ func GuardCandidate(old, new *cmapi.Certificate) bool {
 	if new == nil {
 		return false
 	}
-	return guardIssuingTransition(old, new, false) != nil || guardReadyTransition(old, new, false) != nil
+	return guardIssuingTransition(old, new, false) != nil || guardReadyTransition(old, new, false) != nil || GuardCompletesIssuance(old, new)
+}
+
+// GuardCompletesIssuance reports whether the update is the one that ends an
+// issuance (cert-manager's issuing controller, right after it wrote the
+// Secret): old had Issuing=True, new has conditions but no Issuing one, and
+// new is not Ready=True. When the new certificate is in custody and sound, DecideGuard
+// makes it Ready=True in that same write, with the validity and renewal time
+// cert-manager's readiness controller would set; otherwise readiness would
+// first write Ready=False/MissingData, have it rewritten to True, and that
+// extra version would wake every cert-manager controller once more.
+func GuardCompletesIssuance(old, new *cmapi.Certificate) bool {
+	if old == nil || new == nil {
+		return false
+	}
+	if o := guardCondition(old, cmapi.CertificateConditionIssuing); o == nil || o.Status != cmmeta.ConditionTrue {
+		return false
+	}
+	// Success removes the condition; a failed issuance sets it False.
+	if len(new.Status.Conditions) == 0 || guardCondition(new, cmapi.CertificateConditionIssuing) != nil {
+		return false
+	}
+	r := guardCondition(new, cmapi.CertificateConditionReady)
+	return r == nil || r.Status != cmmeta.ConditionTrue
 }
 
 // DecideGuard decides whether a Certificate status update made by
@@ -227,7 +250,8 @@ func DecideGuard(in GuardInput) GuardDecision {
 	}
 	issuing := guardIssuingTransition(in.Old, in.New, true)
 	ready := guardReadyTransition(in.Old, in.New, true)
-	if issuing == nil && ready == nil {
+	completion := issuing == nil && ready == nil && GuardCompletesIssuance(in.Old, in.New)
+	if issuing == nil && ready == nil && !completion {
 		return guardPass(GuardDecisionNotRedactionRelated, "update neither newly sets Issuing=True nor carries Ready=False for a redaction-induced reason")
 	}
 	if in.Secret == nil {
@@ -262,6 +286,10 @@ func DecideGuard(in GuardInput) GuardDecision {
 		} else {
 			issuingFinding = guardRenewalDue(in, view)
 		}
+	}
+
+	if completion {
+		return guardCompleteIssuance(in, view, readyFinding)
 	}
 
 	status := in.New.Status.DeepCopy()
@@ -308,6 +336,46 @@ func DecideGuard(in GuardInput) GuardDecision {
 		Message:   "change caused only by the private key being held in Vault; dropped",
 		Status:    status,
 		Unchanged: unchanged,
+	}
+}
+
+// guardCompleteIssuance decides the write that ends an issuance whose new
+// certificate is in custody and matches its record: with no genuine reason
+// against it, the Certificate becomes Ready=True in that write, with
+// notBefore, notAfter and renewalTime as the readiness controller computes
+// them, so readiness finds nothing to change but the redaction-induced
+// Ready=False, which the guard then drops as a no-op. With a genuine reason
+// (expired, spec or chain mismatch) the write passes untouched and cert-manager's
+// readiness controller reports it, as without Keyward.
+func guardCompleteIssuance(in GuardInput, view guardCertView, readyFinding *guardFinding) GuardDecision {
+	if readyFinding != nil {
+		return guardPass(readyFinding.reason, "issuance completed, but not ready: "+readyFinding.message)
+	}
+	status := in.New.Status.DeepCopy()
+	t := metav1.NewTime(in.Now.Truncate(time.Second))
+	ready := cmapi.CertificateCondition{
+		Type:               cmapi.CertificateConditionReady,
+		Status:             cmmeta.ConditionTrue,
+		Reason:             cmReasonReady,
+		Message:            GuardReadyMessage,
+		LastTransitionTime: &t,
+		ObservedGeneration: in.New.Generation,
+	}
+	replaced := false
+	for i := range status.Conditions {
+		if status.Conditions[i].Type == cmapi.CertificateConditionReady {
+			status.Conditions[i], replaced = ready, true
+		}
+	}
+	if !replaced {
+		status.Conditions = append(status.Conditions, ready)
+	}
+	guardRestoreTimes(status, in.Old, in.New, view)
+	return GuardDecision{
+		Outcome: GuardPassRewritten,
+		Reason:  cmReasonReady,
+		Message: "issuance completed with the private key in custody; Ready=True set in the same write",
+		Status:  status,
 	}
 }
 

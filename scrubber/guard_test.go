@@ -16,8 +16,10 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 func guardCond(st *cmapi.CertificateStatus, typ cmapi.CertificateConditionType) *cmapi.CertificateCondition {
@@ -825,4 +827,103 @@ func BenchmarkDecideGuard(b *testing.B) {
 		DecideGuard(in)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
+
+// TestDecideGuardCompletesIssuance: the issuing controller's last write of a
+// first issuance whose certificate is in custody makes the Certificate
+// Ready=True with the times readiness would set, so that readiness's own
+// redaction-induced write is then a no-op; anything genuine is left to
+// cert-manager.
+func TestDecideGuardCompletesIssuance(t *testing.T) {
+	t.Parallel()
+	now := guardTestNow(t)
+	// fresh is the stored state during a first issuance, and the issuing
+	// controller's update that ends it.
+	fresh := func(f *guardFix) GuardInput {
+		old := f.crt.DeepCopy()
+		old.Status = cmapi.CertificateStatus{}
+		guardSetCond(old, now.Add(-time.Minute), cmapi.CertificateConditionReady, cmmeta.ConditionFalse, "DoesNotExist", "Issuing certificate as Secret does not exist")
+		guardSetCond(old, now.Add(-time.Minute), cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "DoesNotExist", "Issuing certificate as Secret does not exist")
+		newCrt := old.DeepCopy()
+		newCrt.Status.Conditions = newCrt.Status.Conditions[:1]
+		newCrt.Status.Revision = ptr.To(1)
+		meta := f.meta
+		return GuardInput{Old: old, New: newCrt, Secret: f.secret, Custody: &meta, CurrentRequest: f.cr, Now: now}
+	}
+
+	f := newGuardFix(t, now, nil, "", 0)
+	in := fresh(f)
+	if !GuardCandidate(in.Old, in.New) {
+		t.Fatal("GuardCandidate does not select the end of an issuance")
+	}
+	d := DecideGuard(in)
+	if d.Outcome != GuardPassRewritten || d.Reason != "Ready" || d.Unchanged {
+		t.Fatalf("decision %s/%s (unchanged %v), want pass_rewritten/Ready, changed: %s", d.Outcome, d.Reason, d.Unchanged, d.Message)
+	}
+	r := guardCond(d.Status, cmapi.CertificateConditionReady)
+	if r == nil || r.Status != cmmeta.ConditionTrue || r.Message != GuardReadyMessage || r.ObservedGeneration != in.New.Generation {
+		t.Fatalf("Ready = %+v, want True with the custody message and observedGeneration %d", r, in.New.Generation)
+	}
+	if guardCond(d.Status, cmapi.CertificateConditionIssuing) != nil || d.Status.Revision == nil || *d.Status.Revision != 1 {
+		t.Fatalf("the issuing controller's own changes were not kept: %+v", d.Status)
+	}
+	wantRT, _ := pki.RenewalTime(f.cert.NotBefore, f.cert.NotAfter, in.New.Spec.RenewBefore, in.New.Spec.RenewBeforePercentage, in.New.Spec.Renewal)
+	if d.Status.NotBefore == nil || !d.Status.NotBefore.Equal(&metav1.Time{Time: f.cert.NotBefore}) ||
+		d.Status.NotAfter == nil || !d.Status.NotAfter.Equal(&metav1.Time{Time: f.cert.NotAfter}) ||
+		d.Status.RenewalTime == nil || !d.Status.RenewalTime.Equal(wantRT) {
+		t.Fatalf("times %v %v %v, want the certificate's validity and renewal time %v", d.Status.NotBefore, d.Status.NotAfter, d.Status.RenewalTime, wantRT)
+	}
+
+	// Then readiness looks: it computes the same times and Ready=False
+	// MissingData. The guard drops that, and the write changes nothing.
+	stored := in.New.DeepCopy()
+	stored.Status = *d.Status
+	next := stored.DeepCopy()
+	readyRedacted(next, now.Add(time.Second))
+	next.Status.NotBefore, next.Status.NotAfter, next.Status.RenewalTime = stored.Status.NotBefore.DeepCopy(), stored.Status.NotAfter.DeepCopy(), wantRT
+	d2 := DecideGuard(GuardInput{Old: stored, New: next, Secret: f.secret, Custody: in.Custody, CurrentRequest: f.cr, Now: now.Add(time.Second)})
+	if d2.Outcome != GuardVeto || !d2.Unchanged {
+		t.Fatalf("readiness after completion: %s (unchanged %v), want a veto that changes nothing", d2.Outcome, d2.Unchanged)
+	}
+
+	t.Run("expired certificate is left to cert-manager", func(t *testing.T) {
+		t.Parallel()
+		f := newGuardFix(t, now, nil, "", 0)
+		in := fresh(f)
+		in.Now = f.cert.NotAfter.Add(time.Hour)
+		if d := DecideGuard(in); d.Outcome != GuardPass || d.Status != nil {
+			t.Fatalf("decision %s/%s, want pass untouched", d.Outcome, d.Reason)
+		}
+	})
+	t.Run("Secret not in custody", func(t *testing.T) {
+		t.Parallel()
+		f := newGuardFix(t, now, nil, "", 0)
+		in := fresh(f)
+		in.Secret = f.secret.DeepCopy()
+		delete(in.Secret.Labels, LabelCustody)
+		if d := DecideGuard(in); d.Outcome != GuardPass || d.Reason != GuardDecisionNotInCustody {
+			t.Fatalf("decision %s/%s, want pass/%s", d.Outcome, d.Reason, GuardDecisionNotInCustody)
+		}
+	})
+	t.Run("record does not describe the new certificate", func(t *testing.T) {
+		t.Parallel()
+		f := newGuardFix(t, now, nil, "", 0)
+		in := fresh(f)
+		in.Custody.Serial = "abcdef"
+		if d := DecideGuard(in); d.Outcome != GuardPass || d.Reason != GuardDecisionCustodyRecordMismatch {
+			t.Fatalf("decision %s/%s, want pass/%s", d.Outcome, d.Reason, GuardDecisionCustodyRecordMismatch)
+		}
+	})
+	t.Run("failed issuance is not a completion", func(t *testing.T) {
+		t.Parallel()
+		f := newGuardFix(t, now, nil, "", 0)
+		in := fresh(f)
+		guardSetCond(in.New, now, cmapi.CertificateConditionIssuing, cmmeta.ConditionFalse, "Failed", "The certificate request has failed to complete and will be retried")
+		if GuardCandidate(in.Old, in.New) {
+			t.Fatal("GuardCandidate selects a failed issuance")
+		}
+		if d := DecideGuard(in); d.Outcome != GuardPass || d.Reason != GuardDecisionNotRedactionRelated {
+			t.Fatalf("decision %s/%s, want pass/%s", d.Outcome, d.Reason, GuardDecisionNotRedactionRelated)
+		}
+	})
 }

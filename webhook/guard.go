@@ -331,11 +331,16 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 	if err != nil {
 		return g.failOpen(log, err)
 	}
-	if d.Outcome == scrubber.GuardVeto && g.live != nil {
+	// The write that ends an issuance comes right after cert-manager wrote
+	// the new Secret, which the cache may not hold yet: when the cached one
+	// does not let the guard complete the issuance, look at the live one.
+	completing := d.Outcome == scrubber.GuardPass && scrubber.GuardCompletesIssuance(&oldCrt, &newCrt)
+	if (d.Outcome == scrubber.GuardVeto || completing) && g.live != nil {
 		// A veto stops an issuance, and cert-manager will not ask again
 		// until something changes: decide on the Secret as it is now, not
 		// as the cache last saw it (the custody audit may just have
-		// released it). One GET, on vetoes only, served from the
+		// released it). One GET, on vetoes and on issuance ends the
+		// cached Secret could not complete, served from the
 		// apiserver's watch cache (resourceVersion "0": no etcd read). That
 		// cache is upstream of every informer, cert-manager's included, so
 		// it already holds any Secret change cert-manager is reacting to.
@@ -344,7 +349,7 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 		if err != nil {
 			return g.failOpen(log, err)
 		}
-		if live == nil || live.ResourceVersion != cached.ResourceVersion {
+		if (live == nil) != (cached == nil) || (live != nil && live.ResourceVersion != cached.ResourceVersion) {
 			if d, err = decide(live); err != nil {
 				return g.failOpen(log, err)
 			}

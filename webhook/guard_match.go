@@ -24,6 +24,9 @@ const (
 //   - an Issuing condition with status True and a redaction-induced reason
 //     (scrubber.GuardRedactionReasons) while the old object had no
 //     Issuing=True, or
+//   - the end of an issuance (scrubber.GuardCompletesIssuance): the old
+//     object had Issuing=True, the new one has no Issuing condition and is
+//     not Ready=True, or
 //   - a Ready condition with status False and a redaction-induced reason,
 //     whatever the old object said: besides True/absent to False, this covers
 //     False/DoesNotExist to False/MissingData (a fresh issuance in custody)
@@ -48,6 +51,14 @@ func GuardMatchConditions() []admissionregistrationv1.MatchCondition {
 	issuing := "(c.type == 'Issuing' && c.status == 'True' && c.reason in " + redaction +
 		" && !(" + oldConditions + " && oldObject.status.conditions.exists(o, has(o.type) && has(o.status) && o.type == 'Issuing' && o.status == 'True')))"
 	ready := "(c.type == 'Ready' && c.status == 'False' && c.reason in " + redaction + ")"
+	// The write that ends an issuance: Issuing=True in the old object, no
+	// Issuing condition in the new one (a failed issuance sets it False),
+	// and the new one not Ready=True.
+	isTrue := func(obj, typ string) string {
+		return obj + ".status.conditions.exists(x, has(x.type) && has(x.status) && x.type == '" + typ + "' && x.status == 'True')"
+	}
+	completion := "(" + oldConditions + " && " + isTrue("oldObject", "Issuing") +
+		" && !object.status.conditions.exists(x, has(x.type) && x.type == 'Issuing') && !" + isTrue("object", "Ready") + ")"
 
 	return []admissionregistrationv1.MatchCondition{
 		{
@@ -57,7 +68,7 @@ func GuardMatchConditions() []admissionregistrationv1.MatchCondition {
 		{
 			Name: GuardMatchTransition,
 			Expression: "object.status.conditions.exists(c, has(c.type) && has(c.status) && has(c.reason) && (" +
-				issuing + " || " + ready + "))",
+				issuing + " || " + ready + ")) || " + completion,
 		},
 	}
 }

@@ -852,3 +852,42 @@ func TestCertificateGuardPrimedByScrubWrites(t *testing.T) {
 		t.Fatalf("cache disabled, but Prime stored %d entries", len(g2.cache))
 	}
 }
+
+// TestCertificateGuardCompletesIssuanceOnTheLiveSecret: the issuing
+// controller's last write of a first issuance arrives before the guard's
+// cache has the new Secret; the guard reads it live and makes the
+// Certificate Ready in that write.
+func TestCertificateGuardCompletesIssuanceOnTheLiveSecret(t *testing.T) {
+	t.Parallel()
+	f := ghNewFixture(t)
+	// Stored: a first issuance under way.
+	f.crt.Status = cmapi.CertificateStatus{}
+	ghSetCond(f.crt, f.now.Add(-time.Minute), cmapi.CertificateConditionReady, cmmeta.ConditionFalse, "DoesNotExist", "Issuing certificate as Secret does not exist")
+	ghSetCond(f.crt, f.now.Add(-time.Minute), cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "DoesNotExist", "Issuing certificate as Secret does not exist")
+	complete := func(c *cmapi.Certificate) {
+		c.Status.Conditions = c.Status.Conditions[:1]
+		c.Status.Revision = ptr.To(1)
+	}
+	req := f.request(t, complete)
+	cached := f.reader(t, f.cr) // the new Secret is not in the cache yet
+	live := f.reader(t, f.secret, f.cr)
+
+	if resp := f.guard(t, cached).Handle(context.Background(), req); len(resp.Patch) != 0 {
+		t.Fatalf("without the Secret the guard must leave the write alone, got a patch %s", resp.Patch)
+	}
+	g := f.guard(t, cached, WithGuardLiveReader(live))
+	resp := g.Handle(context.Background(), req)
+	if !resp.Allowed || len(resp.Patch) == 0 {
+		t.Fatalf("want the write completed with Ready=True, got allowed=%v patch=%s", resp.Allowed, resp.Patch)
+	}
+	got := ghApply(t, req, resp)
+	if c := ghCond(got, cmapi.CertificateConditionReady); c == nil || c.Status != cmmeta.ConditionTrue || c.Message != scrubber.GuardReadyMessage {
+		t.Fatalf("Ready = %+v, want True with the custody message", c)
+	}
+	if ghCond(got, cmapi.CertificateConditionIssuing) != nil || got.Status.Revision == nil || *got.Status.Revision != 1 || got.Status.NotAfter == nil || got.Status.RenewalTime == nil {
+		t.Fatalf("status %+v: want the issuing controller's changes kept and the times set", got.Status)
+	}
+	if n := ghDecisions(t, f.reg, GuardDecisionPassRewritten); n != 1 {
+		t.Fatalf("pass_rewritten decisions = %v, want 1", n)
+	}
+}
