@@ -394,7 +394,7 @@ func (r *report) markdown() string {
 				w("- `%s`: %d\n", k, s.VaultPaths[k])
 			}
 		}
-		w("\nKeyward runs with its default options. Two periodic checks talk to Vault by design, independent of the number of Certificates: the issuer health check (`sys/capabilities-self` with the issuer's token, once per Ready issuer per `--issuer-health-period`, default 5m) and the custody audit (every %s, metadata reads of placeholder Secrets). A quiet period that contains one of their ticks shows those requests above.\n", r.AuditPeriod)
+		w("\nKeyward runs with its default options. Two periodic checks talk to Vault by design: the issuer health check (`sys/capabilities-self` with the issuer's token, once per Ready issuer per `--issuer-health-period`, default 5m) and the custody audit (every %s from Keyward's start: one metadata read per placeholder Secret, with the custody writer's token, so that a record deleted in Vault is noticed and its Certificate re-issued). A quiet period that contains one of their ticks shows those requests above; the quiet period is not moved to dodge them.\n", r.AuditPeriod)
 		w("\nObject writes during the quiet period: %d in custody namespaces, %d in baseline namespaces.\n\n", s.CustodyWrites, s.BaselineWrites)
 		if len(s.Writes) > 0 {
 			w("| Event | count |\n|---|---|\n")
@@ -420,6 +420,7 @@ func (r *report) markdown() string {
 	if s := r.Scale; s != nil {
 		w("The in-process Keyward is stopped and the keyward binary (`go build ./cmd/keyward`, same options, as Keyward's ServiceAccount) started as its own process, so its memory is its own. ")
 		w("Then %d cert-manager-shaped TLS Secrets (ECDSA P-256 key + certificate, ~1.6 KB each) are created in one custody namespace through the real path: the scrub webhook writes each key to Vault and the Secret is stored as a placeholder (%d concurrent Creates; %d of %d came back scrubbed; %s in all). ", s.Secrets, s.Concurrency, s.Scrubbed, s.Secrets, fmtD(s.CreateWall))
+		w("Before the phase, the issuance phase's %d Certificates, CertificateRequests and Secrets are deleted, so that they do not count towards the footprint; the scrub-cost and watcher phases' Secrets stay. At the loaded reading, %d placeholder Secrets were in custody in the cluster.\n\n", s.Removed, s.InCustody)
 		w("No Certificates are created: cert-manager issuing %d Certificates does not fit this harness's time budget on this machine, so Keyward's CertificateRequest cache stays small; its Secret caches (the manager's and the watcher's TLS cache) hold every placeholder. Each reading follows a %s settle.\n\n", s.Secrets, s.Settle)
 		w("| Reading | Keyward process |\n|---|---|\n")
 		w("| Started, no custody Secrets yet | %s |\n", s.Empty.describe())

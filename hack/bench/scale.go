@@ -15,8 +15,11 @@ import (
 	"sync"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
@@ -50,6 +53,12 @@ type scaleResult struct {
 	// RestartReady: process start → /readyz answered 200.
 	RestartReady time.Duration
 	Settle       time.Duration
+	// Removed counts the issuance phase's objects deleted before the
+	// phase; InCustody is the number of custody placeholder Secrets in the
+	// cluster at the loaded reading (the phase's own plus what the scrub
+	// and watcher phases left).
+	Removed   int
+	InCustody int
 }
 
 // runScale replaces the in-process Keyward with the keyward binary (so its
@@ -67,6 +76,13 @@ func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
 		if pairs[i], err = newKeyPair(fmt.Sprintf("x%05d", i)); err != nil {
 			return nil, err
 		}
+	}
+	// The issuance phase's Certificates, requests and Secrets would add to
+	// Keyward's caches: remove them, so that the figures are for the
+	// phase's population.
+	var err error
+	if res.Removed, err = b.removeIssuanceObjects(ctx); err != nil {
+		return nil, err
 	}
 	if err := b.st.StopKeyward(); err != nil {
 		return nil, fmt.Errorf("stopping the in-process keyward: %w", err)
@@ -118,6 +134,11 @@ func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
 	if res.Loaded, err = readMem(ctx, p); err != nil {
 		return nil, err
 	}
+	var held corev1.SecretList
+	if err := b.c.List(ctx, &held, client.MatchingLabels{scrubber.LabelCustody: scrubber.LabelCustodyVault}); err != nil {
+		return nil, fmt.Errorf("counting custody Secrets: %w", err)
+	}
+	res.InCustody = len(held.Items)
 
 	if err := p.Stop(); err != nil {
 		return nil, err
@@ -221,4 +242,24 @@ func mib(b float64) string { return fmt.Sprintf("%.0f MiB", b/(1<<20)) }
 func (m memFigures) describe() string {
 	return fmt.Sprintf("RSS %s (peak %s), heap in use %s, heap allocated %s, %.0f goroutines",
 		mib(float64(m.RSS)), mib(float64(m.HWM)), mib(m.HeapInuse), mib(m.HeapAlloc), m.Goroutines)
+}
+
+// removeIssuanceObjects deletes the Certificates, CertificateRequests and
+// Secrets of the issuance namespaces and returns how many there were.
+func (b *bench) removeIssuanceObjects(ctx context.Context) (int, error) {
+	n := 0
+	for ns := range b.issuanceNamespaces {
+		for _, l := range []client.ObjectList{&cmapi.CertificateList{}, &cmapi.CertificateRequestList{}, &corev1.SecretList{}} {
+			if err := b.c.List(ctx, l, client.InNamespace(ns)); err != nil {
+				return n, fmt.Errorf("listing in %s: %w", ns, err)
+			}
+			n += meta.LenList(l)
+		}
+		for _, o := range []client.Object{&cmapi.Certificate{}, &cmapi.CertificateRequest{}, &corev1.Secret{}} {
+			if err := b.c.DeleteAllOf(ctx, o, client.InNamespace(ns)); err != nil {
+				return n, fmt.Errorf("deleting %T in %s: %w", o, ns, err)
+			}
+		}
+	}
+	return n, nil
 }

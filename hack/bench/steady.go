@@ -86,7 +86,7 @@ func countVault(path string, offset int64, res *steadyResult) error {
 		switch dn := e.Auth.DisplayName; {
 		case strings.HasPrefix(dn, keywardDisplayName):
 			who = "keyward"
-			res.VaultPaths[e.Request.Operation+" "+e.Request.Path+" ("+strings.Join(e.Auth.Policies, ",")+")"]++
+			res.VaultPaths[e.Request.Operation+" "+custodyPathPattern(e.Request.Path)+" ("+strings.Join(e.Auth.Policies, ",")+")"]++
 		case strings.HasPrefix(dn, certManagerDisplayName):
 			who = "cert-manager"
 		case dn == "":
@@ -202,4 +202,17 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// custodyPathPattern folds a custody record's path
+// (<mount>/<data|metadata>/<prefix>/<namespace>/<secret>) into
+// <mount>/<data|metadata>/<prefix>/<namespace>/*, so that one request per
+// record reads as one line per namespace.
+func custodyPathPattern(p string) string {
+	parts := strings.Split(p, "/")
+	if len(parts) == 5 && (parts[1] == "data" || parts[1] == "metadata") {
+		parts[4] = "*"
+		return strings.Join(parts, "/")
+	}
+	return p
 }

@@ -1,0 +1,66 @@
+// Copyright 2026 The Keyward Authors.
+// SPDX-License-Identifier: Apache-2.0
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward-io/keyward/e2e/framework"
+)
+
+// TestBenchHarnessSmoke runs the benchmark harness (hack/bench, what `make
+// bench` runs) end to end on a tiny workload, so that it cannot rot unseen.
+// It starts its own stack. No figure is asserted (timings belong to `make
+// bench`): only that every phase ran on the real stack and that the report
+// holds each section with the counts the run must produce.
+func TestBenchHarnessSmoke(t *testing.T) {
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "benchmarks.md")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "run", "./hack/bench",
+		"-n", "4", "-rounds", "2", "-namespaces", "1,2",
+		"-quiet", "2s", "-settle", "1s",
+		"-scrub-secrets", "3", "-watcher-secrets", "3", "-watcher-single", "2",
+		"-scale-secrets", "0", "-skip-go-bench", "-out", out)
+	cmd.Dir = root
+	output, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("hack/bench failed: %v\n%s", err, output)
+	}
+	report, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("reading the report: %v\n%s", err, output)
+	}
+	for _, want := range []string{
+		"## 1. Issuance",
+		"| Issuance wall, round 1 (a baseline / b Keyward) |",
+		"| Issuance settled, round 1 (a / b) |",
+		"| Issuance wall, round 2 (2 namespaces) (a baseline / b Keyward) |",
+		"Secrets with empty tls.key after the arm: 4 of 4.",
+		"Guard counters over the arm",
+		"## 2. Scrub cost",
+		"Created Secrets that came back as webhook placeholders: 3 of 3.",
+		"## 3. Watcher exposure",
+		"Creates that returned with the key still present (webhook really bypassed): 3 of 3.",
+		"## 4. Steady state",
+		"### Targets",
+	} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("report:\n%s", report)
+	}
+}
