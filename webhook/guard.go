@@ -456,6 +456,18 @@ type guardCacheKey struct {
 	namespace, name, version, keySHA256, serial string
 }
 
+// guardKeyFor is the cache key of the record a Secret's custody annotations
+// name.
+func guardKeyFor(s *corev1.Secret) guardCacheKey {
+	return guardCacheKey{
+		namespace: s.Namespace,
+		name:      s.Name,
+		version:   s.Annotations[scrubber.AnnotationCustodyVersion],
+		keySHA256: s.Annotations[scrubber.AnnotationKeySHA256],
+		serial:    s.Annotations[scrubber.AnnotationSerial],
+	}
+}
+
 type guardCacheEntry struct {
 	meta    *scrubber.Metadata // nil: no record
 	expires time.Time
@@ -464,13 +476,7 @@ type guardCacheEntry struct {
 // custody returns the custody record's metadata for s (nil if there is
 // none), from the TTL cache or the store.
 func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scrubber.Metadata, error) {
-	key := guardCacheKey{
-		namespace: s.Namespace,
-		name:      s.Name,
-		version:   s.Annotations[scrubber.AnnotationCustodyVersion],
-		keySHA256: s.Annotations[scrubber.AnnotationKeySHA256],
-		serial:    s.Annotations[scrubber.AnnotationSerial],
-	}
+	key := guardKeyFor(s)
 	now := g.clock.Now()
 	if g.ttl > 0 {
 		g.mu.Lock()
@@ -532,13 +538,7 @@ func (g *CertificateGuard) Prime(placeholder *corev1.Secret, meta scrubber.Metad
 	if g.ttl <= 0 || placeholder == nil || meta.Torn {
 		return
 	}
-	key := guardCacheKey{
-		namespace: placeholder.Namespace,
-		name:      placeholder.Name,
-		version:   placeholder.Annotations[scrubber.AnnotationCustodyVersion],
-		keySHA256: placeholder.Annotations[scrubber.AnnotationKeySHA256],
-		serial:    placeholder.Annotations[scrubber.AnnotationSerial],
-	}
+	key := guardKeyFor(placeholder)
 	if key.namespace == "" || key.name == "" || key.version != strconv.Itoa(meta.Version) {
 		return
 	}

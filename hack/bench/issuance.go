@@ -13,6 +13,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -178,25 +179,8 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		}
 	}
 	tempSel := client.MatchingLabels{"cert-manager.io/next-private-key": "true"}
-	tempDone, err := follower{
-		deliverList: true,
-		list: func(ctx context.Context) (string, []runtime.Object, error) {
-			var l corev1.SecretList
-			if err := b.c.List(ctx, &l, tempSel); err != nil {
-				return "", nil, err
-			}
-			objs := make([]runtime.Object, len(l.Items))
-			for i := range l.Items {
-				objs[i] = &l.Items[i]
-			}
-			return l.ResourceVersion, objs, nil
-		},
-		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
-			lo := &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}}
-			tempSel.ApplyToList(lo)
-			return b.c.Watch(ctx, &corev1.SecretList{}, lo)
-		},
-		onEvent: func(t watch.EventType, obj runtime.Object, _ time.Time) {
+	tempDone, err := b.selectorFollower(func() client.ObjectList { return &corev1.SecretList{} }, tempSel,
+		func(t watch.EventType, obj runtime.Object, _ time.Time) {
 			sec, ok := obj.(*corev1.Secret)
 			if !ok || !inArm[sec.Namespace] {
 				return
@@ -212,30 +196,12 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 				tempSeen++
 			}
 			checkSettled()
-		},
-	}.start(wctx)
+		}).start(wctx)
 	if err != nil {
 		return nil, fmt.Errorf("watching cert-manager's temporary key Secrets: %w", err)
 	}
-	done, err := follower{
-		deliverList: true,
-		list: func(ctx context.Context) (string, []runtime.Object, error) {
-			var l cmapi.CertificateList
-			if err := b.c.List(ctx, &l, armSelector); err != nil {
-				return "", nil, err
-			}
-			objs := make([]runtime.Object, len(l.Items))
-			for i := range l.Items {
-				objs[i] = &l.Items[i]
-			}
-			return l.ResourceVersion, objs, nil
-		},
-		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
-			lo := &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}}
-			armSelector.ApplyToList(lo)
-			return b.c.Watch(ctx, &cmapi.CertificateList{}, lo)
-		},
-		onEvent: func(_ watch.EventType, obj runtime.Object, at time.Time) {
+	done, err := b.selectorFollower(func() client.ObjectList { return &cmapi.CertificateList{} }, armSelector,
+		func(_ watch.EventType, obj runtime.Object, at time.Time) {
 			crt, ok := obj.(*cmapi.Certificate)
 			if !ok {
 				return
@@ -258,8 +224,7 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 				closeOnce.Do(func() { close(allReady) })
 				checkSettled()
 			}
-		},
-	}.start(wctx)
+		}).start(wctx)
 	if err != nil {
 		return nil, fmt.Errorf("watching the Certificates of %s: %w", prefix, err)
 	}
@@ -398,4 +363,29 @@ func (b *bench) guardCounters() map[string]float64 {
 		out["lookup="+l], _ = gatherCounter(b.st.Registry, "keyward_guard_custody_lookups_total", map[string]string{"result": l})
 	}
 	return out
+}
+
+// selectorFollower follows, cluster-wide, the objects of newList's kind that
+// carry the labels sel, delivering the initial list too.
+func (b *bench) selectorFollower(newList func() client.ObjectList, sel client.MatchingLabels, onEvent func(watch.EventType, runtime.Object, time.Time)) follower {
+	return follower{
+		deliverList: true,
+		list: func(ctx context.Context) (string, []runtime.Object, error) {
+			l := newList()
+			if err := b.c.List(ctx, l, sel); err != nil {
+				return "", nil, err
+			}
+			objs, err := meta.ExtractList(l)
+			if err != nil {
+				return "", nil, err
+			}
+			return l.GetResourceVersion(), objs, nil
+		},
+		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
+			lo := &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}}
+			sel.ApplyToList(lo)
+			return b.c.Watch(ctx, newList(), lo)
+		},
+		onEvent: onEvent,
+	}
 }
