@@ -231,8 +231,13 @@ func GuardCompletesIssuance(old, new *cmapi.Certificate) bool {
 //
 // Contract:
 //   - Updates that neither newly set Issuing=True nor carry Ready=False with
-//     a redaction-induced reason pass untouched (ManuallyTriggered,
+//     a redaction-induced reason, nor end an issuance
+//     (GuardCompletesIssuance), pass untouched (ManuallyTriggered,
 //     DoesNotExist, IncorrectIssuer, ...).
+//   - The end of an issuance whose new certificate is in custody, matches
+//     its record and has no genuine reason against it is made Ready=True in
+//     that write (GuardPassRewritten, reason Ready); otherwise it passes
+//     untouched.
 //   - Secrets not in custody, without a custody record, or whose record does
 //     not describe the certificate they hold pass untouched: cert-manager
 //     re-issues, which costs one issuance and never loses a key.

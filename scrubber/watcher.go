@@ -355,12 +355,18 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 // saves the metadata read before the check-and-set write; a wrong hint
 // costs one refused write and the read (see ScrubRequest.ExpectedVersion).
 func expectedFromAnnotations(ann map[string]string) (*int, string, string) {
-	raw, ok := ann[AnnotationCustodyVersion]
-	if !ok {
+	if _, ok := ann[AnnotationCustodyVersion]; !ok {
 		v := 0
 		return &v, "", ""
 	}
-	v, err := strconv.Atoi(raw)
+	return CustodyRecordNamed(ann)
+}
+
+// CustodyRecordNamed returns the custody record a placeholder's annotations
+// name (version, key fingerprint, serial), or a nil version when they name
+// none or an invalid version.
+func CustodyRecordNamed(ann map[string]string) (version *int, keySHA256, serial string) {
+	v, err := strconv.Atoi(ann[AnnotationCustodyVersion])
 	if err != nil || v < 1 {
 		return nil, "", ""
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -244,10 +243,5 @@ func expectedCustodyRecord(req admission.Request) (version *int, keySHA256, seri
 	if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
 		return nil, "", ""
 	}
-	ann := old.Metadata.Annotations
-	v, err := strconv.Atoi(ann[scrubber.AnnotationCustodyVersion])
-	if err != nil || v < 1 {
-		return nil, "", ""
-	}
-	return &v, ann[scrubber.AnnotationKeySHA256], ann[scrubber.AnnotationSerial]
+	return scrubber.CustodyRecordNamed(old.Metadata.Annotations)
 }
