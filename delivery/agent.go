@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -24,8 +25,6 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
-
-	"github.com/keyward-io/keyward/scrubber"
 )
 
 var secretsResource = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
@@ -236,7 +235,7 @@ func (a *Agent) informer(st *secretState) cache.SharedIndexInformer {
 		if !ok || m.Name != st.key.Name {
 			return
 		}
-		a.observe(st, m.Annotations, true)
+		a.observe(st, m, true)
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    update,
@@ -247,15 +246,13 @@ func (a *Agent) informer(st *secretState) cache.SharedIndexInformer {
 }
 
 // observe records the Secret's custody annotations and wakes its loop.
-func (a *Agent) observe(st *secretState, ann map[string]string, exists bool) {
+func (a *Agent) observe(st *secretState, m *metav1.PartialObjectMetadata, exists bool) {
 	st.mu.Lock()
 	st.observed, st.exists = true, exists
 	if exists {
-		v, _ := strconv.Atoi(ann[scrubber.AnnotationCustodyVersion])
-		if ann[scrubber.AnnotationCustodyPath] == "" || v < 1 {
-			v = 0
-		}
-		st.version, st.keySHA256 = v, ann[scrubber.AnnotationKeySHA256]
+		// Not a placeholder (yet, or any more): nothing to deliver.
+		ph, _ := custody.ParsePlaceholder(m)
+		st.version, st.keySHA256 = ph.Version, ph.KeySHA256
 	}
 	st.mu.Unlock()
 	if !exists {

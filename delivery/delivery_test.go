@@ -28,12 +28,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	"github.com/keyward-io/keyward/custody"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	metafake "k8s.io/client-go/metadata/fake"
-
-	"github.com/keyward-io/keyward/scrubber"
 )
 
 // testBundle issues a self-signed certificate for dnsName and returns it as
@@ -62,8 +61,8 @@ func testBundle(t testing.TB, ns, name string, v int, dnsName string) *Bundle {
 	leaf, _ := x509.ParseCertificate(der)
 	return &Bundle{
 		Namespace: ns, Name: name, Version: v,
-		Serial:      scrubber.SerialHex(leaf),
-		KeySHA256:   scrubber.KeySHA256(leaf),
+		Serial:      custody.SerialHex(leaf),
+		KeySHA256:   custody.Fingerprint(leaf.RawSubjectPublicKeyInfo),
 		Key:         pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
 		Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		DNSNames:    leaf.DNSNames,
@@ -89,7 +88,7 @@ func TestMemoryGetCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := scrubber.SerialHex(c.Leaf); got != want {
+		if got := custody.SerialHex(c.Leaf); got != want {
 			t.Errorf("SNI %q: serial %s, want %s", sni, got, want)
 		}
 	}
@@ -97,7 +96,7 @@ func TestMemoryGetCertificate(t *testing.T) {
 	if err := m.Deliver(context.Background(), b2); err != nil {
 		t.Fatal(err)
 	}
-	if c := m.Certificate("ns/b"); c == nil || scrubber.SerialHex(c.Leaf) != b2.Serial {
+	if c := m.Certificate("ns/b"); c == nil || custody.SerialHex(c.Leaf) != b2.Serial {
 		t.Errorf("after rotation ns/b serves %v, want serial %s", c, b2.Serial)
 	}
 	bad := testBundle(t, "ns", "a", 3, "a.example")
@@ -105,7 +104,7 @@ func TestMemoryGetCertificate(t *testing.T) {
 	if err := m.Deliver(context.Background(), bad); !errors.Is(err, ErrPermanent) {
 		t.Errorf("mismatched key: got %v, want ErrPermanent", err)
 	}
-	if c := m.Certificate("ns/a"); scrubber.SerialHex(c.Leaf) != a.Serial {
+	if c := m.Certificate("ns/a"); custody.SerialHex(c.Leaf) != a.Serial {
 		t.Error("a rejected bundle replaced the served certificate")
 	}
 }
@@ -155,7 +154,7 @@ func TestFilesDeliverAtomicSwapAndReloadURL(t *testing.T) {
 			return
 		}
 		leaf, _ := x509.ParseCertificate(c.Certificate[0])
-		reloads = append(reloads, r.Method+" "+scrubber.SerialHex(leaf))
+		reloads = append(reloads, r.Method+" "+custody.SerialHex(leaf))
 	}))
 	defer srv.Close()
 	f, err := NewFiles(FilesOptions{Dir: dir, ReloadURL: srv.URL})
@@ -334,11 +333,11 @@ func (s *recordingSink) deliveries() []string {
 func placeholder(ns, name string, b *Bundle) *metav1.PartialObjectMetadata {
 	return &metav1.PartialObjectMetadata{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{
-			scrubber.AnnotationCustodyPath:    "custody/tls/" + ns + "/" + name,
-			scrubber.AnnotationCustodyVersion: strconv.Itoa(b.Version),
-			scrubber.AnnotationKeySHA256:      b.KeySHA256,
-			scrubber.AnnotationSerial:         b.Serial,
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{custody.LabelCustody: custody.LabelCustodyVault}, Annotations: map[string]string{
+			custody.AnnotationPath:      "custody/tls/" + ns + "/" + name,
+			custody.AnnotationVersion:   strconv.Itoa(b.Version),
+			custody.AnnotationKeySHA256: b.KeySHA256,
+			custody.AnnotationSerial:    b.Serial,
 		}},
 	}
 }

@@ -7,15 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
-
-	"github.com/keyward-io/keyward/scrubber"
+	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/custody/vaultkv"
 )
 
 // Reader fetches one version of a custody record.
@@ -45,11 +41,11 @@ type VaultReaderOptions struct {
 	OnForbidden func(ctx context.Context) error
 }
 
-// VaultReader reads custody records from a Vault KV v2 mount. It needs only
-// read on <mount>/data/<prefix>/<namespace>/<name> (the keyward-agent policy).
+// VaultReader reads custody records from a Vault KV v2 mount through
+// custody/vaultkv's key reader. It needs only read on
+// <mount>/data/<prefix>/<namespace>/<name> (the keyward-agent policy).
 type VaultReader struct {
-	client func() *vaultapi.Client
-	opts   VaultReaderOptions
+	r *vaultkv.Reader
 }
 
 // NewVaultReader returns a Reader over client, which must be authenticated
@@ -57,78 +53,31 @@ type VaultReader struct {
 // for each read, so a caller that logs in lazily can hand out its client
 // once it has one (nil means "not logged in yet" and fails the read).
 func NewVaultReader(client func() *vaultapi.Client, opts VaultReaderOptions) (*VaultReader, error) {
-	if client == nil {
-		return nil, errors.New("custody reader needs a vault client")
+	r, err := vaultkv.NewReader(client, vaultkv.ReaderOptions{Mount: opts.Mount, Prefix: opts.Prefix, Timeout: opts.Timeout, OnForbidden: opts.OnForbidden})
+	if err != nil {
+		return nil, err
 	}
-	if opts.Mount == "" {
-		opts.Mount = scrubber.DefaultCustodyMount
-	}
-	if opts.Prefix == "" {
-		opts.Prefix = scrubber.DefaultCustodyPrefix
-	}
-	opts.Mount, opts.Prefix = strings.Trim(opts.Mount, "/"), strings.Trim(opts.Prefix, "/")
-	if opts.Mount == "" || opts.Prefix == "" {
-		return nil, errors.New("custody mount and prefix must not be blank")
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = scrubber.DefaultVaultCallTimeout
-	}
-	return &VaultReader{client: client, opts: opts}, nil
+	return &VaultReader{r: r}, nil
 }
 
 // Read implements Reader. The bundle is checked before it is returned: the
 // key must match the certificate.
 func (r *VaultReader) Read(ctx context.Context, namespace, name string, version int) (*Bundle, error) {
-	if namespace == "" || name == "" || strings.Contains(namespace+name, "/") || version < 1 {
-		return nil, fmt.Errorf("invalid custody reference %q/%q version %d", namespace, name, version)
+	rec, err := r.r.Read(ctx, namespace, name, version)
+	if errors.Is(err, custody.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", err, ErrNotFound)
 	}
-	b, err := r.read(ctx, namespace, name, version)
-	var re *vaultapi.ResponseError
-	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden && r.opts.OnForbidden != nil {
-		if lerr := r.opts.OnForbidden(ctx); lerr == nil {
-			b, err = r.read(ctx, namespace, name, version)
-		}
-	}
-	return b, err
-}
-
-func (r *VaultReader) read(ctx context.Context, namespace, name string, version int) (*Bundle, error) {
-	c := r.client()
-	if c == nil {
-		return nil, fmt.Errorf("reading custody record %s/%s version %d: not logged in to vault yet", namespace, name, version)
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-	defer cancel()
-	p := path.Join(r.opts.Mount, "data", r.opts.Prefix, namespace, name)
-	sec, err := c.Logical().ReadWithDataWithContext(ctx, p, map[string][]string{"version": {strconv.Itoa(version)}})
 	if err != nil {
-		var re *vaultapi.ResponseError
-		if errors.As(err, &re) {
-			if re.StatusCode == http.StatusNotFound {
-				return nil, fmt.Errorf("reading custody record %s/%s version %d: %w", namespace, name, version, ErrNotFound)
-			}
-			return nil, fmt.Errorf("reading custody record %s/%s version %d: vault %s %s: status %d: %s: %w",
-				namespace, name, version, re.HTTPMethod, p, re.StatusCode, strings.Join(re.Errors, "; "), re)
-		}
-		return nil, fmt.Errorf("reading custody record %s/%s version %d: %w", namespace, name, version, err)
+		return nil, err
 	}
-	// KV v2 answers a deleted or destroyed version with data null (and 404).
-	if sec == nil || sec.Data == nil || sec.Data["data"] == nil {
-		return nil, fmt.Errorf("reading custody record %s/%s version %d: %w", namespace, name, version, ErrNotFound)
-	}
-	data, _ := sec.Data["data"].(map[string]any)
-	meta, _ := sec.Data["metadata"].(map[string]any)
-	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
 	b := &Bundle{
 		Namespace:   namespace,
 		Name:        name,
 		Version:     version,
-		Key:         []byte(str(data, scrubber.DataTLSKey)),
-		Certificate: []byte(str(data, scrubber.DataTLSCert)),
-		CA:          []byte(str(data, scrubber.DataCA)),
-	}
-	if t, err := time.Parse(time.RFC3339Nano, str(meta, "created_time")); err == nil {
-		b.WrittenAt = t
+		Key:         rec.Key,
+		Certificate: rec.Certificate,
+		CA:          rec.CA,
+		WrittenAt:   rec.Meta.WrittenAt,
 	}
 	if len(b.Key) == 0 || len(b.Certificate) == 0 {
 		return nil, fmt.Errorf("custody record %s: no key or certificate in it: %w", b, ErrMismatch)
@@ -137,8 +86,8 @@ func (r *VaultReader) read(ctx context.Context, namespace, name string, version 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMismatch, err)
 	}
-	b.Serial = scrubber.SerialHex(kp.Leaf)
-	b.KeySHA256 = scrubber.KeySHA256(kp.Leaf)
+	b.Serial = custody.SerialHex(kp.Leaf)
+	b.KeySHA256 = custody.Fingerprint(kp.Leaf.RawSubjectPublicKeyInfo)
 	b.DNSNames = kp.Leaf.DNSNames
 	b.NotAfter = kp.Leaf.NotAfter
 	return b, nil

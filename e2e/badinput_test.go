@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward-io/keyward/cmd/keyward/app"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
 	"github.com/keyward-io/keyward/issuer"
@@ -294,7 +295,7 @@ func (b *badInput) assertUntouched(t *testing.T, ns, name string, key []byte) {
 	if !bytes.Equal(s.Data["tls.key"], key) {
 		t.Errorf("secret %s/%s: tls.key changed (%d bytes, want the %d written)", ns, name, len(s.Data["tls.key"]), len(key))
 	}
-	if s.Labels[scrubber.LabelCustody] != "" || s.Annotations[scrubber.AnnotationCustodyPath] != "" {
+	if s.Labels[custody.LabelCustody] != "" || s.Annotations[custody.AnnotationPath] != "" {
 		t.Errorf("secret %s/%s carries custody markers: labels %v annotations %v", ns, name, s.Labels, s.Annotations)
 	}
 	b.assertNoRecord(t, ns, name)
@@ -882,7 +883,7 @@ func (b *badInput) tamperedRecord() badInputCase {
 			serial, _ := assertScrubbed(t, b.st, biCerts, "tamper-tls", false)
 			before := revision(t, b.c, crt)
 			sec := getSecret(t, b.c, client.ObjectKey{Namespace: biCerts, Name: "tamper-tls"})
-			fp := sec.Annotations[scrubber.AnnotationKeySHA256]
+			fp := sec.Annotations[custody.AnnotationKeySHA256]
 			fake := strings.Repeat("0", 64)
 
 			vc, err := b.st.Vault.RootClient()
@@ -933,8 +934,8 @@ func (b *badInput) tamperedRecord() badInputCase {
 			must(t, err)
 			custom, _ = md.Data["custom_metadata"].(map[string]any)
 			sec = getSecret(t, b.c, client.ObjectKey{Namespace: biCerts, Name: "tamper-tls"})
-			if custom["key_sha256"] != sec.Annotations[scrubber.AnnotationKeySHA256] {
-				t.Errorf("after the re-issue the record names key %v, the Secret %s", custom["key_sha256"], sec.Annotations[scrubber.AnnotationKeySHA256])
+			if custom["key_sha256"] != sec.Annotations[custody.AnnotationKeySHA256] {
+				t.Errorf("after the re-issue the record names key %v, the Secret %s", custom["key_sha256"], sec.Annotations[custody.AnnotationKeySHA256])
 			}
 			return fmt.Sprintf("Warning %s: %s; then one re-issue (revision %d → %d) repairs the record", ev.Reason, ev.Note, before, revision(t, b.c, crt))
 		}

@@ -33,10 +33,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward-io/keyward/cmd/keyward/app"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
 	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
-	"github.com/keyward-io/keyward/scrubber"
 )
 
 // TestCrashConsistency: 200 Certificates are issued at once while the Keyward
@@ -463,8 +463,8 @@ func checkCustody(t *testing.T, st *keyward.Stack, c client.Client, ns, secret, 
 	if k, ok := sec.Data[corev1.TLSPrivateKeyKey]; !ok || len(k) != 0 {
 		return fmt.Errorf("Secret %s: tls.key must be present and empty, holds %d bytes (present %v)", secret, len(k), ok)
 	}
-	if sec.Labels[scrubber.LabelCustody] != scrubber.LabelCustodyVault {
-		return fmt.Errorf("Secret %s is not a custody placeholder (label %s=%q)", secret, scrubber.LabelCustody, sec.Labels[scrubber.LabelCustody])
+	if sec.Labels[custody.LabelCustody] != custody.LabelCustodyVault {
+		return fmt.Errorf("Secret %s is not a custody placeholder (label %s=%q)", secret, custody.LabelCustody, sec.Labels[custody.LabelCustody])
 	}
 	crtPEM := sec.Data[corev1.TLSCertKey]
 	fp, err := spkiFingerprint(crtPEM)
@@ -474,15 +474,15 @@ func checkCustody(t *testing.T, st *keyward.Stack, c client.Client, ns, secret, 
 	if notKey != "" && fp == notKey {
 		return fmt.Errorf("Secret %s still holds the certificate of the key from before the wipe (%s)", secret, fp)
 	}
-	if got := sec.Annotations[scrubber.AnnotationKeySHA256]; got != fp {
+	if got := sec.Annotations[custody.AnnotationKeySHA256]; got != fp {
 		return fmt.Errorf("Secret %s names key %s, its tls.crt is for key %s", secret, got, fp)
 	}
 	rec, ok := readCustody(t, st, ns, secret)
 	if !ok {
 		return fmt.Errorf("no custody record for Secret %s", secret)
 	}
-	if v, err := strconv.Atoi(sec.Annotations[scrubber.AnnotationCustodyVersion]); err != nil || v < 1 || v > rec.Version {
-		return fmt.Errorf("Secret %s names custody version %q, the record's current version is %d", secret, sec.Annotations[scrubber.AnnotationCustodyVersion], rec.Version)
+	if v, err := strconv.Atoi(sec.Annotations[custody.AnnotationVersion]); err != nil || v < 1 || v > rec.Version {
+		return fmt.Errorf("Secret %s names custody version %q, the record's current version is %d", secret, sec.Annotations[custody.AnnotationVersion], rec.Version)
 	}
 	if !bytes.Equal(rec.Cert, crtPEM) {
 		return fmt.Errorf("custody record of Secret %s (version %d) holds another certificate than tls.crt", secret, rec.Version)

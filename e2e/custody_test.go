@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward-io/keyward/cmd/keyward/app"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
 	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
@@ -38,7 +39,7 @@ import (
 // custodyNamespace creates a namespace opted in to custody.
 func custodyNamespace(t *testing.T, st *keyward.Stack, name string, extra map[string]string) {
 	t.Helper()
-	labels := map[string]string{scrubber.NamespaceLabelCustody: "enabled"}
+	labels := map[string]string{custody.NamespaceLabelCustody: "enabled"}
 	for k, v := range extra {
 		labels[k] = v
 	}
@@ -206,13 +207,13 @@ func assertScrubbed(t *testing.T, st *keyward.Stack, ns, secretName string, stri
 	if k, ok := sec.Data["tls.key"]; !ok || len(k) != 0 {
 		t.Fatalf("secret %s/%s: tls.key must exist and be empty, has %d bytes (present %v)", ns, secretName, len(k), ok)
 	}
-	for _, a := range []string{scrubber.AnnotationCustodyPath, scrubber.AnnotationCustodyVersion, scrubber.AnnotationKeySHA256, scrubber.AnnotationScrubbedAt} {
+	for _, a := range []string{custody.AnnotationPath, custody.AnnotationVersion, custody.AnnotationKeySHA256, custody.AnnotationScrubbedAt} {
 		if sec.Annotations[a] == "" {
 			t.Errorf("secret %s/%s lacks annotation %s", ns, secretName, a)
 		}
 	}
-	if sec.Labels[scrubber.LabelCustody] != scrubber.LabelCustodyVault {
-		t.Errorf("secret %s/%s lacks label %s=%s", ns, secretName, scrubber.LabelCustody, scrubber.LabelCustodyVault)
+	if sec.Labels[custody.LabelCustody] != custody.LabelCustodyVault {
+		t.Errorf("secret %s/%s lacks label %s=%s", ns, secretName, custody.LabelCustody, custody.LabelCustodyVault)
 	}
 	rec, ok := readCustody(t, st, ns, secretName)
 	if !ok {
@@ -223,11 +224,11 @@ func assertScrubbed(t *testing.T, st *keyward.Stack, ns, secretName string, stri
 	// Secret then names the version of the attempt that was persisted. What
 	// must hold: that version exists, and Vault's current record holds the
 	// key the Secret names.
-	if got, err := strconv.Atoi(sec.Annotations[scrubber.AnnotationCustodyVersion]); err != nil || got < 1 || got > rec.Version {
-		t.Errorf("secret names custody version %q, Vault's current version is %d", sec.Annotations[scrubber.AnnotationCustodyVersion], rec.Version)
+	if got, err := strconv.Atoi(sec.Annotations[custody.AnnotationVersion]); err != nil || got < 1 || got > rec.Version {
+		t.Errorf("secret names custody version %q, Vault's current version is %d", sec.Annotations[custody.AnnotationVersion], rec.Version)
 	}
-	if got := keySHA256(t, rec.Cert); got != sec.Annotations[scrubber.AnnotationKeySHA256] {
-		t.Errorf("secret names key %s, Vault's current record holds key %s", sec.Annotations[scrubber.AnnotationKeySHA256], got)
+	if got := keySHA256(t, rec.Cert); got != sec.Annotations[custody.AnnotationKeySHA256] {
+		t.Errorf("secret names key %s, Vault's current record holds key %s", sec.Annotations[custody.AnnotationKeySHA256], got)
 	}
 	certPEM := sec.Data["tls.crt"]
 	if strict {
@@ -490,7 +491,7 @@ func TestCustodyWithCAIssuerAndStrictMode(t *testing.T) {
 
 	custodyNamespace(t, st, "plain", nil)
 	plain := newCertificate("plain", "api", ref, "api.example.com")
-	custodyNamespace(t, st, "strict", map[string]string{scrubber.NamespaceLabelRedactCertificates: "true"})
+	custodyNamespace(t, st, "strict", map[string]string{custody.NamespaceLabelRedactCertificates: "true"})
 	strict := newCertificate("strict", "api", ref, "api.example.com")
 	for _, crt := range []*cmapi.Certificate{plain, strict} {
 		if err := st.Client.Create(ctx, crt); err != nil {
@@ -543,7 +544,7 @@ func TestCustodyWatcherBackstop(t *testing.T) {
 			return false, err
 		}
 		k, ok := sec.Data["tls.key"]
-		return ok && len(k) == 0 && sec.Annotations[scrubber.AnnotationScrubbedBy] == scrubber.ByWatcher, nil
+		return ok && len(k) == 0 && sec.Annotations[custody.AnnotationScrubbedBy] == scrubber.ByWatcher, nil
 	})
 	// cert-manager may write the Secret again while it finishes issuing (the
 	// webhook is down, so each write carries the key); the watcher scrubs
@@ -559,7 +560,7 @@ func TestCustodyWatcherBackstop(t *testing.T) {
 	})
 	assertScrubbed(t, st, "backstop", "svc-tls", false)
 	sec := getSecret(t, st.Client, client.ObjectKey{Namespace: "backstop", Name: "svc-tls"})
-	scrubbedAt, err := time.Parse(time.RFC3339Nano, sec.Annotations[scrubber.AnnotationScrubbedAt])
+	scrubbedAt, err := time.Parse(time.RFC3339Nano, sec.Annotations[custody.AnnotationScrubbedAt])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +571,7 @@ func TestCustodyWatcherBackstop(t *testing.T) {
 // nothing with a key is persisted; when Vault is back, issuance completes.
 func TestCustodyVaultDown(t *testing.T) {
 	st := keyward.StartStackForTest(t, keyward.StackOptions{
-		Options: func(o *app.Options) { o.CustodyWriteTimout = 2 * time.Second },
+		Options: func(o *app.Options) { o.CustodyWriteTimeout = 2 * time.Second },
 	})
 	ctx := context.Background()
 	caClusterIssuer(t, st, "ca")

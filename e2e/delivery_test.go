@@ -44,10 +44,10 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/delivery"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
-	"github.com/keyward-io/keyward/scrubber"
 )
 
 // TestDeliveryAgent is the delivery acceptance test, on the real stack and a
@@ -366,14 +366,14 @@ type placeholderState struct {
 func currentPlaceholder(t *testing.T, st *keyward.Stack, ns, name string) placeholderState {
 	t.Helper()
 	s := getSecret(t, st.Client, client.ObjectKey{Namespace: ns, Name: name})
-	v, err := strconv.Atoi(s.Annotations[scrubber.AnnotationCustodyVersion])
-	if err != nil || s.Annotations[scrubber.AnnotationSerial] == "" {
+	v, err := strconv.Atoi(s.Annotations[custody.AnnotationVersion])
+	if err != nil || s.Annotations[custody.AnnotationSerial] == "" {
 		t.Fatalf("Secret %s/%s is not a custody placeholder: %v", ns, name, s.Annotations)
 	}
 	if len(s.Data[corev1.TLSPrivateKeyKey]) != 0 {
 		t.Fatalf("Secret %s/%s holds a private key", ns, name)
 	}
-	return placeholderState{version: v, serial: s.Annotations[scrubber.AnnotationSerial]}
+	return placeholderState{version: v, serial: s.Annotations[custody.AnnotationSerial]}
 }
 
 // renewAndWait forces a renewal (as `cmctl renew` does) and waits for the
@@ -399,8 +399,8 @@ func renewAndWait(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, prev 
 		if err := st.Client.Get(ctx, client.ObjectKey{Namespace: crt.Namespace, Name: crt.Spec.SecretName}, s); err != nil {
 			return false, err
 		}
-		v, _ := strconv.Atoi(s.Annotations[scrubber.AnnotationCustodyVersion])
-		next = placeholderState{version: v, serial: s.Annotations[scrubber.AnnotationSerial]}
+		v, _ := strconv.Atoi(s.Annotations[custody.AnnotationVersion])
+		next = placeholderState{version: v, serial: s.Annotations[custody.AnnotationSerial]}
 		return v > prev.version && next.serial != prev.serial, nil
 	})
 	waitSettled(t, st, crt)

@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
 	"github.com/keyward-io/keyward/issuer"
@@ -107,7 +108,7 @@ func TestVaultOutage(t *testing.T) {
 			revision:      revision(t, c, crt),
 			serial:        serial,
 			recordVersion: rec.Version,
-			secretVersion: sec.Annotations[scrubber.AnnotationCustodyVersion],
+			secretVersion: sec.Annotations[custody.AnnotationVersion],
 			renewalTime:   ready.Status.RenewalTime,
 		}
 	}
@@ -376,7 +377,7 @@ func watchOutage(t *testing.T, st *keyward.Stack, iss *v1alpha1.VaultClusterIssu
 			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: crt.Spec.SecretName}, sec); err != nil {
 				t.Fatalf("reading Secret %s/%s: %v", ns, crt.Spec.SecretName, err)
 			}
-			if got := sec.Annotations[scrubber.AnnotationCustodyVersion]; got != snap[crt.Name].secretVersion {
+			if got := sec.Annotations[custody.AnnotationVersion]; got != snap[crt.Name].secretVersion {
 				t.Errorf("Secret %s/%s changed custody version %s -> %s while Vault was unreachable", ns, sec.Name, snap[crt.Name].secretVersion, got)
 			}
 			if len(sec.Data["tls.key"]) != 0 {
@@ -435,10 +436,10 @@ func watchRecovery(t *testing.T, st *keyward.Stack, iss *v1alpha1.VaultClusterIs
 				continue
 			}
 			sec := &corev1.Secret{}
-			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: crt.Spec.SecretName}, sec); err != nil || !scrubber.IsPlaceholder(sec) {
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: crt.Spec.SecretName}, sec); err != nil || !isPlaceholder(sec) {
 				continue
 			}
-			if r.renewals[crt.Name] && sec.Annotations[scrubber.AnnotationSerial] == snap[crt.Name].serial {
+			if r.renewals[crt.Name] && sec.Annotations[custody.AnnotationSerial] == snap[crt.Name].serial {
 				continue
 			}
 			r.done[crt.Name] = time.Since(resumedAt)
@@ -732,7 +733,7 @@ func TestAPIServerRestart(t *testing.T) {
 	}
 	for _, name := range names {
 		sec := getSecret(t, st.Client, client.ObjectKey{Namespace: ns, Name: name})
-		if by := sec.Annotations[scrubber.AnnotationScrubbedBy]; by != scrubber.ByWatcher {
+		if by := sec.Annotations[custody.AnnotationScrubbedBy]; by != scrubber.ByWatcher {
 			t.Errorf("Secret %s/%s scrubbed by %q, want the watcher", ns, name, by)
 		}
 		rec, ok := readCustody(t, st, ns, name)
@@ -746,7 +747,7 @@ func TestAPIServerRestart(t *testing.T) {
 		if !bytes.Equal(rec.Cert, sec.Data["tls.crt"]) {
 			t.Errorf("custody record of Secret %s/%s holds another certificate than the Secret's tls.crt", ns, name)
 		}
-		if got, want := sec.Annotations[scrubber.AnnotationKeySHA256], keySHA256(t, rec.Cert); got != want {
+		if got, want := sec.Annotations[custody.AnnotationKeySHA256], keySHA256(t, rec.Cert); got != want {
 			t.Errorf("Secret %s/%s names key %s, its custody record holds %s", ns, name, got, want)
 		}
 	}
@@ -816,7 +817,7 @@ func waitScrubbedByWatcher(t *testing.T, st *keyward.Stack, ns string, names []s
 			if err := st.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sec); err != nil {
 				return false, err
 			}
-			if len(sec.Data["tls.key"]) != 0 || !scrubber.IsPlaceholder(sec) {
+			if len(sec.Data["tls.key"]) != 0 || !isPlaceholder(sec) {
 				return false, fmt.Errorf("Secret %s/%s still holds its key", ns, name)
 			}
 		}

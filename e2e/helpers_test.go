@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 )
 
@@ -120,4 +121,10 @@ func getSecret(t *testing.T, c client.Client, key client.ObjectKey) *corev1.Secr
 		t.Fatalf("reading secret %s: %v", key, err)
 	}
 	return s
+}
+
+// isPlaceholder is custody.ParsePlaceholder's verdict alone.
+func isPlaceholder(s *corev1.Secret) bool {
+	_, ok := custody.ParsePlaceholder(s)
+	return ok
 }

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/keyward-io/keyward/internal/vault"
+	"github.com/keyward-io/keyward/internal/vault/tokenrequest"
 	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
 )
 
@@ -146,7 +147,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		cache := &vault.Cache{}
 		vaults = &vaultConnector{
 			secrets:           mgr.GetAPIReader(),
-			tokens:            vault.NewTokenRequester(mgr.GetClient()),
+			tokens:            tokenrequest.New(mgr.GetClient()),
 			clusterResourceNS: opts.ClusterResourceNamespace,
 			timeout:           opts.RequestTimeout,
 			clock:             opts.Clock,

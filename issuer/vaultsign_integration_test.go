@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/internal/vault"
+	"github.com/keyward-io/keyward/internal/vault/tokenrequest"
 	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
 	"github.com/keyward-io/keyward/issuer/pki"
 )
@@ -31,7 +32,7 @@ func TestVaultSignIntegration(t *testing.T) {
 	defer cancel()
 	cfg := vault.Config{Server: env.Vault.Addr, Timeout: 30 * time.Second}
 	signPath := framework.VaultIntPKIMount + "/sign/" + framework.VaultKeywardRole
-	tokens := vault.NewTokenRequester(env.Client)
+	tokens := tokenrequest.New(env.Client)
 	k8sAuth := func(role string) *vault.KubernetesAuth {
 		return &vault.KubernetesAuth{
 			MountPath: "/v1/auth/" + framework.VaultKubernetesMount, Role: role,

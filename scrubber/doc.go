@@ -3,7 +3,7 @@
 
 // Package scrubber keeps TLS private keys out of the Kubernetes API: it moves
 // the key of every cert-manager kubernetes.io/tls Secret in a custody
-// namespace to a Store (Vault KV v2) and leaves a placeholder Secret behind.
+// namespace to a custody.Store (Vault KV v2) and leaves a placeholder Secret behind.
 //
 // Decisions this package owns:
 //

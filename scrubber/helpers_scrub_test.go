@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward-io/keyward/custody"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -91,9 +92,9 @@ func scrubTestSecret(p scrubTestKeyPair) *corev1.Secret {
 		},
 		Type: corev1.SecretTypeTLS,
 		Data: map[string][]byte{
-			DataTLSKey:  p.KeyPEM,
-			DataTLSCert: p.CertPEM,
-			DataCA:      p.CertPEM,
+			custody.DataKey:         p.KeyPEM,
+			custody.DataCertificate: p.CertPEM,
+			custody.DataCA:          p.CertPEM,
 		},
 	}
 }
@@ -102,4 +103,10 @@ func scrubTestSecret(p scrubTestKeyPair) *corev1.Secret {
 // fresh ECDSA key, for the external-package integration tests.
 func ScrubTestSecret(t testing.TB) *corev1.Secret {
 	return scrubTestSecret(scrubTestNewPair(t, "ecdsa"))
+}
+
+// isPlaceholder is custody.ParsePlaceholder's verdict alone.
+func isPlaceholder(s *corev1.Secret) bool {
+	_, ok := custody.ParsePlaceholder(s)
+	return ok
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/keyward-io/keyward/custody"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,7 +21,7 @@ type StrictMode interface {
 	Strict(ctx context.Context, namespace string) (bool, error)
 }
 
-// NamespaceStrictMode reads the NamespaceLabelRedactCertificates label
+// NamespaceStrictMode reads the custody.NamespaceLabelRedactCertificates label
 // ("true"/"false") from Namespaces through Reader, falling back to Default.
 // Reader must be informer-backed (a manager's cached client), so a lookup is a
 // cache read, not an API call.
@@ -43,7 +44,7 @@ func (m NamespaceStrictMode) Strict(ctx context.Context, namespace string) (bool
 		}
 		return false, fmt.Errorf("reading strict mode of namespace %s: %w", namespace, err)
 	}
-	switch ns.Labels[NamespaceLabelRedactCertificates] {
+	switch ns.Labels[custody.NamespaceLabelRedactCertificates] {
 	case "true":
 		return true, nil
 	case "false":

@@ -6,9 +6,7 @@ package scrubber
 import (
 	"bytes"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward-io/keyward/custody"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -34,13 +33,15 @@ const (
 	LabelNextPrivateKey = "cert-manager.io/next-private-key"
 )
 
-// Scrub paths, the values of AnnotationScrubbedBy and of the path metric label.
+// Scrub paths, the values of custody.AnnotationScrubbedBy and of the path metric label.
 const (
 	ByWebhook = "webhook"
 	ByWatcher = "watcher"
 )
 
-// Data keys of a kubernetes.io/tls Secret written by cert-manager.
+// Data keys of a kubernetes.io/tls Secret written by cert-manager, besides
+// custody.DataKey, custody.DataCertificate and custody.DataCA (the custody
+// record's fields carry the same names).
 //
 // Key material can sit in:
 //   - tls.key: moved to custody and emptied (the kubernetes.io/tls type
@@ -62,9 +63,6 @@ const (
 // truststore.jks and truststore.p12 hold only CA certificates and stay, as do
 // tls.crt and ca.crt outside strict mode.
 const (
-	DataTLSKey      = corev1.TLSPrivateKeyKey
-	DataTLSCert     = corev1.TLSCertKey
-	DataCA          = "ca.crt"
 	DataKeyDER      = "key.der"
 	DataCombinedPEM = "tls-combined.pem"
 	DataKeystoreJKS = "keystore.jks"
@@ -74,7 +72,7 @@ const (
 // KeyBearingDataKeys lists the Secret data keys that can carry private key
 // material, tls.key first. The result is a fresh slice.
 func KeyBearingDataKeys() []string {
-	return []string{DataTLSKey, DataKeyDER, DataCombinedPEM, DataKeystoreJKS, DataKeystoreP12}
+	return []string{custody.DataKey, DataKeyDER, DataCombinedPEM, DataKeystoreJKS, DataKeystoreP12}
 }
 
 // holdsKey reports whether data entry k with value v carries key material.
@@ -120,12 +118,12 @@ type PlanOptions struct {
 	// Strict also moves tls.crt and ca.crt to custody and empties them in the
 	// Secret (their validity is kept in annotations).
 	Strict bool
-	// Now is the scrub time recorded in AnnotationScrubbedAt.
+	// Now is the scrub time recorded in custody.AnnotationScrubbedAt.
 	Now time.Time
 	// By is ByWebhook or ByWatcher.
 	By string
-	// Path is the store's name for the record (Store.Path), recorded in
-	// AnnotationCustodyPath.
+	// Path is the store's name for the record (custody.Store.Path), recorded in
+	// custody.AnnotationPath.
 	Path string
 }
 
@@ -138,10 +136,10 @@ type ScrubPlan struct {
 	// Reason says why, in words fit for a log (no data).
 	Reason string
 	// Record is the custody record to write (ActionScrub only).
-	Record Record
+	Record custody.Record
 	// Empty lists the data keys Apply sets to empty bytes (ActionScrub only).
 	Empty []string
-	// Annotations are set by Apply, except AnnotationCustodyVersion, which
+	// Annotations are set by Apply, except custody.AnnotationVersion, which
 	// Apply adds from the store's answer.
 	Annotations map[string]string
 	// Labels are set by Apply.
@@ -185,14 +183,6 @@ func HoldsKeyMaterial(s *corev1.Secret) bool {
 	return false
 }
 
-// IsPlaceholder reports whether s carries Keyward's custody annotations.
-func IsPlaceholder(s *corev1.Secret) bool {
-	return s.Labels[LabelCustody] == LabelCustodyVault &&
-		s.Annotations[AnnotationCustodyPath] != "" &&
-		s.Annotations[AnnotationCustodyVersion] != "" &&
-		s.Annotations[AnnotationKeySHA256] != ""
-}
-
 // Plan decides what to do with a Secret. It is pure: no I/O, no clock. It
 // never puts key bytes in errors or Reason.
 func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
@@ -200,7 +190,7 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 		return &ScrubPlan{Action: ActionIgnore, Reason: "not a cert-manager kubernetes.io/tls secret"}, nil
 	}
 	if !HoldsKeyMaterial(s) {
-		if IsPlaceholder(s) {
+		if _, ok := custody.ParsePlaceholder(s); ok {
 			return &ScrubPlan{Action: ActionAlreadyScrubbed, Reason: "key already in custody"}, nil
 		}
 		return &ScrubPlan{Action: ActionIgnore, Reason: "no key material"}, nil
@@ -239,33 +229,33 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 		return nil, fail(strings.Join(extras, ", "), ErrKeyBearingExtras,
 			"remove additionalOutputFormats and keystores from Certificate "+s.Annotations[AnnotationCertificateName]+" and build them from the custody record")
 	}
-	keyPEM := s.Data[DataTLSKey]
+	keyPEM := s.Data[custody.DataKey]
 	key, err := parsePrivateKey(keyPEM)
 	if err != nil {
-		return nil, fail(DataTLSKey, err, "")
+		return nil, fail(custody.DataKey, err, "")
 	}
-	certPEM := s.Data[DataTLSCert]
+	certPEM := s.Data[custody.DataCertificate]
 	if len(bytes.TrimSpace(certPEM)) == 0 {
-		return nil, fail(DataTLSCert, ErrMissingCertificate, "")
+		return nil, fail(custody.DataCertificate, ErrMissingCertificate, "")
 	}
 	leaf, err := parseLeaf(certPEM)
 	if err != nil {
-		return nil, fail(DataTLSCert, err, "")
+		return nil, fail(custody.DataCertificate, err, "")
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(leaf.PublicKey) {
-		return nil, fail(DataTLSKey, ErrKeyCertMismatch, "serial "+SerialHex(leaf))
+		return nil, fail(custody.DataKey, ErrKeyCertMismatch, "serial "+custody.SerialHex(leaf))
 	}
 
-	fp := KeySHA256(leaf)
-	serial := SerialHex(leaf)
-	rec := Record{
+	fp := custody.Fingerprint(leaf.RawSubjectPublicKeyInfo)
+	serial := custody.SerialHex(leaf)
+	rec := custody.Record{
 		Namespace:   s.Namespace,
 		Name:        s.Name,
 		Key:         bytes.Clone(keyPEM),
 		Certificate: bytes.Clone(certPEM),
-		CA:          bytes.Clone(s.Data[DataCA]),
-		Meta: Metadata{
+		CA:          bytes.Clone(s.Data[custody.DataCA]),
+		Meta: custody.Metadata{
 			CertificateName: s.Annotations[AnnotationCertificateName],
 			IssuerName:      s.Annotations[annotationIssuerName],
 			IssuerKind:      s.Annotations[annotationIssuerKind],
@@ -280,23 +270,23 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 		Action: ActionScrub,
 		Reason: "key material present",
 		Record: rec,
-		Empty:  []string{DataTLSKey},
+		Empty:  []string{custody.DataKey},
 		Annotations: map[string]string{
-			AnnotationCustodyPath: opts.Path,
-			AnnotationKeySHA256:   fp,
-			AnnotationScrubbedAt:  opts.Now.UTC().Format(time.RFC3339Nano),
-			AnnotationScrubbedBy:  opts.By,
-			AnnotationSerial:      serial,
+			custody.AnnotationPath:       opts.Path,
+			custody.AnnotationKeySHA256:  fp,
+			custody.AnnotationScrubbedAt: opts.Now.UTC().Format(time.RFC3339Nano),
+			custody.AnnotationScrubbedBy: opts.By,
+			custody.AnnotationSerial:     serial,
 		},
-		Labels: map[string]string{LabelCustody: LabelCustodyVault},
+		Labels: map[string]string{custody.LabelCustody: custody.LabelCustodyVault},
 	}
 	if opts.Strict {
-		p.Empty = append(p.Empty, DataTLSCert)
-		if _, ok := s.Data[DataCA]; ok {
-			p.Empty = append(p.Empty, DataCA)
+		p.Empty = append(p.Empty, custody.DataCertificate)
+		if _, ok := s.Data[custody.DataCA]; ok {
+			p.Empty = append(p.Empty, custody.DataCA)
 		}
-		p.Annotations[AnnotationNotBefore] = leaf.NotBefore.UTC().Format(time.RFC3339)
-		p.Annotations[AnnotationNotAfter] = leaf.NotAfter.UTC().Format(time.RFC3339)
+		p.Annotations[custody.AnnotationNotBefore] = leaf.NotBefore.UTC().Format(time.RFC3339)
+		p.Annotations[custody.AnnotationNotAfter] = leaf.NotAfter.UTC().Format(time.RFC3339)
 	}
 	return p, nil
 }
@@ -316,11 +306,11 @@ func (p *ScrubPlan) Apply(s *corev1.Secret, version int) *corev1.Secret {
 		out.Annotations = map[string]string{}
 	}
 	maps.Copy(out.Annotations, p.Annotations)
-	out.Annotations[AnnotationCustodyVersion] = strconv.Itoa(version)
+	out.Annotations[custody.AnnotationVersion] = strconv.Itoa(version)
 	if !p.strict() {
 		// A Secret that was strict before and is not now must not keep stale validity.
-		delete(out.Annotations, AnnotationNotBefore)
-		delete(out.Annotations, AnnotationNotAfter)
+		delete(out.Annotations, custody.AnnotationNotBefore)
+		delete(out.Annotations, custody.AnnotationNotAfter)
 	}
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
@@ -329,20 +319,7 @@ func (p *ScrubPlan) Apply(s *corev1.Secret, version int) *corev1.Secret {
 	return out
 }
 
-func (p *ScrubPlan) strict() bool { return slices.Contains(p.Empty, DataTLSCert) }
-
-// KeySHA256 is the hex SHA-256 of a certificate's DER SubjectPublicKeyInfo:
-// the key fingerprint Keyward records, computable from public data alone.
-func KeySHA256(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(sum[:])
-}
-
-// SerialHex is a certificate's serial number in lower-case hex, as recorded
-// in AnnotationSerial and Metadata.Serial.
-func SerialHex(cert *x509.Certificate) string {
-	return cert.SerialNumber.Text(16)
-}
+func (p *ScrubPlan) strict() bool { return slices.Contains(p.Empty, custody.DataCertificate) }
 
 // parsePrivateKey accepts exactly one PEM block holding a PKCS#8, PKCS#1 or
 // SEC 1 key. Errors never quote the input.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward-io/keyward/custody"
 )
 
 // FuzzPlan checks the planner's invariants on arbitrary key and certificate
@@ -50,7 +52,7 @@ func FuzzPlan(f *testing.F) {
 		if HoldsKeyMaterial(out) {
 			t.Fatalf("placeholder still holds key material")
 		}
-		if _, ok := out.Data[DataTLSKey]; !ok {
+		if _, ok := out.Data[custody.DataKey]; !ok {
 			t.Fatalf("placeholder lost tls.key")
 		}
 		if again, err := Plan(out, PlanOptions{Now: now, By: ByWatcher, Path: "x"}); err != nil || again.Action != ActionAlreadyScrubbed {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward-io/keyward/custody"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -40,14 +41,14 @@ func TestPlanErrors(t *testing.T) {
 	}{
 		{
 			name:    "not PEM",
-			mutate:  func(s *corev1.Secret) { s.Data[DataTLSKey] = []byte("not a key") },
+			mutate:  func(s *corev1.Secret) { s.Data[custody.DataKey] = []byte("not a key") },
 			wantErr: ErrMalformedKey,
 			wantMsg: prefix + "tls.key: malformed private key: no PEM block",
 		},
 		{
 			name: "garbage in PEM",
 			mutate: func(s *corev1.Secret) {
-				s.Data[DataTLSKey] = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte{1, 2, 3}})
+				s.Data[custody.DataKey] = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte{1, 2, 3}})
 			},
 			wantErr: ErrMalformedKey,
 			wantMsg: prefix + "tls.key: malformed private key: EC PRIVATE KEY block: x509: failed to parse EC private key: asn1: structure error: tags don't match (16 vs {class:0 tag:1 length:2 isCompound:false}) {optional:false explicit:false application:false private:false defaultValue:<nil> tag:<nil> stringType:0 timeType:0 set:false omitEmpty:false} ecPrivateKey @2",
@@ -55,7 +56,7 @@ func TestPlanErrors(t *testing.T) {
 		{
 			name: "two keys",
 			mutate: func(s *corev1.Secret) {
-				s.Data[DataTLSKey] = append(bytes.Clone(pair.KeyPEM), other.KeyPEM...)
+				s.Data[custody.DataKey] = append(bytes.Clone(pair.KeyPEM), other.KeyPEM...)
 			},
 			wantErr: ErrMalformedKey,
 			wantMsg: prefix + "tls.key: malformed private key: more than one PEM block or trailing data",
@@ -63,7 +64,7 @@ func TestPlanErrors(t *testing.T) {
 		{
 			name: "certificate in tls.key",
 			mutate: func(s *corev1.Secret) {
-				s.Data[DataTLSKey] = pair.CertPEM
+				s.Data[custody.DataKey] = pair.CertPEM
 			},
 			wantErr: ErrMalformedKey,
 			wantMsg: prefix + `tls.key: malformed private key: unexpected PEM block type "CERTIFICATE"`,
@@ -71,7 +72,7 @@ func TestPlanErrors(t *testing.T) {
 		{
 			name: "PKCS#8 encrypted",
 			mutate: func(s *corev1.Secret) {
-				s.Data[DataTLSKey] = pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{0x30, 0}})
+				s.Data[custody.DataKey] = pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{0x30, 0}})
 			},
 			wantErr: ErrEncryptedKey,
 			wantMsg: prefix + "tls.key: encrypted private key is not supported",
@@ -79,7 +80,7 @@ func TestPlanErrors(t *testing.T) {
 		{
 			name: "legacy encrypted PEM",
 			mutate: func(s *corev1.Secret) {
-				s.Data[DataTLSKey] = pem.EncodeToMemory(&pem.Block{
+				s.Data[custody.DataKey] = pem.EncodeToMemory(&pem.Block{
 					Type:    "EC PRIVATE KEY",
 					Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"},
 					Bytes:   make([]byte, 32),
@@ -90,38 +91,38 @@ func TestPlanErrors(t *testing.T) {
 		},
 		{
 			name:    "key without certificate",
-			mutate:  func(s *corev1.Secret) { delete(s.Data, DataTLSCert) },
+			mutate:  func(s *corev1.Secret) { delete(s.Data, custody.DataCertificate) },
 			wantErr: ErrMissingCertificate,
 			wantMsg: prefix + "tls.crt: private key without certificate",
 		},
 		{
 			name:    "key with blank certificate",
-			mutate:  func(s *corev1.Secret) { s.Data[DataTLSCert] = []byte("\n ") },
+			mutate:  func(s *corev1.Secret) { s.Data[custody.DataCertificate] = []byte("\n ") },
 			wantErr: ErrMissingCertificate,
 			wantMsg: prefix + "tls.crt: private key without certificate",
 		},
 		{
 			name:    "malformed certificate",
-			mutate:  func(s *corev1.Secret) { s.Data[DataTLSCert] = []byte("junk") },
+			mutate:  func(s *corev1.Secret) { s.Data[custody.DataCertificate] = []byte("junk") },
 			wantErr: ErrMalformedCert,
 			wantMsg: prefix + "tls.crt: malformed certificate: trailing data that is not PEM",
 		},
 		{
 			name:    "key in tls.crt",
-			mutate:  func(s *corev1.Secret) { s.Data[DataTLSCert] = pair.KeyPEM },
+			mutate:  func(s *corev1.Secret) { s.Data[custody.DataCertificate] = pair.KeyPEM },
 			wantErr: ErrMalformedCert,
 			wantMsg: prefix + `tls.crt: malformed certificate: unexpected PEM block type "PRIVATE KEY"`,
 		},
 		{
 			name:    "mismatched pair",
-			mutate:  func(s *corev1.Secret) { s.Data[DataTLSCert] = other.CertPEM },
+			mutate:  func(s *corev1.Secret) { s.Data[custody.DataCertificate] = other.CertPEM },
 			wantErr: ErrKeyCertMismatch,
 			wantMsg: prefix + "tls.key: private key does not match the certificate's public key: serial " + other.Cert.SerialNumber.Text(16),
 		},
 		{
 			name: "extras without tls.key",
 			mutate: func(s *corev1.Secret) {
-				s.Data[DataTLSKey] = nil
+				s.Data[custody.DataKey] = nil
 				s.Data[DataKeyDER] = sec1
 			},
 			wantErr: ErrKeyBearingExtras,
@@ -141,12 +142,12 @@ func TestPlanErrors(t *testing.T) {
 		{
 			name: "keystore on a placeholder",
 			mutate: func(s *corev1.Secret) {
-				s.Data[DataTLSKey] = []byte{}
+				s.Data[custody.DataKey] = []byte{}
 				s.Data[DataKeystoreJKS] = []byte("jks")
-				s.Labels = map[string]string{LabelCustody: LabelCustodyVault}
-				s.Annotations[AnnotationCustodyPath] = "p"
-				s.Annotations[AnnotationCustodyVersion] = "1"
-				s.Annotations[AnnotationKeySHA256] = "x"
+				s.Labels = map[string]string{custody.LabelCustody: custody.LabelCustodyVault}
+				s.Annotations[custody.AnnotationPath] = "p"
+				s.Annotations[custody.AnnotationVersion] = "1"
+				s.Annotations[custody.AnnotationKeySHA256] = "x"
 			},
 			wantErr: ErrKeyBearingExtras,
 			wantMsg: prefix + "keystore.jks: key-bearing output formats are not supported under key custody: remove additionalOutputFormats and keystores from Certificate web and build them from the custody record",
@@ -192,11 +193,11 @@ func TestPlanDecisions(t *testing.T) {
 	pair := scrubTestNewPair(t, "ecdsa")
 	placeholder := func() *corev1.Secret {
 		s := scrubTestSecret(pair)
-		s.Data[DataTLSKey] = []byte{}
-		s.Annotations[AnnotationCustodyPath] = "custody/tls/team-a/web-tls"
-		s.Annotations[AnnotationCustodyVersion] = "3"
-		s.Annotations[AnnotationKeySHA256] = "abc"
-		s.Labels = map[string]string{LabelCustody: LabelCustodyVault}
+		s.Data[custody.DataKey] = []byte{}
+		s.Annotations[custody.AnnotationPath] = "custody/tls/team-a/web-tls"
+		s.Annotations[custody.AnnotationVersion] = "3"
+		s.Annotations[custody.AnnotationKeySHA256] = "abc"
+		s.Labels = map[string]string{custody.LabelCustody: custody.LabelCustodyVault}
 		return s
 	}
 	tests := []struct {
@@ -217,7 +218,7 @@ func TestPlanDecisions(t *testing.T) {
 		}, ActionIgnore},
 		{"empty key, no custody (awaiting re-issue)", func() *corev1.Secret {
 			s := scrubTestSecret(pair)
-			s.Data[DataTLSKey] = nil
+			s.Data[custody.DataKey] = nil
 			return s
 		}, ActionIgnore},
 		{"placeholder", placeholder, ActionAlreadyScrubbed},
@@ -230,7 +231,7 @@ func TestPlanDecisions(t *testing.T) {
 		{"key-bearing", func() *corev1.Secret { return scrubTestSecret(pair) }, ActionScrub},
 		{"placeholder with a new key", func() *corev1.Secret {
 			s := placeholder()
-			s.Data[DataTLSKey] = pair.KeyPEM
+			s.Data[custody.DataKey] = pair.KeyPEM
 			return s
 		}, ActionScrub},
 	}
@@ -270,7 +271,7 @@ func TestPlanScrub(t *testing.T) {
 				}
 				sum := sha256.Sum256(pair.Cert.RawSubjectPublicKeyInfo)
 				fp := hex.EncodeToString(sum[:])
-				wantMeta := Metadata{
+				wantMeta := custody.Metadata{
 					CertificateName: "web", IssuerName: "vault", IssuerKind: "VaultClusterIssuer", IssuerGroup: "keyward.io",
 					Serial: pair.Cert.SerialNumber.Text(16), NotBefore: pair.Cert.NotBefore.UTC(), NotAfter: pair.Cert.NotAfter.UTC(),
 					KeySHA256: fp,
@@ -287,37 +288,37 @@ func TestPlanScrub(t *testing.T) {
 				if !maps.EqualFunc(s.Data, orig.Data, bytes.Equal) || !maps.Equal(s.Annotations, orig.Annotations) {
 					t.Errorf("Apply modified its input")
 				}
-				wantKeys := []string{DataCA, DataTLSCert, DataTLSKey, DataCombinedPEM, "truststore.p12"}
+				wantKeys := []string{custody.DataCA, custody.DataCertificate, custody.DataKey, DataCombinedPEM, "truststore.p12"}
 				if k := slices.Sorted(maps.Keys(got.Data)); !slices.Equal(k, slices.Sorted(slices.Values(wantKeys))) {
 					t.Errorf("data keys = %v, want %v", k, wantKeys)
 				}
-				if v, ok := got.Data[DataTLSKey]; !ok || len(v) != 0 {
+				if v, ok := got.Data[custody.DataKey]; !ok || len(v) != 0 {
 					t.Errorf("tls.key = %d bytes (present %v), want present and empty", len(v), ok)
 				}
 				if strict {
-					if len(got.Data[DataTLSCert]) != 0 || len(got.Data[DataCA]) != 0 {
+					if len(got.Data[custody.DataCertificate]) != 0 || len(got.Data[custody.DataCA]) != 0 {
 						t.Errorf("strict mode kept certificates")
 					}
-				} else if !bytes.Equal(got.Data[DataTLSCert], pair.CertPEM) || !bytes.Equal(got.Data[DataCA], pair.CertPEM) {
+				} else if !bytes.Equal(got.Data[custody.DataCertificate], pair.CertPEM) || !bytes.Equal(got.Data[custody.DataCA], pair.CertPEM) {
 					t.Errorf("certificates not kept")
 				}
 				wantAnn := map[string]string{
 					AnnotationCertificateName: "web", annotationIssuerName: "vault", annotationIssuerKind: "VaultClusterIssuer", annotationIssuerGroup: "keyward.io",
-					AnnotationCustodyPath:    "custody/tls/team-a/web-tls",
-					AnnotationCustodyVersion: "7",
-					AnnotationKeySHA256:      fp,
-					AnnotationScrubbedAt:     now.UTC().Format(time.RFC3339Nano),
-					AnnotationScrubbedBy:     "webhook",
-					AnnotationSerial:         pair.Cert.SerialNumber.Text(16),
+					custody.AnnotationPath:       "custody/tls/team-a/web-tls",
+					custody.AnnotationVersion:    "7",
+					custody.AnnotationKeySHA256:  fp,
+					custody.AnnotationScrubbedAt: now.UTC().Format(time.RFC3339Nano),
+					custody.AnnotationScrubbedBy: "webhook",
+					custody.AnnotationSerial:     pair.Cert.SerialNumber.Text(16),
 				}
 				if strict {
-					wantAnn[AnnotationNotBefore] = pair.Cert.NotBefore.UTC().Format(time.RFC3339)
-					wantAnn[AnnotationNotAfter] = pair.Cert.NotAfter.UTC().Format(time.RFC3339)
+					wantAnn[custody.AnnotationNotBefore] = pair.Cert.NotBefore.UTC().Format(time.RFC3339)
+					wantAnn[custody.AnnotationNotAfter] = pair.Cert.NotAfter.UTC().Format(time.RFC3339)
 				}
 				if !maps.Equal(got.Annotations, wantAnn) {
 					t.Errorf("annotations = %v\nwant %v", got.Annotations, wantAnn)
 				}
-				if !maps.Equal(got.Labels, map[string]string{LabelCustody: LabelCustodyVault}) {
+				if !maps.Equal(got.Labels, map[string]string{custody.LabelCustody: custody.LabelCustodyVault}) {
 					t.Errorf("labels = %v", got.Labels)
 				}
 				// The result is a placeholder: planning it again is a no-op.
@@ -350,7 +351,7 @@ func TestPlanLegacyKeyEncodings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := scrubTestSecret(tc.pair)
-			s.Data[DataTLSKey] = tc.key
+			s.Data[custody.DataKey] = tc.key
 			p, err := Plan(s, PlanOptions{Now: time.Now(), By: ByWatcher, Path: "p"})
 			if err != nil {
 				t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward-io/keyward/custody"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -23,11 +24,11 @@ const DefaultWriteTimeout = 5 * time.Second
 // back the redacted Secret. The webhook and the watcher both use it, so the
 // two paths cannot drift apart.
 type Scrubber struct {
-	store        Store
+	store        custody.Store
 	clock        clock.PassiveClock
 	metrics      *Metrics
 	writeTimeout time.Duration
-	observers    []func(placeholder *corev1.Secret, meta Metadata)
+	observers    []func(placeholder *corev1.Secret, meta custody.Metadata)
 }
 
 // OnCustodyWrite registers f to be called, synchronously, after every
@@ -36,11 +37,11 @@ type Scrubber struct {
 // set. f must be fast and must not keep placeholder. The custody guard uses
 // it to learn about records without reading them back from Vault. Call it
 // before the Scrubber is used.
-func (s *Scrubber) OnCustodyWrite(f func(placeholder *corev1.Secret, meta Metadata)) {
+func (s *Scrubber) OnCustodyWrite(f func(placeholder *corev1.Secret, meta custody.Metadata)) {
 	s.observers = append(s.observers, f)
 }
 
-func (s *Scrubber) notify(placeholder *corev1.Secret, meta Metadata, version int) {
+func (s *Scrubber) notify(placeholder *corev1.Secret, meta custody.Metadata, version int) {
 	meta.Version, meta.Torn = version, false
 	for _, f := range s.observers {
 		f(placeholder, meta)
@@ -49,7 +50,7 @@ func (s *Scrubber) notify(placeholder *corev1.Secret, meta Metadata, version int
 
 // NewScrubber returns a Scrubber. metrics may be nil (no metrics); a zero
 // writeTimeout means DefaultWriteTimeout.
-func NewScrubber(store Store, clk clock.PassiveClock, metrics *Metrics, writeTimeout time.Duration) (*Scrubber, error) {
+func NewScrubber(store custody.Store, clk clock.PassiveClock, metrics *Metrics, writeTimeout time.Duration) (*Scrubber, error) {
 	if store == nil || clk == nil {
 		return nil, errors.New("scrubber needs a store and a clock")
 	}
@@ -60,7 +61,7 @@ func NewScrubber(store Store, clk clock.PassiveClock, metrics *Metrics, writeTim
 }
 
 // Store returns the custody store the Scrubber writes to.
-func (s *Scrubber) Store() Store { return s.store }
+func (s *Scrubber) Store() custody.Store { return s.store }
 
 // Clock returns the Scrubber's clock.
 func (s *Scrubber) Clock() clock.PassiveClock { return s.clock }
@@ -109,7 +110,7 @@ type ScrubRequest struct {
 // Scrub plans and, for ActionScrub, writes the custody record with
 // check-and-set against the record's current version. Outcome.Secret is set
 // only once the write is confirmed. Errors name the Secret and wrap
-// ErrConflict, ErrNotFound or the planning errors as appropriate.
+// custody.ErrConflict, custody.ErrNotFound or the planning errors as appropriate.
 func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error) {
 	start := s.clock.Now()
 	sec := req.Secret
@@ -152,7 +153,7 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 	version, err := s.write(ctx, plan.Record, req.ExpectedVersion)
 	if err != nil {
 		out.Result = ResultStoreError
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, custody.ErrConflict) {
 			out.Result = ResultConflict
 		}
 		if s.metrics != nil {
@@ -165,7 +166,7 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 		s.metrics.ScrubDuration.WithLabelValues(req.By).Observe(s.clock.Since(start).Seconds())
 	}
 	logf.FromContext(ctx).V(1).Info("key moved to custody",
-		"secret", sec.Namespace+"/"+sec.Name, "path", plan.Annotations[AnnotationCustodyPath],
+		"secret", sec.Namespace+"/"+sec.Name, "path", plan.Annotations[custody.AnnotationPath],
 		"version", version, "keySHA256", plan.Record.Meta.KeySHA256, "serial", plan.Record.Meta.Serial, "by", req.By)
 	out.Version = version
 	out.Result = ResultScrubbed
@@ -177,7 +178,7 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 
 // unchanged reports whether the record the replaced placeholder names
 // already holds rec's key and certificate, and is still the current one.
-func (s *Scrubber) unchanged(ctx context.Context, req ScrubRequest, rec Record) (int, bool) {
+func (s *Scrubber) unchanged(ctx context.Context, req ScrubRequest, rec custody.Record) (int, bool) {
 	if req.ExpectedVersion == nil || *req.ExpectedVersion < 1 || req.ExpectedKeySHA256 == "" ||
 		!strings.EqualFold(req.ExpectedKeySHA256, rec.Meta.KeySHA256) || !strings.EqualFold(req.ExpectedSerial, rec.Meta.Serial) {
 		return 0, false
@@ -195,13 +196,13 @@ func (s *Scrubber) unchanged(ctx context.Context, req ScrubRequest, rec Record) 
 // overwritten. With an expected version it tries that first (one Vault
 // round trip fewer); on a conflict, or without one, it reads the current
 // version and writes against it.
-func (s *Scrubber) write(ctx context.Context, rec Record, expected *int) (int, error) {
+func (s *Scrubber) write(ctx context.Context, rec custody.Record, expected *int) (int, error) {
 	if expected != nil && *expected >= 0 {
 		v, err := s.store.Put(ctx, rec, *expected)
 		if err == nil {
 			return v, nil
 		}
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, custody.ErrConflict) {
 			return 0, err // Put names the record
 		}
 		if s.metrics != nil {
@@ -213,7 +214,7 @@ func (s *Scrubber) write(ctx context.Context, rec Record, expected *int) (int, e
 	switch {
 	case err == nil:
 		cas = md.Version
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, custody.ErrNotFound):
 	default:
 		return 0, fmt.Errorf("writing custody record for secret %s/%s: %w", rec.Namespace, rec.Name, err)
 	}

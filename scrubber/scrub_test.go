@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -37,10 +38,10 @@ func TestScrubExpectedVersion(t *testing.T) {
 		{name: "negative hint is ignored", existing: 1, expected: ptr.To(-1), wantReads: 1, wantPuts: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			store := &watcherFakeStore{records: map[string]Record{}}
+			store := &watcherFakeStore{records: map[string]custody.Record{}}
 			sec := scrubTestSecret(scrubTestNewPair(t, "ecdsa"))
 			for i := 0; i < tc.existing; i++ {
-				if _, err := store.Put(context.Background(), Record{Namespace: sec.Namespace, Name: sec.Name}, -1); err != nil {
+				if _, err := store.Put(context.Background(), custody.Record{Namespace: sec.Namespace, Name: sec.Name}, -1); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -73,7 +74,7 @@ func TestScrubExpectedVersion(t *testing.T) {
 // TestScrubReusesUnchangedRecord: the same key and certificate written again
 // over the placeholder that names them costs one metadata read, no write.
 func TestScrubReusesUnchangedRecord(t *testing.T) {
-	store := &watcherFakeStore{records: map[string]Record{}}
+	store := &watcherFakeStore{records: map[string]custody.Record{}}
 	s, err := NewScrubber(store, clock.RealClock{}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +114,7 @@ func TestScrubReusesUnchangedRecord(t *testing.T) {
 // and reuse, with the placeholder and the record's version, and of nothing
 // else (dry runs, failed writes).
 func TestScrubNotifiesConfirmedWrites(t *testing.T) {
-	store := &watcherFakeStore{records: map[string]Record{}}
+	store := &watcherFakeStore{records: map[string]custody.Record{}}
 	s, err := NewScrubber(store, clock.RealClock{}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -122,8 +123,8 @@ func TestScrubNotifiesConfirmedWrites(t *testing.T) {
 		version, annotation, keySHA256 string
 	}
 	var got []seen
-	s.OnCustodyWrite(func(p *corev1.Secret, m Metadata) {
-		got = append(got, seen{strconv.Itoa(m.Version), p.Annotations[AnnotationCustodyVersion], m.KeySHA256})
+	s.OnCustodyWrite(func(p *corev1.Secret, m custody.Metadata) {
+		got = append(got, seen{strconv.Itoa(m.Version), p.Annotations[custody.AnnotationVersion], m.KeySHA256})
 	})
 	pair := scrubTestNewPair(t, "ecdsa")
 	if _, err := s.Scrub(context.Background(), ScrubRequest{Secret: scrubTestSecret(pair), By: ByWebhook, DryRun: true}); err != nil {

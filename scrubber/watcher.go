@@ -9,13 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,18 +61,10 @@ const (
 	ReasonCustodyMarkersRestored = "CustodyMarkersRestored"
 )
 
-// custodyAnnotations are removed from a placeholder whose record is gone.
-func custodyAnnotations() []string {
-	return []string{
-		AnnotationCustodyPath, AnnotationCustodyVersion, AnnotationKeySHA256, AnnotationScrubbedAt,
-		AnnotationScrubbedBy, AnnotationSerial, AnnotationNotBefore, AnnotationNotAfter,
-	}
-}
-
 // WatcherOptions configure SetupWatcher.
 type WatcherOptions struct {
 	// Store is the custody store. Required.
-	Store Store
+	Store custody.Store
 	// Clock drives scrub times, exposure and the audit ticker. Default: real clock.
 	Clock clock.WithTicker
 	// NamespaceSelector selects custody namespaces by label.
@@ -226,7 +221,7 @@ func newWatcher(mgr ctrl.Manager, opts WatcherOptions) (*watcher, error) {
 		opts.Clock = clock.RealClock{}
 	}
 	if opts.NamespaceSelector == nil {
-		opts.NamespaceSelector = labels.SelectorFromSet(labels.Set{NamespaceLabelCustody: "enabled"})
+		opts.NamespaceSelector = labels.SelectorFromSet(labels.Set{custody.NamespaceLabelCustody: "enabled"})
 	}
 	switch {
 	case opts.Workers == 0:
@@ -283,8 +278,8 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, err
 	}
 	if !HoldsKeyMaterial(&cached) {
-		if IsPlaceholder(&cached) {
-			w.warnRotationPolicy(ctx, &cached)
+		if ph, ok := custody.ParsePlaceholder(&cached); ok {
+			w.warnRotationPolicy(ctx, &cached, ph)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, w.restoreMarkers(ctx, &cached)
@@ -304,7 +299,7 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, err
 	}
 	sr := ScrubRequest{Secret: &live, Strict: strict, By: ByWatcher}
-	sr.ExpectedVersion, sr.ExpectedKeySHA256, sr.ExpectedSerial = expectedFromAnnotations(live.Annotations)
+	sr.ExpectedVersion, sr.ExpectedKeySHA256, sr.ExpectedSerial = expectedFromSecret(&live)
 	out, err := w.scrubber.Scrub(ctx, sr)
 	if err != nil {
 		if out.Result == ResultInvalid {
@@ -343,34 +338,35 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		log.Info("watcher moved key to custody", "version", out.Version, "exposure", exposure.String())
 		w.recorder.Eventf(out.Secret, nil, corev1.EventTypeNormal, ReasonKeyMovedToCustody, "Scrub",
 			"Private key moved to custody at %s (version %d) by the watcher after %s in the API",
-			out.Plan.Annotations[AnnotationCustodyPath], out.Version, exposure.Round(time.Millisecond))
+			out.Plan.Annotations[custody.AnnotationPath], out.Version, exposure.Round(time.Millisecond))
 	}
 	return reconcile.Result{}, nil
 }
 
-// expectedFromAnnotations is the custody record a key-bearing Secret's own
-// annotations name: the version, key and serial of an earlier placeholder
-// that a writer replaced with a key (cert-manager keeps annotations it does
-// not own), or version 0 for a Secret never scrubbed. It is a hint that
-// saves the metadata read before the check-and-set write; a wrong hint
-// costs one refused write and the read (see ScrubRequest.ExpectedVersion).
-func expectedFromAnnotations(ann map[string]string) (*int, string, string) {
-	if _, ok := ann[AnnotationCustodyVersion]; !ok {
+// expectedFromSecret is the custody record a key-bearing Secret names: the
+// version, key and serial of an earlier placeholder that a writer replaced
+// with a key (cert-manager keeps labels and annotations it does not own),
+// or version 0 for a Secret never scrubbed. It is a hint that saves the
+// metadata read before the check-and-set write; a wrong hint costs one
+// refused write and the read (see ScrubRequest.ExpectedVersion).
+func expectedFromSecret(s *corev1.Secret) (*int, string, string) {
+	if _, ok := s.Annotations[custody.AnnotationVersion]; !ok {
 		v := 0
 		return &v, "", ""
 	}
-	return CustodyRecordNamed(ann)
+	return ExpectedRecord(s)
 }
 
-// CustodyRecordNamed returns the custody record a placeholder's annotations
-// name (version, key fingerprint, serial), or a nil version when they name
-// none or an invalid version.
-func CustodyRecordNamed(ann map[string]string) (version *int, keySHA256, serial string) {
-	v, err := strconv.Atoi(ann[AnnotationCustodyVersion])
-	if err != nil || v < 1 {
+// ExpectedRecord returns the custody record obj's placeholder markers name
+// (version, key fingerprint, serial), or a nil version when obj is not a
+// placeholder (custody.ParsePlaceholder). The scrub webhook and the watcher
+// use it as the check-and-set hint for a write over a placeholder.
+func ExpectedRecord(obj metav1.Object) (version *int, keySHA256, serial string) {
+	ph, ok := custody.ParsePlaceholder(obj)
+	if !ok {
 		return nil, "", ""
 	}
-	return &v, ann[AnnotationKeySHA256], ann[AnnotationSerial]
+	return &ph.Version, ph.KeySHA256, ph.Serial
 }
 
 func (w *watcher) count(result string) {
@@ -394,27 +390,27 @@ func (w *watcher) namespaceInScope(ctx context.Context, name string) (bool, erro
 // whose record is missing (the audit's release) or describes another key is
 // left to re-issue.
 func (w *watcher) restoreMarkers(ctx context.Context, cached *corev1.Secret) error {
-	if len(cached.Data[DataTLSKey]) != 0 || len(cached.Data[DataTLSCert]) == 0 {
+	if len(cached.Data[custody.DataKey]) != 0 || len(cached.Data[custody.DataCertificate]) == 0 {
 		return nil
 	}
-	leaf, err := parseLeaf(cached.Data[DataTLSCert])
+	leaf, err := parseLeaf(cached.Data[custody.DataCertificate])
 	if err != nil {
 		return nil
 	}
 	md, err := w.scrubber.Store().Metadata(ctx, cached.Namespace, cached.Name)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, custody.ErrNotFound):
 		return nil
 	case err != nil:
 		return fmt.Errorf("checking custody of redacted secret %s/%s: %w", cached.Namespace, cached.Name, err)
-	case md.KeySHA256 != KeySHA256(leaf) || md.Serial != SerialHex(leaf):
+	case md.KeySHA256 != custody.Fingerprint(leaf.RawSubjectPublicKeyInfo) || md.Serial != custody.SerialHex(leaf):
 		return nil
 	}
 	var live corev1.Secret
 	if err := w.live.Get(ctx, client.ObjectKeyFromObject(cached), &live); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if HoldsKeyMaterial(&live) || IsPlaceholder(&live) || !bytes.Equal(live.Data[DataTLSCert], cached.Data[DataTLSCert]) {
+	if _, ph := custody.ParsePlaceholder(&live); HoldsKeyMaterial(&live) || ph || !bytes.Equal(live.Data[custody.DataCertificate], cached.Data[custody.DataCertificate]) {
 		return nil
 	}
 	if live.Annotations == nil {
@@ -423,15 +419,15 @@ func (w *watcher) restoreMarkers(ctx context.Context, cached *corev1.Secret) err
 	if live.Labels == nil {
 		live.Labels = map[string]string{}
 	}
-	live.Annotations[AnnotationCustodyPath] = w.scrubber.Store().Path(live.Namespace, live.Name)
-	live.Annotations[AnnotationCustodyVersion] = strconv.Itoa(md.Version)
-	live.Annotations[AnnotationKeySHA256] = md.KeySHA256
-	live.Annotations[AnnotationSerial] = md.Serial
-	live.Annotations[AnnotationScrubbedBy] = ByWatcher
-	if _, ok := live.Annotations[AnnotationScrubbedAt]; !ok {
-		live.Annotations[AnnotationScrubbedAt] = w.clock.Now().UTC().Format(time.RFC3339Nano)
+	live.Annotations[custody.AnnotationPath] = w.scrubber.Store().Path(live.Namespace, live.Name)
+	live.Annotations[custody.AnnotationVersion] = strconv.Itoa(md.Version)
+	live.Annotations[custody.AnnotationKeySHA256] = md.KeySHA256
+	live.Annotations[custody.AnnotationSerial] = md.Serial
+	live.Annotations[custody.AnnotationScrubbedBy] = ByWatcher
+	if _, ok := live.Annotations[custody.AnnotationScrubbedAt]; !ok {
+		live.Annotations[custody.AnnotationScrubbedAt] = w.clock.Now().UTC().Format(time.RFC3339Nano)
 	}
-	live.Labels[LabelCustody] = LabelCustodyVault
+	live.Labels[custody.LabelCustody] = custody.LabelCustodyVault
 	if err := w.kube.Update(ctx, &live); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return nil // the change triggers another reconcile
@@ -500,9 +496,8 @@ func (w *watcher) secretsOfNamespace(ctx context.Context, ns *corev1.Namespace) 
 // Never, once per scrub seen by this process, that custody defeats it:
 // cert-manager cannot reuse a key it cannot read, so every issuance uses a
 // fresh key.
-func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret) {
-	at, err := time.Parse(time.RFC3339Nano, s.Annotations[AnnotationScrubbedAt])
-	if err != nil || at.Before(w.started) {
+func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret, ph custody.Placeholder) {
+	if ph.ScrubbedAt.IsZero() || ph.ScrubbedAt.Before(w.started) {
 		return
 	}
 	var crt cmapi.Certificate
@@ -527,13 +522,14 @@ func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret) {
 func (w *watcher) audit(ctx context.Context) error {
 	log := logf.FromContext(ctx)
 	var list corev1.SecretList
-	if err := w.secrets.List(ctx, &list, client.MatchingLabels{LabelCustody: LabelCustodyVault}); err != nil {
+	if err := w.secrets.List(ctx, &list, client.MatchingLabels{custody.LabelCustody: custody.LabelCustodyVault}); err != nil {
 		return fmt.Errorf("listing custody placeholders: %w", err)
 	}
 	var errs []error
 	for i := range list.Items {
 		s := &list.Items[i]
-		if !InScope(s) || !IsPlaceholder(s) {
+		ph, ok := custody.ParsePlaceholder(s)
+		if !InScope(s) || !ok {
 			continue
 		}
 		if ok, err := w.namespaceInScope(ctx, s.Namespace); err != nil || !ok {
@@ -542,18 +538,18 @@ func (w *watcher) audit(ctx context.Context) error {
 		}
 		md, err := w.scrubber.Store().Metadata(ctx, s.Namespace, s.Name)
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, custody.ErrNotFound):
 			errs = append(errs, w.release(ctx, s))
 		case err != nil:
 			errs = append(errs, fmt.Errorf("auditing custody of secret %s/%s: %w", s.Namespace, s.Name, err))
-		case md.KeySHA256 != "" && md.KeySHA256 != s.Annotations[AnnotationKeySHA256]:
+		case md.KeySHA256 != "" && !strings.EqualFold(md.KeySHA256, ph.KeySHA256):
 			// Not acted on: the Secret's version may still exist in history,
 			// and a write may be in flight. The guard sees the mismatch too.
 			log.Info("custody record holds a different key than the secret names",
-				"secret", s.Namespace+"/"+s.Name, "recordVersion", md.Version, "secretVersion", s.Annotations[AnnotationCustodyVersion])
+				"secret", s.Namespace+"/"+s.Name, "recordVersion", md.Version, "secretVersion", ph.Version)
 			w.recorder.Eventf(s, nil, corev1.EventTypeWarning, ReasonCustodyRecordMismatch, "Audit",
-				"Custody record version %d holds key %s, the secret names key %s (version %s)",
-				md.Version, md.KeySHA256, s.Annotations[AnnotationKeySHA256], s.Annotations[AnnotationCustodyVersion])
+				"Custody record version %d holds key %s, the secret names key %s (version %d)",
+				md.Version, md.KeySHA256, ph.KeySHA256, ph.Version)
 		}
 	}
 	return errors.Join(errs...)
@@ -566,16 +562,15 @@ func (w *watcher) release(ctx context.Context, cached *corev1.Secret) error {
 		return client.IgnoreNotFound(err)
 	}
 	// Only release what the audit looked at: a placeholder for the same record version.
-	if !IsPlaceholder(&live) || HoldsKeyMaterial(&live) ||
-		live.Annotations[AnnotationCustodyVersion] != cached.Annotations[AnnotationCustodyVersion] {
+	ph, ok := custody.ParsePlaceholder(&live)
+	if old, _ := custody.ParsePlaceholder(cached); !ok || HoldsKeyMaterial(&live) || ph.Version != old.Version {
 		return nil
 	}
-	version := live.Annotations[AnnotationCustodyVersion]
-	path := live.Annotations[AnnotationCustodyPath]
-	for _, a := range custodyAnnotations() {
+	version, path := ph.Version, ph.Path
+	for _, a := range custody.Annotations() {
 		delete(live.Annotations, a)
 	}
-	delete(live.Labels, LabelCustody)
+	delete(live.Labels, custody.LabelCustody)
 	if err := w.kube.Update(ctx, &live); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return nil // re-examined at the next audit
@@ -585,7 +580,7 @@ func (w *watcher) release(ctx context.Context, cached *corev1.Secret) error {
 	logf.FromContext(ctx).Info("custody record missing; released secret so cert-manager re-issues",
 		"secret", ref, "path", path, "version", version)
 	w.recorder.Eventf(&live, nil, corev1.EventTypeWarning, ReasonCustodyRecordMissing, "Release",
-		"Custody record %s (version %s) is missing; custody annotations removed so cert-manager issues a new key", path, version)
+		"Custody record %s (version %d) is missing; custody annotations removed so cert-manager issues a new key", path, version)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -24,9 +25,39 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/scrubber"
 )
+
+// writerStore returns a custody store authenticated with a token that
+// carries only the keyward-custody-writer policy, as in production.
+func writerStore(t *testing.T, v *framework.Vault, timeout time.Duration) (*vaultkv.Store, *vaultapi.Client) {
+	t.Helper()
+	tok, err := v.TokenForPolicies(context.Background(), framework.PolicyCustodyWriter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.MaxRetries = 0
+	c, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(tok)
+	s, err := vaultkv.New(c, vaultkv.Options{Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+func isPlaceholder(s *corev1.Secret) bool {
+	_, ok := custody.ParsePlaceholder(s)
+	return ok
+}
 
 // TestWatcherIntegration runs the watcher against a real apiserver and Vault:
 // a key-bearing Secret that existed before Keyward (no webhook) is scrubbed,
@@ -42,7 +73,7 @@ func TestWatcherIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := env.CreateNamespace(ctx, "team-a", map[string]string{scrubber.NamespaceLabelCustody: "enabled"}); err != nil {
+	if err := env.CreateNamespace(ctx, "team-a", map[string]string{custody.NamespaceLabelCustody: "enabled"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := env.CreateNamespace(ctx, "other", nil); err != nil {
@@ -93,7 +124,7 @@ func TestWatcherIntegration(t *testing.T) {
 	key := client.ObjectKeyFromObject(pre)
 	var got corev1.Secret
 	poll(ctx, t, "secret scrubbed", func() bool {
-		return env.Client.Get(ctx, key, &got) == nil && scrubber.IsPlaceholder(&got)
+		return env.Client.Get(ctx, key, &got) == nil && isPlaceholder(&got)
 	})
 	if scrubber.HoldsKeyMaterial(&got) || len(got.Data["tls.crt"]) == 0 {
 		t.Fatalf("placeholder data keys wrong")
@@ -104,14 +135,14 @@ func TestWatcherIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	if fp := hex.EncodeToString(sum[:]); got.Annotations[scrubber.AnnotationKeySHA256] != fp {
-		t.Errorf("key-sha256 annotation %q, want %q", got.Annotations[scrubber.AnnotationKeySHA256], fp)
+	if fp := hex.EncodeToString(sum[:]); got.Annotations[custody.AnnotationKeySHA256] != fp {
+		t.Errorf("key-sha256 annotation %q, want %q", got.Annotations[custody.AnnotationKeySHA256], fp)
 	}
 	md, err := store.Metadata(ctx, "team-a", "web-tls")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md.KeySHA256 != got.Annotations[scrubber.AnnotationKeySHA256] || md.Serial != got.Annotations[scrubber.AnnotationSerial] {
+	if md.KeySHA256 != got.Annotations[custody.AnnotationKeySHA256] || md.Serial != got.Annotations[custody.AnnotationSerial] {
 		t.Errorf("custody metadata %+v does not match the placeholder", md)
 	}
 	kv, err := root.KVv2("custody").Get(ctx, "tls/team-a/web-tls")
@@ -130,7 +161,7 @@ func TestWatcherIntegration(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(outside), &other); err != nil {
 		t.Fatal(err)
 	}
-	if !scrubber.HoldsKeyMaterial(&other) || scrubber.IsPlaceholder(&other) {
+	if !scrubber.HoldsKeyMaterial(&other) || isPlaceholder(&other) {
 		t.Errorf("secret outside custody namespaces was scrubbed")
 	}
 
@@ -156,8 +187,8 @@ func TestWatcherIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(ctx, t, "placeholder released", func() bool {
-		return env.Client.Get(ctx, key, &got) == nil && got.Labels[scrubber.LabelCustody] == "" &&
-			got.Annotations[scrubber.AnnotationCustodyPath] == ""
+		return env.Client.Get(ctx, key, &got) == nil && got.Labels[custody.LabelCustody] == "" &&
+			got.Annotations[custody.AnnotationPath] == ""
 	})
 	if len(got.Data["tls.key"]) != 0 || got.Annotations[scrubber.AnnotationCertificateName] == "" {
 		t.Errorf("release changed more than the custody markers")

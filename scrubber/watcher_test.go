@@ -13,6 +13,7 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -30,16 +31,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
-// watcherFakeStore is an in-memory Store with check-and-set.
+// watcherFakeStore is an in-memory custody.Store with check-and-set.
 type watcherFakeStore struct {
 	mu      sync.Mutex
-	records map[string]Record
+	records map[string]custody.Record
 	putErr  error
 	puts    int
 	reads   int
 }
 
-func (f *watcherFakeStore) Put(_ context.Context, rec Record, cas int) (int, error) {
+func (f *watcherFakeStore) Put(_ context.Context, rec custody.Record, cas int) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts++
@@ -49,20 +50,20 @@ func (f *watcherFakeStore) Put(_ context.Context, rec Record, cas int) (int, err
 	k := rec.Namespace + "/" + rec.Name
 	cur := f.records[k].Meta.Version
 	if cas >= 0 && cas != cur {
-		return 0, fmt.Errorf("cas %d != %d: %w", cas, cur, ErrConflict)
+		return 0, fmt.Errorf("cas %d != %d: %w", cas, cur, custody.ErrConflict)
 	}
 	rec.Meta.Version = cur + 1
 	f.records[k] = rec
 	return cur + 1, nil
 }
 
-func (f *watcherFakeStore) Metadata(_ context.Context, ns, name string) (Metadata, error) {
+func (f *watcherFakeStore) Metadata(_ context.Context, ns, name string) (custody.Metadata, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
 	r, ok := f.records[ns+"/"+name]
 	if !ok {
-		return Metadata{}, fmt.Errorf("secret %s/%s: %w", ns, name, ErrNotFound)
+		return custody.Metadata{}, fmt.Errorf("secret %s/%s: %w", ns, name, custody.ErrNotFound)
 	}
 	return r.Meta, nil
 }
@@ -94,12 +95,12 @@ func newWatcherFixture(t *testing.T, objs ...client.Object) *watcherFixture {
 		t.Fatal(err)
 	}
 	objs = append(objs,
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{NamespaceLabelCustody: "enabled"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{custody.NamespaceLabelCustody: "enabled"}}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}},
 	)
 	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 	clk := clocktesting.NewFakeClock(time.Unix(1_750_000_000+int64(time.Now().UnixNano()%1_000_000), 0))
-	store := &watcherFakeStore{records: map[string]Record{}}
+	store := &watcherFakeStore{records: map[string]custody.Record{}}
 	m, err := NewMetrics(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +114,7 @@ func newWatcherFixture(t *testing.T, objs ...client.Object) *watcherFixture {
 		w: &watcher{
 			secrets: kube, live: kube, kube: kube, scrubber: s,
 			strict:     NamespaceStrictMode{Reader: kube},
-			nsSelector: labels.SelectorFromSet(labels.Set{NamespaceLabelCustody: "enabled"}),
+			nsSelector: labels.SelectorFromSet(labels.Set{custody.NamespaceLabelCustody: "enabled"}),
 			recorder:   rec, clock: clk, metrics: m, started: clk.Now().Add(-time.Hour), auditPeriod: time.Minute,
 		},
 		kube: kube, store: store, clock: clk, events: rec,
@@ -166,13 +167,13 @@ func TestWatcherReconcile(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := f.get(t, "team-a", "web-tls")
-		if HoldsKeyMaterial(got) || !IsPlaceholder(got) {
+		if HoldsKeyMaterial(got) || !isPlaceholder(got) {
 			t.Fatalf("secret not scrubbed: annotations %v", got.Annotations)
 		}
-		if got.Annotations[AnnotationScrubbedBy] != ByWatcher || got.Annotations[AnnotationCustodyVersion] != "1" {
+		if got.Annotations[custody.AnnotationScrubbedBy] != ByWatcher || got.Annotations[custody.AnnotationVersion] != "1" {
 			t.Errorf("annotations %v", got.Annotations)
 		}
-		if r := f.store.records["team-a/web-tls"]; string(r.Key) != string(pair.KeyPEM) || r.Meta.KeySHA256 != got.Annotations[AnnotationKeySHA256] {
+		if r := f.store.records["team-a/web-tls"]; string(r.Key) != string(pair.KeyPEM) || r.Meta.KeySHA256 != got.Annotations[custody.AnnotationKeySHA256] {
 			t.Errorf("custody record does not match")
 		}
 		if n := testutil.CollectAndCount(f.w.metrics.KeyExposure); n != 1 {
@@ -197,7 +198,7 @@ func TestWatcherReconcile(t *testing.T) {
 		if _, err := f.w.Reconcile(context.Background(), req); err == nil || !strings.Contains(err.Error(), "vault sealed") {
 			t.Fatalf("err = %v", err)
 		}
-		if got := f.get(t, "team-a", "web-tls"); !HoldsKeyMaterial(got) || IsPlaceholder(got) {
+		if got := f.get(t, "team-a", "web-tls"); !HoldsKeyMaterial(got) || isPlaceholder(got) {
 			t.Errorf("secret redacted without a custody write")
 		}
 		if v := testutil.ToFloat64(f.w.metrics.CustodyWriteErrors); v != 1 {
@@ -208,7 +209,7 @@ func TestWatcherReconcile(t *testing.T) {
 	t.Run("invalid key is reported, not retried", func(t *testing.T) {
 		t.Parallel()
 		s := scrubTestSecret(pair)
-		s.Data[DataTLSCert] = scrubTestNewPair(t, "ecdsa").CertPEM
+		s.Data[custody.DataCertificate] = scrubTestNewPair(t, "ecdsa").CertPEM
 		f := newWatcherFixture(t, s)
 		if _, err := f.w.Reconcile(context.Background(), req); err != nil {
 			t.Fatal(err)
@@ -263,15 +264,15 @@ func TestWatcherAudit(t *testing.T) {
 	}
 	drainEvents(f.events)
 
-	// Record present: nothing happens.
+	// custody.Record present: nothing happens.
 	if err := f.w.audit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !IsPlaceholder(f.get(t, "team-a", "web-tls")) || len(drainEvents(f.events)) != 0 {
+	if !isPlaceholder(f.get(t, "team-a", "web-tls")) || len(drainEvents(f.events)) != 0 {
 		t.Fatalf("audit touched a healthy placeholder")
 	}
 
-	// Record deleted: released exactly once.
+	// custody.Record deleted: released exactly once.
 	if err := f.store.Delete(context.Background(), "team-a", "web-tls"); err != nil {
 		t.Fatal(err)
 	}
@@ -281,15 +282,15 @@ func TestWatcherAudit(t *testing.T) {
 		}
 	}
 	got := f.get(t, "team-a", "web-tls")
-	for _, a := range custodyAnnotations() {
+	for _, a := range custody.Annotations() {
 		if _, ok := got.Annotations[a]; ok {
 			t.Errorf("annotation %s kept", a)
 		}
 	}
-	if _, ok := got.Labels[LabelCustody]; ok {
+	if _, ok := got.Labels[custody.LabelCustody]; ok {
 		t.Errorf("custody label kept")
 	}
-	if got.Annotations[AnnotationCertificateName] != "web" || len(got.Data[DataTLSKey]) != 0 {
+	if got.Annotations[AnnotationCertificateName] != "web" || len(got.Data[custody.DataKey]) != 0 {
 		t.Errorf("release changed more than custody markers")
 	}
 	ev := drainEvents(f.events)
@@ -333,10 +334,10 @@ func TestWatcherRestoresLostMarkers(t *testing.T) {
 
 	// A later writer drops the markers but keeps the redacted data.
 	lost := scrubbed.DeepCopy()
-	for _, a := range custodyAnnotations() {
+	for _, a := range custody.Annotations() {
 		delete(lost.Annotations, a)
 	}
-	delete(lost.Labels, LabelCustody)
+	delete(lost.Labels, custody.LabelCustody)
 	if err := f.kube.Update(context.Background(), lost); err != nil {
 		t.Fatal(err)
 	}
@@ -344,12 +345,12 @@ func TestWatcherRestoresLostMarkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := f.get(t, "team-a", "web-tls")
-	for _, a := range []string{AnnotationCustodyPath, AnnotationCustodyVersion, AnnotationKeySHA256, AnnotationSerial} {
+	for _, a := range []string{custody.AnnotationPath, custody.AnnotationVersion, custody.AnnotationKeySHA256, custody.AnnotationSerial} {
 		if got.Annotations[a] != scrubbed.Annotations[a] {
 			t.Errorf("annotation %s = %q, want %q", a, got.Annotations[a], scrubbed.Annotations[a])
 		}
 	}
-	if !IsPlaceholder(got) {
+	if !isPlaceholder(got) {
 		t.Errorf("not a placeholder again")
 	}
 	if ev := drainEvents(f.events); len(ev) != 1 || !strings.HasPrefix(ev[0], "Warning "+ReasonCustodyMarkersRestored) {
@@ -359,18 +360,18 @@ func TestWatcherRestoresLostMarkers(t *testing.T) {
 	// A record for another key (or none) is not grounds to restore.
 	other := scrubTestNewPair(t, "ecdsa")
 	lost = got.DeepCopy()
-	for _, a := range custodyAnnotations() {
+	for _, a := range custody.Annotations() {
 		delete(lost.Annotations, a)
 	}
-	delete(lost.Labels, LabelCustody)
-	lost.Data[DataTLSCert] = other.CertPEM
+	delete(lost.Labels, custody.LabelCustody)
+	lost.Data[custody.DataCertificate] = other.CertPEM
 	if err := f.kube.Update(context.Background(), lost); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.w.Reconcile(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if IsPlaceholder(f.get(t, "team-a", "web-tls")) {
+	if isPlaceholder(f.get(t, "team-a", "web-tls")) {
 		t.Errorf("markers restored for a certificate the record does not hold")
 	}
 }
@@ -383,11 +384,12 @@ func TestExpectedFromAnnotations(t *testing.T) {
 		wantKey     string
 	}{
 		{"never scrubbed", nil, ptr.To(0), ""},
-		{"earlier placeholder", map[string]string{AnnotationCustodyVersion: "3", AnnotationKeySHA256: "ab", AnnotationSerial: "01"}, ptr.To(3), "ab"},
-		{"garbage version", map[string]string{AnnotationCustodyVersion: "x"}, nil, ""},
-		{"version 0", map[string]string{AnnotationCustodyVersion: "0"}, nil, ""},
+		{"earlier placeholder", map[string]string{custody.AnnotationPath: "custody/tls/ns/s", custody.AnnotationVersion: "3", custody.AnnotationKeySHA256: "ab", custody.AnnotationSerial: "01"}, ptr.To(3), "ab"},
+		{"garbage version", map[string]string{custody.AnnotationVersion: "x"}, nil, ""},
+		{"version 0", map[string]string{custody.AnnotationVersion: "0"}, nil, ""},
 	} {
-		v, key, _ := expectedFromAnnotations(tc.ann)
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: tc.ann, Labels: map[string]string{custody.LabelCustody: custody.LabelCustodyVault}}}
+		v, key, _ := expectedFromSecret(s)
 		if (v == nil) != (tc.wantVersion == nil) || (v != nil && *v != *tc.wantVersion) || key != tc.wantKey {
 			t.Errorf("%s: got %v %q, want %v %q", tc.name, v, key, tc.wantVersion, tc.wantKey)
 		}

@@ -6,6 +6,7 @@ package webhook
 import (
 	"strings"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/scrubber"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,7 +92,7 @@ func MutatingWebhookConfiguration(opts ConfigOptions) *admissionregistrationv1.M
 		opts.Name = DefaultConfigurationName
 	}
 	if opts.NamespaceSelector == nil {
-		opts.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{scrubber.NamespaceLabelCustody: "enabled"}}
+		opts.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{custody.NamespaceLabelCustody: "enabled"}}
 	}
 	fail := admissionregistrationv1.Fail
 	if opts.SecretFailurePolicy == nil {

@@ -14,8 +14,9 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
+	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/guard"
 	"github.com/keyward-io/keyward/internal/promreg"
-	"github.com/keyward-io/keyward/scrubber"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -44,7 +45,7 @@ const (
 )
 
 // Values of the decision label of keyward_guard_decisions_total. The set is
-// closed: the three outcomes of scrubber.DecideGuard, plus fail_open.
+// closed: the three outcomes of guard.Decide, plus fail_open.
 const (
 	GuardDecisionPass          = "pass"
 	GuardDecisionPassRewritten = "pass_rewritten"
@@ -71,10 +72,10 @@ const (
 // CertificateGuard is the mutating admission handler for UPDATE of
 // certificates/status (served at GuardPath). It stops the re-issue loop that
 // an emptied tls.key causes in cert-manager; the decision itself is
-// scrubber.DecideGuard, documented in docs/guard.md.
+// guard.Decide, documented in docs/guard.md.
 //
 // Contract:
-//   - Only updates that scrubber.GuardCandidate selects are looked at (the
+//   - Only updates that guard.Candidate selects are looked at (the
 //     webhook's matchConditions, GuardMatchConditions, already filter the
 //     rest); anything else is allowed unmodified.
 //   - All reads come from the injected client.Reader, which must be an
@@ -84,9 +85,9 @@ const (
 //     that steady state makes no Vault calls.
 //     All lookups of one request share a timeout (default 2 s).
 //   - A veto or rewrite is returned as a JSON patch that replaces /status
-//     with the status DecideGuard computed and, when that status is the
+//     with the status guard.Decide computed and, when that status is the
 //     stored one, also restores the stored metadata.managedFields, so that a
-//     vetoed update stores nothing at all (see scrubber.GuardDecision.Unchanged).
+//     vetoed update stores nothing at all (see guard.Decision.Unchanged).
 //   - Any internal error allows the update unmodified (fail open) and is
 //     counted as decision="fail_open": the worst case is one extra issuance,
 //     never a lost key.
@@ -97,7 +98,7 @@ const (
 //   - keyward_guard_admission_duration_seconds: time to answer a request.
 type CertificateGuard struct {
 	reader    client.Reader
-	store     scrubber.Store
+	store     custody.Store
 	clock     clock.PassiveClock
 	log       logr.Logger
 	timeout   time.Duration
@@ -194,7 +195,7 @@ func WithGuardOwnerIndex() GuardOption {
 //
 // Register it with mgr.GetWebhookServer().Register(GuardPath,
 // &webhook.Admission{Handler: g}), or use SetupCertificateGuard.
-func NewCertificateGuard(reader client.Reader, store scrubber.Store, clk clock.PassiveClock, reg prometheus.Registerer, log logr.Logger, opts ...GuardOption) (*CertificateGuard, error) {
+func NewCertificateGuard(reader client.Reader, store custody.Store, clk clock.PassiveClock, reg prometheus.Registerer, log logr.Logger, opts ...GuardOption) (*CertificateGuard, error) {
 	if reader == nil || store == nil {
 		return nil, errors.New("certificate guard needs a cache reader and a custody store")
 	}
@@ -251,7 +252,7 @@ func NewCertificateGuard(reader client.Reader, store scrubber.Store, clk clock.P
 // CertificateRequest informers without waiting (so the first request does
 // not pay for the initial list), and registers the handler at GuardPath on
 // mgr's webhook server. mgr's scheme must include cert-manager's types.
-func SetupCertificateGuard(mgr ctrl.Manager, store scrubber.Store, opts ...GuardOption) (*CertificateGuard, error) {
+func SetupCertificateGuard(mgr ctrl.Manager, store custody.Store, opts ...GuardOption) (*CertificateGuard, error) {
 	if err := IndexCertificateRequestOwner(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
@@ -299,29 +300,29 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 	if newCrt.Namespace == "" {
 		newCrt.Namespace = req.Namespace
 	}
-	if !scrubber.GuardCandidate(&oldCrt, &newCrt) {
+	if !guard.Candidate(&oldCrt, &newCrt) {
 		return admission.Allowed("no redaction-sensitive transition"), GuardDecisionPass
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	in := scrubber.GuardInput{Old: &oldCrt, New: &newCrt, Now: g.clock.Now()}
+	in := guard.Input{Old: &oldCrt, New: &newCrt, Now: g.clock.Now()}
 	// decide looks up what the Secret s says is in custody and decides.
-	decide := func(s *corev1.Secret) (scrubber.GuardDecision, error) {
+	decide := func(s *corev1.Secret) (guard.Decision, error) {
 		in.Secret, in.Custody, in.CurrentRequest, in.Requests = s, nil, nil, nil
 		// Only a Secret in custody needs the custody record and the request.
-		if s != nil && s.Labels[scrubber.LabelCustody] == scrubber.LabelCustodyVault {
+		if s != nil && s.Labels[custody.LabelCustody] == custody.LabelCustodyVault {
 			var err error
 			if in.Custody, err = g.custody(ctx, s); err != nil {
-				return scrubber.GuardDecision{}, err
+				return guard.Decision{}, err
 			}
 			if in.Custody != nil {
 				if in.CurrentRequest, in.Requests, err = g.requests(ctx, &newCrt); err != nil {
-					return scrubber.GuardDecision{}, err
+					return guard.Decision{}, err
 				}
 			}
 		}
-		return scrubber.DecideGuard(in), nil
+		return guard.Decide(in), nil
 	}
 	cached, err := g.secret(ctx, g.reader, newCrt.Namespace, newCrt.Spec.SecretName)
 	if err != nil {
@@ -334,8 +335,8 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 	// The write that ends an issuance comes right after cert-manager wrote
 	// the new Secret, which the cache may not hold yet: when the cached one
 	// does not let the guard complete the issuance, look at the live one.
-	completing := d.Outcome == scrubber.GuardPass && scrubber.GuardCompletesIssuance(&oldCrt, &newCrt)
-	if (d.Outcome == scrubber.GuardVeto || completing) && g.live != nil {
+	completing := d.Outcome == guard.Pass && guard.CompletesIssuance(&oldCrt, &newCrt)
+	if (d.Outcome == guard.Veto || completing) && g.live != nil {
 		// A veto stops an issuance, and cert-manager will not ask again
 		// until something changes: decide on the Secret as it is now, not
 		// as the cache last saw it (the custody audit may just have
@@ -356,7 +357,7 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 		}
 	}
 	log.V(1).Info("custody guard decision", "decision", d.Outcome.String(), "reason", d.Reason, "message", d.Message)
-	if d.Outcome == scrubber.GuardPass {
+	if d.Outcome == guard.Pass {
 		return admission.Allowed(d.Reason), GuardDecisionPass
 	}
 	ops := []guardPatchOp{{Op: "add", Path: "/status", Value: d.Status}}
@@ -377,7 +378,7 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 		PatchType: &patchType,
 		Result:    &metav1.Status{Code: 200, Message: d.Reason},
 	}}
-	if d.Outcome == scrubber.GuardVeto {
+	if d.Outcome == guard.Veto {
 		return resp.WithWarnings(fmt.Sprintf("keyward: Certificate %s/%s: status change dropped, the private key of Secret %q is held in Vault (%s)",
 			newCrt.Namespace, newCrt.Name, newCrt.Spec.SecretName, d.Message)), GuardDecisionVeto
 	}
@@ -462,20 +463,20 @@ func guardKeyFor(s *corev1.Secret) guardCacheKey {
 	return guardCacheKey{
 		namespace: s.Namespace,
 		name:      s.Name,
-		version:   s.Annotations[scrubber.AnnotationCustodyVersion],
-		keySHA256: s.Annotations[scrubber.AnnotationKeySHA256],
-		serial:    s.Annotations[scrubber.AnnotationSerial],
+		version:   s.Annotations[custody.AnnotationVersion],
+		keySHA256: s.Annotations[custody.AnnotationKeySHA256],
+		serial:    s.Annotations[custody.AnnotationSerial],
 	}
 }
 
 type guardCacheEntry struct {
-	meta    *scrubber.Metadata // nil: no record
+	meta    *custody.Metadata // nil: no record
 	expires time.Time
 }
 
 // custody returns the custody record's metadata for s (nil if there is
 // none), from the TTL cache or the store.
-func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scrubber.Metadata, error) {
+func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*custody.Metadata, error) {
 	key := guardKeyFor(s)
 	now := g.clock.Now()
 	if g.ttl > 0 {
@@ -499,9 +500,9 @@ func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scru
 		}
 		meta, err = g.store.Metadata(ctx, s.Namespace, s.Name)
 	}
-	var found *scrubber.Metadata
+	var found *custody.Metadata
 	switch {
-	case errors.Is(err, scrubber.ErrNotFound):
+	case errors.Is(err, custody.ErrNotFound):
 	case err != nil:
 		if stale := g.staleAnswer(key, now); stale != nil {
 			// Vault is down or slow: the record the Secret names was seen
@@ -534,7 +535,7 @@ func (g *CertificateGuard) custody(ctx context.Context, s *corev1.Secret) (*scru
 // (scrubber.Scrubber.OnCustodyWrite): the entry is exactly what a store read
 // right after the write returns, and expires like any other answer. A
 // placeholder that is never persisted only leaves an unused entry.
-func (g *CertificateGuard) Prime(placeholder *corev1.Secret, meta scrubber.Metadata) {
+func (g *CertificateGuard) Prime(placeholder *corev1.Secret, meta custody.Metadata) {
 	if g.ttl <= 0 || placeholder == nil || meta.Torn {
 		return
 	}
@@ -559,7 +560,7 @@ const GuardStaleMax = time.Hour
 
 // staleAnswer returns the cached answer for key if it names an existing
 // record and expired less than GuardStaleMax ago.
-func (g *CertificateGuard) staleAnswer(key guardCacheKey, now time.Time) *scrubber.Metadata {
+func (g *CertificateGuard) staleAnswer(key guardCacheKey, now time.Time) *custody.Metadata {
 	if g.ttl <= 0 {
 		return nil
 	}
@@ -572,7 +573,7 @@ func (g *CertificateGuard) staleAnswer(key guardCacheKey, now time.Time) *scrubb
 	return guardCopyMeta(e.meta)
 }
 
-func (g *CertificateGuard) remember(key guardCacheKey, meta *scrubber.Metadata, now time.Time) {
+func (g *CertificateGuard) remember(key guardCacheKey, meta *custody.Metadata, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.cache) >= g.cacheSize {
@@ -596,7 +597,7 @@ func (g *CertificateGuard) remember(key guardCacheKey, meta *scrubber.Metadata, 
 	g.cache[key] = guardCacheEntry{meta: meta, expires: now.Add(g.ttl)}
 }
 
-func guardCopyMeta(m *scrubber.Metadata) *scrubber.Metadata {
+func guardCopyMeta(m *custody.Metadata) *custody.Metadata {
 	if m == nil {
 		return nil
 	}

@@ -25,14 +25,17 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/e2e/framework"
+	"github.com/keyward-io/keyward/guard"
 	"github.com/keyward-io/keyward/scrubber"
 	"github.com/keyward-io/keyward/webhook"
 )
 
 // guardITStore returns a custody store on the real Vault, authenticated with
 // a token carrying only the given policy.
-func guardITStore(t *testing.T, ctx context.Context, v *framework.Vault, policy string) *scrubber.VaultKV {
+func guardITStore(t *testing.T, ctx context.Context, v *framework.Vault, policy string) *vaultkv.Store {
 	t.Helper()
 	tok, err := v.TokenForPolicies(ctx, policy)
 	if err != nil {
@@ -46,7 +49,7 @@ func guardITStore(t *testing.T, ctx context.Context, v *framework.Vault, policy 
 		t.Fatal(err)
 	}
 	c.SetToken(tok)
-	s, err := scrubber.NewVaultKV(c, scrubber.VaultKVOptions{Timeout: 2 * time.Second})
+	s, err := vaultkv.New(c, vaultkv.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +172,7 @@ func TestGuardIntegration(t *testing.T) {
 	})
 
 	const ns = "guarded"
-	if err := env.CreateNamespace(ctx, ns, map[string]string{scrubber.NamespaceLabelCustody: "enabled"}); err != nil {
+	if err := env.CreateNamespace(ctx, ns, map[string]string{custody.NamespaceLabelCustody: "enabled"}); err != nil {
 		t.Fatal(err)
 	}
 	c := env.Client
@@ -265,7 +268,7 @@ func TestGuardIntegration(t *testing.T) {
 	}()
 
 	placeholder := plan.Apply(&secret, version)
-	if len(placeholder.Data["tls.key"]) != 0 || placeholder.Labels[scrubber.LabelCustody] != scrubber.LabelCustodyVault {
+	if len(placeholder.Data["tls.key"]) != 0 || placeholder.Labels[custody.LabelCustody] != custody.LabelCustodyVault {
 		t.Fatalf("placeholder still holds a key or lacks the custody label")
 	}
 	if err := c.Update(ctx, placeholder); err != nil {
@@ -312,7 +315,7 @@ func TestGuardIntegration(t *testing.T) {
 		t.Fatalf("not settled: in the last 20s of the quiet minute vetoes went %v -> %v and stored versions %d -> %d (a status write loop)",
 			settledVetoes, vetoes, settledVersions, versions)
 	}
-	if r := guardITCondition(crt, cmapi.CertificateConditionReady); r == nil || r.Status != cmmeta.ConditionTrue || r.Message != scrubber.GuardReadyMessage {
+	if r := guardITCondition(crt, cmapi.CertificateConditionReady); r == nil || r.Status != cmmeta.ConditionTrue || r.Message != guard.ReadyMessage {
 		t.Fatalf("Ready = %+v, want True with the custody message (the readiness update went through the guard)", r)
 	}
 	if got := guardITDecisions(t, webhook.GuardDecisionFailOpen); got != 0 {

@@ -6,7 +6,7 @@ package webhook
 import (
 	"strings"
 
-	"github.com/keyward-io/keyward/scrubber"
+	"github.com/keyward-io/keyward/guard"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 )
 
@@ -19,12 +19,12 @@ const (
 
 // GuardMatchConditions are the CEL conditions under which the apiserver calls
 // the custody guard on a certificates/status update. They are the CEL twin
-// of scrubber.GuardCandidate: the new object must carry
+// of guard.Candidate: the new object must carry
 //
 //   - an Issuing condition with status True and a redaction-induced reason
-//     (scrubber.GuardRedactionReasons) while the old object had no
+//     (guard.RedactionReasons) while the old object had no
 //     Issuing=True, or
-//   - the end of an issuance (scrubber.GuardCompletesIssuance): the old
+//   - the end of an issuance (guard.CompletesIssuance): the old
 //     object had Issuing=True, the new one has no Issuing condition and is
 //     not Ready=True, or
 //   - a Ready condition with status False and a redaction-induced reason,
@@ -42,7 +42,7 @@ const (
 // an evaluation error, which the failure policy would turn into a rejection.
 func GuardMatchConditions() []admissionregistrationv1.MatchCondition {
 	reasons := make([]string, 0, 3)
-	for _, r := range scrubber.GuardRedactionReasons() {
+	for _, r := range guard.RedactionReasons() {
 		reasons = append(reasons, "'"+r+"'")
 	}
 	redaction := "[" + strings.Join(reasons, ", ") + "]"

@@ -10,7 +10,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	"github.com/keyward-io/keyward/scrubber"
+	"github.com/keyward-io/keyward/guard"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -166,8 +166,8 @@ func TestGuardMatchConditions(t *testing.T) {
 				t.Fatalf("Matches = %v (failed condition %q), want %v", res.Matches, res.FailedConditionName, tc.want)
 			}
 			if tc.raw == nil {
-				if got := scrubber.GuardCandidate(tc.old, tc.new); got != tc.want {
-					t.Fatalf("scrubber.GuardCandidate = %v, disagrees with the CEL conditions (%v)", got, tc.want)
+				if got := guard.Candidate(tc.old, tc.new); got != tc.want {
+					t.Fatalf("guard.Candidate = %v, disagrees with the CEL conditions (%v)", got, tc.want)
 				}
 			}
 		})

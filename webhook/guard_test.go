@@ -25,7 +25,8 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/go-logr/logr"
-	"github.com/keyward-io/keyward/scrubber"
+	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/guard"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -44,7 +45,7 @@ import (
 // ghStore is a custody store fake that only answers Metadata.
 type ghStore struct {
 	mu    sync.Mutex
-	meta  map[string]scrubber.Metadata
+	meta  map[string]custody.Metadata
 	err   error
 	block bool // wait for the context to end
 	// torn answers this many calls with a torn record before the real one.
@@ -54,7 +55,7 @@ type ghStore struct {
 	deadline time.Duration
 }
 
-func (s *ghStore) Put(context.Context, scrubber.Record, int) (int, error) {
+func (s *ghStore) Put(context.Context, custody.Record, int) (int, error) {
 	return 0, errors.New("the guard must never write custody records")
 }
 
@@ -66,7 +67,7 @@ func (s *ghStore) Path(namespace, name string) string {
 	return "secret/keyward/" + namespace + "/" + name
 }
 
-func (s *ghStore) Metadata(ctx context.Context, namespace, name string) (scrubber.Metadata, error) {
+func (s *ghStore) Metadata(ctx context.Context, namespace, name string) (custody.Metadata, error) {
 	s.mu.Lock()
 	s.calls++
 	if dl, ok := ctx.Deadline(); ok {
@@ -76,18 +77,18 @@ func (s *ghStore) Metadata(ctx context.Context, namespace, name string) (scrubbe
 	m, ok := s.meta[namespace+"/"+name]
 	if s.torn > 0 && ok {
 		s.torn--
-		m = scrubber.Metadata{Version: m.Version + 1, Torn: true}
+		m = custody.Metadata{Version: m.Version + 1, Torn: true}
 	}
 	s.mu.Unlock()
 	if block {
 		<-ctx.Done()
-		return scrubber.Metadata{}, ctx.Err()
+		return custody.Metadata{}, ctx.Err()
 	}
 	if err != nil {
-		return scrubber.Metadata{}, err
+		return custody.Metadata{}, err
 	}
 	if !ok {
-		return scrubber.Metadata{}, scrubber.ErrNotFound
+		return custody.Metadata{}, custody.ErrNotFound
 	}
 	return m, nil
 }
@@ -112,7 +113,7 @@ type ghFixture struct {
 	crt    *cmapi.Certificate
 	secret *corev1.Secret
 	cr     *cmapi.CertificateRequest
-	meta   scrubber.Metadata
+	meta   custody.Metadata
 	store  *ghStore
 	clock  *clocktesting.FakeClock
 	reg    *prometheus.Registry
@@ -162,12 +163,12 @@ func ghNewFixture(t *testing.T) *ghFixture {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "web-tls", Namespace: "apps",
-			Labels: map[string]string{scrubber.LabelCustody: scrubber.LabelCustodyVault},
+			Labels: map[string]string{custody.LabelCustody: custody.LabelCustodyVault},
 			Annotations: map[string]string{
 				cmapi.CertificateNameKey: "web", cmapi.IssuerNameAnnotationKey: "ca",
 				cmapi.IssuerKindAnnotationKey: "Issuer", cmapi.IssuerGroupAnnotationKey: "cert-manager.io",
-				scrubber.AnnotationCustodyPath: "secret/keyward/apps/web-tls", scrubber.AnnotationCustodyVersion: "1",
-				scrubber.AnnotationKeySHA256: fp, scrubber.AnnotationSerial: cert.SerialNumber.Text(16),
+				custody.AnnotationPath: "secret/keyward/apps/web-tls", custody.AnnotationVersion: "1",
+				custody.AnnotationKeySHA256: fp, custody.AnnotationSerial: cert.SerialNumber.Text(16),
 			},
 		},
 		Type: corev1.SecretTypeTLS,
@@ -188,13 +189,13 @@ func ghNewFixture(t *testing.T) *ghFixture {
 		Manager: "cert-manager-certificates-readiness", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "cert-manager.io/v1",
 		Time: &since, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:notAfter":{}}}`)}, Subresource: "status",
 	}}
-	meta := scrubber.Metadata{
+	meta := custody.Metadata{
 		CertificateName: "web", Serial: cert.SerialNumber.Text(16), KeySHA256: fp,
 		NotBefore: notBefore, NotAfter: notAfter, Version: 1,
 	}
 	return &ghFixture{
 		now: now, crt: crt, secret: secret, cr: cr, meta: meta,
-		store: &ghStore{meta: map[string]scrubber.Metadata{"apps/web-tls": meta}},
+		store: &ghStore{meta: map[string]custody.Metadata{"apps/web-tls": meta}},
 		clock: clocktesting.NewFakeClock(now),
 		reg:   prometheus.NewRegistry(),
 	}
@@ -378,7 +379,7 @@ func TestCertificateGuardHandle(t *testing.T) {
 			mutate: func(f *ghFixture, c *cmapi.Certificate) { f.readyMissingData(c) },
 			want: result{decision: GuardDecisionVeto, patched: true, check: func(t *testing.T, f *ghFixture, out *cmapi.Certificate) {
 				c := ghCond(out, cmapi.CertificateConditionReady)
-				if c == nil || c.Status != cmmeta.ConditionTrue || c.Message != scrubber.GuardReadyMessage ||
+				if c == nil || c.Status != cmmeta.ConditionTrue || c.Message != guard.ReadyMessage ||
 					!c.LastTransitionTime.Equal(f.crt.Status.Conditions[0].LastTransitionTime) {
 					t.Fatalf("Ready = %+v, want True since %v with the custody message", c, f.crt.Status.Conditions[0].LastTransitionTime)
 				}
@@ -426,8 +427,8 @@ func TestCertificateGuardHandle(t *testing.T) {
 				f.crt.Status.Conditions = nil
 				ghSetCond(f.crt, f.now, cmapi.CertificateConditionReady, cmmeta.ConditionFalse, "DoesNotExist", "Issuing certificate as Secret does not exist")
 				f.secret.Data[corev1.TLSCertKey] = []byte{}
-				f.secret.Annotations[scrubber.AnnotationNotBefore] = f.meta.NotBefore.Format(time.RFC3339)
-				f.secret.Annotations[scrubber.AnnotationNotAfter] = f.meta.NotAfter.Format(time.RFC3339)
+				f.secret.Annotations[custody.AnnotationNotBefore] = f.meta.NotBefore.Format(time.RFC3339)
+				f.secret.Annotations[custody.AnnotationNotAfter] = f.meta.NotAfter.Format(time.RFC3339)
 				return nil, nil
 			},
 			mutate: func(f *ghFixture, c *cmapi.Certificate) { f.readyMissingData(c) },
@@ -481,7 +482,7 @@ func TestCertificateGuardHandle(t *testing.T) {
 		{
 			name: "Secret not in custody: pass without asking Vault",
 			setup: func(t *testing.T, f *ghFixture) (client.Reader, []GuardOption) {
-				delete(f.secret.Labels, scrubber.LabelCustody)
+				delete(f.secret.Labels, custody.LabelCustody)
 				return nil, nil
 			},
 			mutate: func(f *ghFixture, c *cmapi.Certificate) { f.issuingMissingData(c) },
@@ -650,8 +651,8 @@ func TestCertificateGuardRereadsTheSecretBeforeAVeto(t *testing.T) {
 	f := ghNewFixture(t)
 	released := f.secret.DeepCopy()
 	released.ResourceVersion = "999"
-	delete(released.Labels, scrubber.LabelCustody)
-	for _, k := range []string{scrubber.AnnotationCustodyPath, scrubber.AnnotationCustodyVersion, scrubber.AnnotationKeySHA256} {
+	delete(released.Labels, custody.LabelCustody)
+	for _, k := range []string{custody.AnnotationPath, custody.AnnotationVersion, custody.AnnotationKeySHA256} {
 		delete(released.Annotations, k)
 	}
 	cached := f.reader(t, f.secret, f.cr)
@@ -733,7 +734,7 @@ func TestCertificateGuardCachesCustodyMetadata(t *testing.T) {
 
 	// A new custody version (new issuance) is a new key: no stale answer.
 	s := f.secret.DeepCopy()
-	s.Annotations[scrubber.AnnotationCustodyVersion] = "2"
+	s.Annotations[custody.AnnotationVersion] = "2"
 	g.reader = f.reader(t, s, f.cr)
 	g.Handle(context.Background(), req)
 	if n := f.store.callCount(); n != 3 {
@@ -743,7 +744,7 @@ func TestCertificateGuardCachesCustodyMetadata(t *testing.T) {
 	// A deleted and re-created record restarts at version 1, but the new
 	// issuance has another serial: no stale answer either.
 	s = f.secret.DeepCopy()
-	s.Annotations[scrubber.AnnotationSerial] = "abcdef"
+	s.Annotations[custody.AnnotationSerial] = "abcdef"
 	g.reader = f.reader(t, s, f.cr)
 	g.Handle(context.Background(), req)
 	if n := f.store.callCount(); n != 4 {
@@ -820,9 +821,9 @@ func TestCertificateGuardPrimedByScrubWrites(t *testing.T) {
 
 	// Version in the annotations differs from the record's: ignored.
 	other := f.secret.DeepCopy()
-	other.Annotations[scrubber.AnnotationCustodyVersion] = "7"
+	other.Annotations[custody.AnnotationVersion] = "7"
 	g.Prime(other, f.meta)
-	g.Prime(f.secret, scrubber.Metadata{Version: 1, Torn: true})
+	g.Prime(f.secret, custody.Metadata{Version: 1, Torn: true})
 	if got := testutil.ToFloat64(g.lookups.WithLabelValues(GuardLookupPrimed)); got != 0 {
 		t.Fatalf("primed = %v after a mismatched and a torn record, want 0", got)
 	}
@@ -881,7 +882,7 @@ func TestCertificateGuardCompletesIssuanceOnTheLiveSecret(t *testing.T) {
 		t.Fatalf("want the write completed with Ready=True, got allowed=%v patch=%s", resp.Allowed, resp.Patch)
 	}
 	got := ghApply(t, req, resp)
-	if c := ghCond(got, cmapi.CertificateConditionReady); c == nil || c.Status != cmmeta.ConditionTrue || c.Message != scrubber.GuardReadyMessage {
+	if c := ghCond(got, cmapi.CertificateConditionReady); c == nil || c.Status != cmmeta.ConditionTrue || c.Message != guard.ReadyMessage {
 		t.Fatalf("Ready = %+v, want True with the custody message", c)
 	}
 	if ghCond(got, cmapi.CertificateConditionIssuing) != nil || got.Status.Revision == nil || *got.Status.Revision != 1 || got.Status.NotAfter == nil || got.Status.RenewalTime == nil {

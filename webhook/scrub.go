@@ -16,9 +16,11 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/scrubber"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -107,7 +109,7 @@ func NewSecretScrubber(s *scrubber.Scrubber, strict scrubber.StrictMode) (*Secre
 // SecretScrubberOptions configure SetupSecretScrubber.
 type SecretScrubberOptions struct {
 	// Store is the custody store. Required.
-	Store scrubber.Store
+	Store custody.Store
 	// Clock stamps scrub times. Default: real clock.
 	Clock clock.PassiveClock
 	// StrictDefault is strict mode for namespaces without the
@@ -198,7 +200,7 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 	switch {
 	case out.Result == scrubber.ResultDryRun:
 		return admission.Allowed("dry run").WithWarnings(fmt.Sprintf(
-			"keyward: dry run: the private key of secret %s would be moved to custody at %s; nothing was written", ref, out.Plan.Annotations[scrubber.AnnotationCustodyPath]))
+			"keyward: dry run: the private key of secret %s would be moved to custody at %s; nothing was written", ref, out.Plan.Annotations[custody.AnnotationPath]))
 	case out.Secret == nil:
 		return admission.Allowed(out.Plan.Reason)
 	}
@@ -235,13 +237,9 @@ func expectedCustodyRecord(req admission.Request) (version *int, keySHA256, seri
 	if len(req.OldObject.Raw) == 0 {
 		return nil, "", ""
 	}
-	var old struct {
-		Metadata struct {
-			Annotations map[string]string `json:"annotations"`
-		} `json:"metadata"`
-	}
+	var old metav1.PartialObjectMetadata
 	if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
 		return nil, "", ""
 	}
-	return scrubber.CustodyRecordNamed(old.Metadata.Annotations)
+	return scrubber.ExpectedRecord(&old)
 }

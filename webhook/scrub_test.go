@@ -25,6 +25,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/scrubber"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -37,20 +38,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
-// scrubFakeStore is an in-memory scrubber.Store that can be told to fail.
+// scrubFakeStore is an in-memory custody.Store that can be told to fail.
 type scrubFakeStore struct {
 	mu      sync.Mutex
-	records map[string]scrubber.Record
+	records map[string]custody.Record
 	version map[string]int
 	putErr  error
 	puts    int
 }
 
 func newScrubFakeStore() *scrubFakeStore {
-	return &scrubFakeStore{records: map[string]scrubber.Record{}, version: map[string]int{}}
+	return &scrubFakeStore{records: map[string]custody.Record{}, version: map[string]int{}}
 }
 
-func (f *scrubFakeStore) Put(_ context.Context, rec scrubber.Record, cas int) (int, error) {
+func (f *scrubFakeStore) Put(_ context.Context, rec custody.Record, cas int) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts++
@@ -59,7 +60,7 @@ func (f *scrubFakeStore) Put(_ context.Context, rec scrubber.Record, cas int) (i
 	}
 	k := rec.Namespace + "/" + rec.Name
 	if cas >= 0 && cas != f.version[k] {
-		return 0, fmt.Errorf("cas %d, current %d: %w", cas, f.version[k], scrubber.ErrConflict)
+		return 0, fmt.Errorf("cas %d, current %d: %w", cas, f.version[k], custody.ErrConflict)
 	}
 	f.version[k]++
 	rec.Meta.Version = f.version[k]
@@ -67,12 +68,12 @@ func (f *scrubFakeStore) Put(_ context.Context, rec scrubber.Record, cas int) (i
 	return f.version[k], nil
 }
 
-func (f *scrubFakeStore) Metadata(_ context.Context, ns, name string) (scrubber.Metadata, error) {
+func (f *scrubFakeStore) Metadata(_ context.Context, ns, name string) (custody.Metadata, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.records[ns+"/"+name]
 	if !ok {
-		return scrubber.Metadata{}, scrubber.ErrNotFound
+		return custody.Metadata{}, custody.ErrNotFound
 	}
 	return r.Meta, nil
 }
@@ -165,7 +166,7 @@ func applyScrubPatch(t *testing.T, req admission.Request, resp admission.Respons
 	return &s
 }
 
-func newScrubHandler(t *testing.T, store scrubber.Store, strict bool) (*SecretScrubber, *clocktesting.FakeClock) {
+func newScrubHandler(t *testing.T, store custody.Store, strict bool) (*SecretScrubber, *clocktesting.FakeClock) {
 	t.Helper()
 	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000+int64(time.Now().UnixNano()%1_000_000), 0))
 	s, err := scrubber.NewScrubber(store, clk, nil, time.Second)
@@ -202,19 +203,19 @@ func TestSecretScrubber(t *testing.T) {
 			t.Errorf("tls.crt changed")
 		}
 		want := map[string]string{
-			scrubber.AnnotationCustodyPath:    "custody/tls/team-a/web-tls",
-			scrubber.AnnotationCustodyVersion: "1",
-			scrubber.AnnotationKeySHA256:      fp,
-			scrubber.AnnotationScrubbedBy:     "webhook",
-			scrubber.AnnotationScrubbedAt:     clk.Now().UTC().Format(time.RFC3339Nano),
-			scrubber.AnnotationSerial:         pair.cert.SerialNumber.Text(16),
+			custody.AnnotationPath:       "custody/tls/team-a/web-tls",
+			custody.AnnotationVersion:    "1",
+			custody.AnnotationKeySHA256:  fp,
+			custody.AnnotationScrubbedBy: "webhook",
+			custody.AnnotationScrubbedAt: clk.Now().UTC().Format(time.RFC3339Nano),
+			custody.AnnotationSerial:     pair.cert.SerialNumber.Text(16),
 		}
 		for k, v := range want {
 			if got.Annotations[k] != v {
 				t.Errorf("annotation %s = %q, want %q", k, got.Annotations[k], v)
 			}
 		}
-		if got.Labels[scrubber.LabelCustody] != scrubber.LabelCustodyVault {
+		if got.Labels[custody.LabelCustody] != custody.LabelCustodyVault {
 			t.Errorf("custody label missing")
 		}
 		for _, op := range resp.Patches {
@@ -240,7 +241,7 @@ func TestSecretScrubber(t *testing.T) {
 		if !resp2.Allowed {
 			t.Fatalf("update denied: %v", resp2.Result)
 		}
-		if v := applyScrubPatch(t, req2, resp2).Annotations[scrubber.AnnotationCustodyVersion]; v != "2" {
+		if v := applyScrubPatch(t, req2, resp2).Annotations[custody.AnnotationVersion]; v != "2" {
 			t.Errorf("custody version = %q, want 2", v)
 		}
 	})
@@ -268,7 +269,7 @@ func TestSecretScrubber(t *testing.T) {
 	t.Run("conflict denies", func(t *testing.T) {
 		t.Parallel()
 		store := newScrubFakeStore()
-		store.putErr = fmt.Errorf("vault: %w", scrubber.ErrConflict)
+		store.putErr = fmt.Errorf("vault: %w", custody.ErrConflict)
 		h, _ := newScrubHandler(t, store, false)
 		resp := h.Handle(context.Background(), scrubTRequest(t, scrubTSecret(pair), admissionv1.Update, false))
 		if resp.Allowed || len(resp.Patches) != 0 || resp.Result.Code != 409 {
@@ -330,10 +331,10 @@ func TestSecretScrubber(t *testing.T) {
 		h, _ := newScrubHandler(t, store, false)
 		s := scrubTSecret(pair)
 		s.Data["tls.key"] = []byte{}
-		s.Labels = map[string]string{scrubber.LabelCustody: scrubber.LabelCustodyVault}
-		s.Annotations[scrubber.AnnotationCustodyPath] = "custody/tls/team-a/web-tls"
-		s.Annotations[scrubber.AnnotationCustodyVersion] = "4"
-		s.Annotations[scrubber.AnnotationKeySHA256] = fp
+		s.Labels = map[string]string{custody.LabelCustody: custody.LabelCustodyVault}
+		s.Annotations[custody.AnnotationPath] = "custody/tls/team-a/web-tls"
+		s.Annotations[custody.AnnotationVersion] = "4"
+		s.Annotations[custody.AnnotationKeySHA256] = fp
 		resp := h.Handle(context.Background(), scrubTRequest(t, s, admissionv1.Update, false))
 		if !resp.Allowed || len(resp.Patches) != 0 || store.puts != 0 {
 			t.Fatalf("allowed=%v patches=%d puts=%d", resp.Allowed, len(resp.Patches), store.puts)
@@ -362,8 +363,8 @@ func TestSecretScrubber(t *testing.T) {
 		if len(got.Data["tls.crt"]) != 0 || len(got.Data["ca.crt"]) != 0 {
 			t.Errorf("strict mode kept certificates")
 		}
-		if got.Annotations[scrubber.AnnotationNotAfter] != pair.cert.NotAfter.UTC().Format(time.RFC3339) {
-			t.Errorf("not-after = %q", got.Annotations[scrubber.AnnotationNotAfter])
+		if got.Annotations[custody.AnnotationNotAfter] != pair.cert.NotAfter.UTC().Format(time.RFC3339) {
+			t.Errorf("not-after = %q", got.Annotations[custody.AnnotationNotAfter])
 		}
 		if string(store.records["team-a/web-tls"].Certificate) != string(pair.certPEM) {
 			t.Errorf("certificate not in custody")
@@ -374,7 +375,8 @@ func TestSecretScrubber(t *testing.T) {
 func TestExpectedCustodyRecord(t *testing.T) {
 	withVersion := func(v string) []byte {
 		b, err := json.Marshal(corev1.Secret{ObjectMeta: metav1.ObjectMeta{
-			Name: "web-tls", Annotations: map[string]string{scrubber.AnnotationCustodyVersion: v},
+			Name: "web-tls", Labels: map[string]string{custody.LabelCustody: custody.LabelCustodyVault},
+			Annotations: map[string]string{custody.AnnotationVersion: v, custody.AnnotationPath: "custody/tls/ns/web-tls", custody.AnnotationKeySHA256: "ab"},
 		}})
 		if err != nil {
 			t.Fatal(err)

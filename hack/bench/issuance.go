@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
 	"github.com/keyward-io/keyward/scrubber"
@@ -135,7 +136,7 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 	case "b":
 		prefix = fmt.Sprintf("bench-custody-r%d", round)
 		ref = cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: "VaultClusterIssuer", Name: keywardIssuerName}
-		labels[scrubber.NamespaceLabelCustody] = "enabled"
+		labels[custody.NamespaceLabelCustody] = "enabled"
 	}
 	for i := range b.opts.layout(round) {
 		ns := prefix

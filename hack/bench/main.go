@@ -196,7 +196,7 @@ func run(o options) error {
 	rep.LoadAfter = loadAvg()
 
 	if !o.SkipGoBench {
-		fmt.Println("guard: go test -bench BenchmarkDecideGuard ./scrubber/ …")
+		fmt.Println("guard: go test -bench BenchmarkDecideGuard ./guard/ …")
 		rep.GuardBench, err = goBench(ctx, root)
 		if err != nil {
 			rep.Notes = append(rep.Notes, "BenchmarkDecideGuard failed: "+err.Error())

@@ -151,7 +151,7 @@ type goBenchResult struct {
 }
 
 func goBench(ctx context.Context, root string) (*goBenchResult, error) {
-	args := []string{"test", "-run", "^$", "-bench", "BenchmarkDecideGuard", "-benchmem", "./scrubber/"}
+	args := []string{"test", "-run", "^$", "-bench", "BenchmarkDecideGuard", "-benchmem", "./guard/"}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
@@ -349,7 +349,7 @@ func (r *report) markdown() string {
 		for _, a := range []struct {
 			name string
 			s    sample
-		}{{"Create, no custody", s.Plain}, {"Create, custody (scrub webhook)", s.Custody}, {"Floor: KV v2 data write (`kv.Put`)", s.FloorKV}, {"Custody adapter `scrubber.VaultKV.Put` (data + custom metadata)", s.FloorAdapter}} {
+		}{{"Create, no custody", s.Plain}, {"Create, custody (scrub webhook)", s.Custody}, {"Floor: KV v2 data write (`kv.Put`)", s.FloorKV}, {"Custody adapter `vaultkv.Store.Put` (data + custom metadata)", s.FloorAdapter}} {
 			x := a.s.summary()
 			w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", a.name, x.N, fmtD(x.Min), fmtD(x.P50), fmtD(x.P90), fmtD(x.P99), fmtD(x.Max), fmtD(x.Mean))
 		}

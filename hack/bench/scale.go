@@ -21,9 +21,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
-	"github.com/keyward-io/keyward/scrubber"
 )
 
 // scaleNS holds the scale phase's custody Secrets.
@@ -96,7 +96,7 @@ func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
 	if res.Empty, err = readMem(ctx, p); err != nil {
 		return nil, err
 	}
-	if err := b.st.CreateNamespace(ctx, scaleNS, map[string]string{scrubber.NamespaceLabelCustody: "enabled"}); err != nil {
+	if err := b.st.CreateNamespace(ctx, scaleNS, map[string]string{custody.NamespaceLabelCustody: "enabled"}); err != nil {
 		return nil, err
 	}
 
@@ -135,7 +135,7 @@ func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
 		return nil, err
 	}
 	var held corev1.SecretList
-	if err := b.c.List(ctx, &held, client.MatchingLabels{scrubber.LabelCustody: scrubber.LabelCustodyVault}); err != nil {
+	if err := b.c.List(ctx, &held, client.MatchingLabels{custody.LabelCustody: custody.LabelCustodyVault}); err != nil {
 		return nil, fmt.Errorf("counting custody Secrets: %w", err)
 	}
 	res.InCustody = len(held.Items)

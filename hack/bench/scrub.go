@@ -25,6 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
+	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/scrubber"
 	"github.com/keyward-io/keyward/webhook"
@@ -93,7 +95,7 @@ type scrubResult struct {
 	// Custody: Create in a custody namespace (webhook writes to Vault, patches).
 	Plain, Custody sample
 	// FloorKV: one KV v2 data write of the same payload (writer-policy token).
-	// FloorAdapter: scrubber.VaultKV.Put, the custody adapter the webhook uses
+	// FloorAdapter: vaultkv.Store.Put, the custody adapter the webhook uses
 	// (data write with check-and-set plus custom metadata).
 	FloorKV, FloorAdapter sample
 	// Webhook is keyward_scrub_duration_seconds{path="webhook"} over the phase.
@@ -107,7 +109,7 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 	if err := b.st.CreateNamespace(ctx, plainNS, nil); err != nil {
 		return nil, err
 	}
-	if err := b.st.CreateNamespace(ctx, custodyNS, map[string]string{scrubber.NamespaceLabelCustody: "enabled"}); err != nil {
+	if err := b.st.CreateNamespace(ctx, custodyNS, map[string]string{custody.NamespaceLabelCustody: "enabled"}); err != nil {
 		return nil, err
 	}
 	m := b.opts.ScrubSecrets
@@ -130,7 +132,7 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 	}
 	vc.SetToken(token)
 	kv := vc.KVv2(framework.VaultCustodyMount)
-	store, err := scrubber.NewVaultKV(vc, scrubber.VaultKVOptions{Mount: framework.VaultCustodyMount, Prefix: framework.VaultCustodyPrefix})
+	store, err := vaultkv.New(vc, vaultkv.Options{Mount: framework.VaultCustodyMount, Prefix: framework.VaultCustodyPrefix})
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +155,7 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 			return nil, fmt.Errorf("creating Secret %s/%s: %w", custodyNS, name, err)
 		}
 		res.Custody = append(res.Custody, time.Since(t0))
-		if len(got.Data["tls.key"]) == 0 && got.Annotations[scrubber.AnnotationScrubbedBy] == scrubber.ByWebhook {
+		if len(got.Data["tls.key"]) == 0 && got.Annotations[custody.AnnotationScrubbedBy] == scrubber.ByWebhook {
 			res.Scrubbed++
 		}
 
@@ -164,8 +166,8 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 		}
 		res.FloorKV = append(res.FloorKV, time.Since(t0))
 
-		rec := scrubber.Record{Namespace: "bench-floor-adapter", Name: name, Key: kp.Key, Certificate: kp.Cert, CA: kp.Cert,
-			Meta: scrubber.Metadata{CertificateName: name, IssuerName: "bench", IssuerKind: "ClusterIssuer", IssuerGroup: "cert-manager.io"}}
+		rec := custody.Record{Namespace: "bench-floor-adapter", Name: name, Key: kp.Key, Certificate: kp.Cert, CA: kp.Cert,
+			Meta: custody.Metadata{CertificateName: name, IssuerName: "bench", IssuerKind: "ClusterIssuer", IssuerGroup: "cert-manager.io"}}
 		t0 = time.Now()
 		if _, err := store.Put(ctx, rec, 0); err != nil {
 			return nil, fmt.Errorf("writing custody floor record %s: %w", name, err)
@@ -253,7 +255,7 @@ const watcherNS, probeNS = "bench-watcher", "bench-probe"
 
 func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	for _, ns := range []string{watcherNS, probeNS} {
-		if err := b.st.CreateNamespace(ctx, ns, map[string]string{scrubber.NamespaceLabelCustody: "enabled"}); err != nil {
+		if err := b.st.CreateNamespace(ctx, ns, map[string]string{custody.NamespaceLabelCustody: "enabled"}); err != nil {
 			return nil, err
 		}
 	}

@@ -33,10 +33,10 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
 	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
-	"github.com/keyward-io/keyward/scrubber"
 )
 
 func main() {
@@ -72,7 +72,7 @@ func run(ctx context.Context, dev bool) error {
 	say("  stack up in %s", time.Since(started).Round(time.Millisecond))
 
 	c := st.Client
-	if err := st.CreateNamespace(ctx, "demo", map[string]string{scrubber.NamespaceLabelCustody: "enabled"}); err != nil {
+	if err := st.CreateNamespace(ctx, "demo", map[string]string{custody.NamespaceLabelCustody: "enabled"}); err != nil {
 		return err
 	}
 	// The two examples a user applies to get a certificate into custody; the
@@ -139,7 +139,7 @@ func run(ctx context.Context, dev bool) error {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ready.Namespace, Name: ready.Spec.SecretName}, cur); err != nil {
 			return false, err
 		}
-		return cur.Annotations[scrubber.AnnotationSerial] != "" && cur.Annotations[scrubber.AnnotationSerial] != leaf.SerialNumber.Text(16), nil
+		return cur.Annotations[custody.AnnotationSerial] != "" && cur.Annotations[custody.AnnotationSerial] != leaf.SerialNumber.Text(16), nil
 	}); err != nil {
 		return fmt.Errorf("forced renewal did not complete: %w", err)
 	}
@@ -152,7 +152,7 @@ func run(ctx context.Context, dev bool) error {
 		return err
 	}
 	say("   renewed: new serial %s (was %s), custody version %s, tls.key still %d bytes",
-		sec.Annotations[scrubber.AnnotationSerial], leaf.SerialNumber.Text(16), sec.Annotations[scrubber.AnnotationCustodyVersion], len(sec.Data["tls.key"]))
+		sec.Annotations[custody.AnnotationSerial], leaf.SerialNumber.Text(16), sec.Annotations[custody.AnnotationVersion], len(sec.Data["tls.key"]))
 	say("   watching 10 s for a re-issue loop...")
 	select {
 	case <-ctx.Done():
@@ -186,7 +186,7 @@ func describeCustody(ctx context.Context, st *keyward.Stack, crt *cmapi.Certific
 	}
 	say("\n3. Secret %s/%s as stored: tls.key %d bytes, tls.crt %d bytes, ca.crt %d bytes",
 		sec.Namespace, sec.Name, len(sec.Data["tls.key"]), len(sec.Data["tls.crt"]), len(sec.Data["ca.crt"]))
-	for _, a := range []string{scrubber.AnnotationCustodyPath, scrubber.AnnotationCustodyVersion, scrubber.AnnotationKeySHA256, scrubber.AnnotationScrubbedAt, scrubber.AnnotationScrubbedBy} {
+	for _, a := range []string{custody.AnnotationPath, custody.AnnotationVersion, custody.AnnotationKeySHA256, custody.AnnotationScrubbedAt, custody.AnnotationScrubbedBy} {
 		say("   %s: %s", a, sec.Annotations[a])
 	}
 	if len(sec.Data["tls.key"]) != 0 {
@@ -207,7 +207,7 @@ func describeCustody(ctx context.Context, st *keyward.Stack, crt *cmapi.Certific
 		return nil, err
 	}
 	say("\n4. Vault custody record %s version %d (read here with the dev root token; Keyward's own writer token cannot read it back)",
-		sec.Annotations[scrubber.AnnotationCustodyPath], rec.VersionMetadata.Version)
+		sec.Annotations[custody.AnnotationPath], rec.VersionMetadata.Version)
 	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	say("   private key: %d bytes of PEM, matches tls.crt: %v (SPKI sha256 %s)", len(keyPEM), keyMatches([]byte(keyPEM), leaf), hex.EncodeToString(spki[:8]))
 	say("   certificate: serial %s, CN/SANs %v, notAfter %s, chain verifies to the Vault root: %v",

@@ -27,7 +27,7 @@ type AuthMethod interface {
 }
 
 // TokenRequester obtains short-lived ServiceAccount tokens through the
-// Kubernetes TokenRequest API. NewTokenRequester adapts a controller-runtime
+// Kubernetes TokenRequest API. tokenrequest.New adapts a controller-runtime
 // client; tests use a fake.
 type TokenRequester interface {
 	// RequestToken returns a token for namespace/serviceAccount valid for the

@@ -10,7 +10,6 @@ package vault
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -100,24 +99,4 @@ func Health(ctx context.Context, c *vaultapi.Client) (*vaultapi.HealthResponse, 
 		return h, &HealthError{Reason: "VaultSealed", Err: fmt.Errorf("vault %s is sealed", c.Address())}
 	}
 	return h, nil
-}
-
-// StatusCode returns the HTTP status of a Vault API error, or 0 when err did
-// not come from a Vault response (network errors, timeouts).
-func StatusCode(err error) int {
-	var re *vaultapi.ResponseError
-	if errors.As(err, &re) {
-		return re.StatusCode
-	}
-	return 0
-}
-
-// ErrorMessages returns the messages Vault put in an error response, or nil.
-// They describe the request (e.g. a name the role forbids) and hold no secrets.
-func ErrorMessages(err error) []string {
-	var re *vaultapi.ResponseError
-	if errors.As(err, &re) {
-		return re.Errors
-	}
-	return nil
 }

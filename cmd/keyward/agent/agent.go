@@ -29,8 +29,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/delivery"
-	"github.com/keyward-io/keyward/scrubber"
 )
 
 // Options is the agent's configuration, set by flags.
@@ -86,8 +86,8 @@ func NewOptions() *Options {
 		VaultAuthMount:    "kubernetes",
 		VaultRole:         "keyward-agent",
 		VaultTokenFile:    "/var/run/secrets/keyward/token",
-		CustodyMount:      scrubber.DefaultCustodyMount,
-		CustodyPrefix:     scrubber.DefaultCustodyPrefix,
+		CustodyMount:      vaultkv.DefaultMount,
+		CustodyPrefix:     vaultkv.DefaultPrefix,
 		FilesReloadSignal: "HUP",
 		HealthAddr:        ":8081",
 		ResyncPeriod:      5 * time.Minute,

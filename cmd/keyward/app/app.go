@@ -29,7 +29,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/internal/vault"
+	"github.com/keyward-io/keyward/internal/vault/tokenrequest"
 	"github.com/keyward-io/keyward/issuer"
 	"github.com/keyward-io/keyward/scrubber"
 	"github.com/keyward-io/keyward/webhook"
@@ -165,7 +167,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		}
 		vcfg.CABundle = ca
 	}
-	tokens := vault.NewTokenRequester(mgr.GetClient())
+	tokens := tokenrequest.New(mgr.GetClient())
 	login := func(role string) (*vault.Client, error) {
 		c, err := vault.Login(ctx, vcfg, &vault.KubernetesAuth{
 			MountPath:      o.VaultAuthMount,
@@ -191,12 +193,12 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	}
 	closers = append(closers, guardClient.Close)
 
-	storeOpts := scrubber.VaultKVOptions{Mount: o.CustodyMount, Prefix: o.CustodyPrefix, MaxVersions: o.CustodyMaxVersions}
-	store, err := scrubber.NewVaultKV(writer.API(), storeOpts)
+	storeOpts := vaultkv.Options{Mount: o.CustodyMount, Prefix: o.CustodyPrefix, MaxVersions: o.CustodyMaxVersions}
+	store, err := vaultkv.New(writer.API(), storeOpts)
 	if err != nil {
 		return closers, fmt.Errorf("custody store: %w", err)
 	}
-	guardStore, err := scrubber.NewVaultKV(guardClient.API(), storeOpts)
+	guardStore, err := vaultkv.New(guardClient.API(), storeOpts)
 	if err != nil {
 		return closers, fmt.Errorf("guard custody store: %w", err)
 	}
@@ -214,7 +216,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		NamespaceSelector: sel,
 		StrictDefault:     o.RedactCertificates,
 		AuditPeriod:       o.CustodyAuditPeriod,
-		WriteTimeout:      o.CustodyWriteTimout,
+		WriteTimeout:      o.CustodyWriteTimeout,
 		Workers:           o.CustodyWatcherWorkers,
 		SecretCache:       mgr.GetCache(),
 		Metrics:           metrics,
@@ -222,7 +224,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		return closers, fmt.Errorf("setting up the custody watcher: %w", err)
 	}
 
-	scrub, err := scrubber.NewScrubber(store, deps.Clock, metrics, o.CustodyWriteTimout)
+	scrub, err := scrubber.NewScrubber(store, deps.Clock, metrics, o.CustodyWriteTimeout)
 	if err != nil {
 		return closers, err
 	}

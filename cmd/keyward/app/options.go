@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/issuer"
 	"github.com/keyward-io/keyward/scrubber"
 	"github.com/spf13/pflag"
@@ -63,10 +64,10 @@ type Options struct {
 	ServiceAccountNamespace string `json:"serviceAccountNamespace"`
 	ServiceAccountName      string `json:"serviceAccountName"`
 
-	CustodyMount       string        `json:"custodyMount"`
-	CustodyPrefix      string        `json:"custodyPrefix"`
-	CustodyMaxVersions int           `json:"custodyMaxVersions"`
-	CustodyWriteTimout time.Duration `json:"-"`
+	CustodyMount        string        `json:"custodyMount"`
+	CustodyPrefix       string        `json:"custodyPrefix"`
+	CustodyMaxVersions  int           `json:"custodyMaxVersions"`
+	CustodyWriteTimeout time.Duration `json:"-"`
 	// RedactCertificates turns strict mode on by default (namespace label overrides).
 	RedactCertificates bool `json:"redactCertificates"`
 	// CustodyAuditPeriod is how often the watcher checks that every placeholder
@@ -118,8 +119,8 @@ func NewOptions() *Options {
 		ServiceAccountName:       "keyward",
 		CustodyMount:             "custody",
 		CustodyPrefix:            "tls",
-		CustodyMaxVersions:       5,
-		CustodyWriteTimout:       5 * time.Second,
+		CustodyMaxVersions:       vaultkv.DefaultMaxVersions,
+		CustodyWriteTimeout:      5 * time.Second,
 		CustodyAuditPeriod:       5 * time.Minute,
 		CustodyWatcherWorkers:    scrubber.DefaultWatcherWorkers,
 		CustodyNamespaceSelector: "keyward.io/custody=enabled",
@@ -156,8 +157,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceAccountName, "service-account-name", o.ServiceAccountName, "Keyward's own ServiceAccount, whose tokens log in to Vault")
 	fs.StringVar(&o.CustodyMount, "custody-mount", o.CustodyMount, "Vault KV v2 mount holding custody records")
 	fs.StringVar(&o.CustodyPrefix, "custody-prefix", o.CustodyPrefix, "path prefix of custody records inside the mount")
-	fs.IntVar(&o.CustodyMaxVersions, "custody-max-versions", o.CustodyMaxVersions, "versions kept per custody record")
-	fs.DurationVar(&o.CustodyWriteTimout, "custody-write-timeout", o.CustodyWriteTimout, "bound on one custody write on the admission path")
+	fs.IntVar(&o.CustodyMaxVersions, "custody-max-versions", o.CustodyMaxVersions, fmt.Sprintf("versions kept per custody record (1..%d)", vaultkv.MaxVersionsLimit))
+	fs.DurationVar(&o.CustodyWriteTimeout, "custody-write-timeout", o.CustodyWriteTimeout, "bound on one custody write on the admission path")
 	fs.BoolVar(&o.RedactCertificates, "redact-certificates", o.RedactCertificates, "strict mode: move certificates to Vault too (namespace label keyward.io/redact-certificates overrides)")
 	fs.DurationVar(&o.CustodyAuditPeriod, "custody-audit-period", o.CustodyAuditPeriod, "how often every placeholder Secret is checked for its custody record (0: never)")
 	fs.IntVar(&o.CustodyWatcherWorkers, "custody-watcher-workers", o.CustodyWatcherWorkers, "Secrets the watcher scrubs concurrently")
@@ -225,11 +226,11 @@ func (o *Options) Validate() error {
 		if o.CustodyWatcherWorkers < 1 || o.CustodyWatcherWorkers > 64 {
 			errs = append(errs, fmt.Errorf("custodyWatcherWorkers: %d not in 1..64", o.CustodyWatcherWorkers))
 		}
-		if o.CustodyMaxVersions < 1 || o.CustodyMaxVersions > 100 {
-			errs = append(errs, fmt.Errorf("custodyMaxVersions: %d not in 1..100", o.CustodyMaxVersions))
+		if o.CustodyMaxVersions < 1 || o.CustodyMaxVersions > vaultkv.MaxVersionsLimit {
+			errs = append(errs, fmt.Errorf("custodyMaxVersions: %d not in 1..%d", o.CustodyMaxVersions, vaultkv.MaxVersionsLimit))
 		}
-		if o.CustodyWriteTimout <= 0 || o.CustodyWriteTimout > 25*time.Second {
-			errs = append(errs, fmt.Errorf("custodyWriteTimeout: %s not in (0, 25s] (the webhook itself times out at 30s)", o.CustodyWriteTimout))
+		if o.CustodyWriteTimeout <= 0 || o.CustodyWriteTimeout > 25*time.Second {
+			errs = append(errs, fmt.Errorf("custodyWriteTimeout: %s not in (0, 25s] (the webhook itself times out at 30s)", o.CustodyWriteTimeout))
 		}
 		if o.CustodyAuditPeriod < 0 {
 			errs = append(errs, fmt.Errorf("custodyAuditPeriod: %s is negative", o.CustodyAuditPeriod))
@@ -265,7 +266,7 @@ func (o *Options) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if aux.CustodyWriteTimeout != nil {
-		o.CustodyWriteTimout = aux.CustodyWriteTimeout.Duration
+		o.CustodyWriteTimeout = aux.CustodyWriteTimeout.Duration
 	}
 	if aux.CustodyAuditPeriod != nil {
 		o.CustodyAuditPeriod = aux.CustodyAuditPeriod.Duration

@@ -13,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
 	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/e2e/framework"
 )
 
@@ -41,7 +44,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"bad port", func(o *Options) { o.WebhookPort = 70000 }, "webhookPort"},
 		{"nested custody mount", func(o *Options) { o.CustodyMount = "a/b" }, "custodyMount"},
 		{"too many versions", func(o *Options) { o.CustodyMaxVersions = 0 }, "custodyMaxVersions"},
-		{"write timeout beyond the webhook's", func(o *Options) { o.CustodyWriteTimout = time.Minute }, "custodyWriteTimeout"},
+		{"write timeout beyond the webhook's", func(o *Options) { o.CustodyWriteTimeout = time.Minute }, "custodyWriteTimeout"},
 		{"negative audit period", func(o *Options) { o.CustodyAuditPeriod = -time.Second }, "custodyAuditPeriod"},
 		{"unknown log format", func(o *Options) { o.LogFormat = "xml" }, "logFormat"},
 		{"bad watch namespace", func(o *Options) { o.WatchNamespaces = []string{"a", ""} }, "watchNamespaces"},
@@ -167,3 +170,28 @@ func TestChartArgsParse(t *testing.T) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+// TestMaxVersionsBoundsMatchTheStore checks that --custody-max-versions
+// accepts exactly what the Vault KV store accepts, so a value that passes
+// validation never makes Keyward fail at start.
+func TestMaxVersionsBoundsMatchTheStore(t *testing.T) {
+	t.Parallel()
+	c, err := vaultapi.NewClient(&vaultapi.Config{Address: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := -1; v <= vaultkv.MaxVersionsLimit+2; v++ {
+		o := validOptions()
+		o.CustodyMaxVersions = v
+		flagOK := o.Validate() == nil
+		_, storeErr := vaultkv.New(c, vaultkv.Options{MaxVersions: v})
+		// The store reads 0 as "default"; the flag has no such value.
+		storeOK := storeErr == nil && v != 0
+		if flagOK != storeOK {
+			t.Errorf("max versions %d: flag accepts %v, store accepts %v", v, flagOK, storeOK)
+		}
+	}
+	if o := validOptions(); o.Validate() != nil || o.CustodyMaxVersions != vaultkv.DefaultMaxVersions {
+		t.Errorf("default max versions %d, store default %d", o.CustodyMaxVersions, vaultkv.DefaultMaxVersions)
+	}
+}

@@ -1,10 +1,17 @@
 // Copyright 2026 The Keyward Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-package scrubber_test
+package vaultkv_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"errors"
 	"net/http"
 	"testing"
@@ -12,13 +19,14 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/e2e/framework"
-	"github.com/keyward-io/keyward/scrubber"
 )
 
-// writerStore returns a VaultKV authenticated with a token that carries only
+// writerStore returns a Store authenticated with a token that carries only
 // the keyward-custody-writer policy, as in production.
-func writerStore(t *testing.T, v *framework.Vault, timeout time.Duration) (*scrubber.VaultKV, *vaultapi.Client) {
+func writerStore(t *testing.T, v *framework.Vault, timeout time.Duration) (*vaultkv.Store, *vaultapi.Client) {
 	t.Helper()
 	ctx := context.Background()
 	tok, err := v.TokenForPolicies(ctx, framework.PolicyCustodyWriter)
@@ -33,25 +41,53 @@ func writerStore(t *testing.T, v *framework.Vault, timeout time.Duration) (*scru
 		t.Fatal(err)
 	}
 	c.SetToken(tok)
-	s, err := scrubber.NewVaultKV(c, scrubber.VaultKVOptions{Timeout: timeout})
+	s, err := vaultkv.New(c, vaultkv.Options{Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, c
 }
 
-func planRecord(t *testing.T) scrubber.Record {
+// planRecord is a custody record for a fresh ECDSA key and a self-signed
+// certificate, described as the scrubber would describe it.
+func planRecord(t *testing.T) custody.Record {
 	t.Helper()
-	p, err := scrubber.Plan(scrubber.ScrubTestSecret(t), scrubber.PlanOptions{Now: time.Now(), By: scrubber.ByWebhook, Path: "p"})
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.Record
+	nb := time.Now().Add(-time.Hour).Truncate(time.Second)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "web.example.com"},
+		DNSNames: []string{"web.example.com"}, NotBefore: nb, NotAfter: nb.Add(48 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return custody.Record{
+		Namespace:   "team-a",
+		Name:        "web-tls",
+		Key:         pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		CA:          pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		Meta: custody.Metadata{
+			CertificateName: "web", IssuerName: "vault", IssuerKind: "VaultClusterIssuer", IssuerGroup: "vault.keyward.io",
+			Serial: custody.SerialHex(cert), NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC(),
+			KeySHA256: custody.Fingerprint(cert.RawSubjectPublicKeyInfo),
+		},
+	}
 }
 
-// TestVaultKVIntegration runs the custody store against the real Vault dev
+// TestStoreIntegration runs the custody store against the real Vault dev
 // server with the production mount layout and policies.
-func TestVaultKVIntegration(t *testing.T) {
+func TestStoreIntegration(t *testing.T) {
 	v := framework.VaultForTest(t)
 	root, err := v.RootClient()
 	if err != nil {
@@ -65,7 +101,7 @@ func TestVaultKVIntegration(t *testing.T) {
 	if got := store.Path("team-a", "web-tls"); got != "custody/tls/team-a/web-tls" {
 		t.Errorf("Path = %q", got)
 	}
-	if _, err := store.Metadata(ctx, "team-a", "web-tls"); !errors.Is(err, scrubber.ErrNotFound) {
+	if _, err := store.Metadata(ctx, "team-a", "web-tls"); !errors.Is(err, custody.ErrNotFound) {
 		t.Fatalf("Metadata before Put: %v, want ErrNotFound", err)
 	}
 
@@ -102,7 +138,7 @@ func TestVaultKVIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta.MaxVersions != scrubber.DefaultCustodyMaxVersions {
+	if meta.MaxVersions != vaultkv.DefaultMaxVersions {
 		t.Errorf("max_versions = %d", meta.MaxVersions)
 	}
 
@@ -116,7 +152,7 @@ func TestVaultKVIntegration(t *testing.T) {
 
 	t.Run("check-and-set", func(t *testing.T) {
 		for _, cas := range []int{0, 7} {
-			if _, err := store.Put(ctx, rec, cas); !errors.Is(err, scrubber.ErrConflict) {
+			if _, err := store.Put(ctx, rec, cas); !errors.Is(err, custody.ErrConflict) {
 				t.Errorf("Put cas=%d: %v, want ErrConflict", cas, err)
 			}
 		}
@@ -135,7 +171,7 @@ func TestVaultKVIntegration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if md != (scrubber.Metadata{Version: 3, Torn: true}) {
+		if md != (custody.Metadata{Version: 3, Torn: true}) {
 			t.Errorf("Metadata = %+v, want only Version 3, Torn", md)
 		}
 	})
@@ -144,7 +180,7 @@ func TestVaultKVIntegration(t *testing.T) {
 		if err := root.KVv2("custody").Delete(ctx, "tls/team-a/web-tls"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Metadata(ctx, "team-a", "web-tls"); !errors.Is(err, scrubber.ErrNotFound) {
+		if _, err := store.Metadata(ctx, "team-a", "web-tls"); !errors.Is(err, custody.ErrNotFound) {
 			t.Fatalf("Metadata after soft delete: %v, want ErrNotFound", err)
 		}
 		// "Must not exist yet" treats a deleted record as absent, so a re-issue can write.
@@ -158,7 +194,7 @@ func TestVaultKVIntegration(t *testing.T) {
 		if err := store.Delete(ctx, "team-a", "web-tls"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Metadata(ctx, "team-a", "web-tls"); !errors.Is(err, scrubber.ErrNotFound) {
+		if _, err := store.Metadata(ctx, "team-a", "web-tls"); !errors.Is(err, custody.ErrNotFound) {
 			t.Fatalf("Metadata after Delete: %v, want ErrNotFound", err)
 		}
 		if v, err := store.Put(ctx, rec, 0); err != nil || v != 1 {
@@ -191,7 +227,7 @@ func TestVaultKVIntegration(t *testing.T) {
 		}()
 		start := time.Now()
 		_, err := short.Put(ctx, rec, -1)
-		if err == nil || errors.Is(err, scrubber.ErrConflict) {
+		if err == nil || errors.Is(err, custody.ErrConflict) {
 			t.Fatalf("Put against a stopped Vault: %v", err)
 		}
 		if d := time.Since(start); d > 3*time.Second {

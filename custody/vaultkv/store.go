@@ -1,30 +1,40 @@
 // Copyright 2026 The Keyward Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-package scrubber
+// Package vaultkv keeps custody records in a Vault (or OpenBao) KV v2 mount:
+// Store writes records and reads their metadata (the custody writer's and
+// the guard's side), Reader reads one version's data (a delivery agent's
+// side). A record lives at <mount>/data/<prefix>/<namespace>/<secret>, its
+// public description in that key's custom metadata, so a policy can allow
+// the metadata without the data. Vault's errors become the custody
+// contract's (custody.custody.ErrNotFound, custody.custody.ErrConflict) here and nowhere else.
+package vaultkv
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"path"
 	"strconv"
 	"strings"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/internal/vault"
 )
 
-// Defaults for VaultKVOptions.
+// Defaults for Options and ReaderOptions.
 const (
-	DefaultCustodyMount       = "custody"
-	DefaultCustodyPrefix      = "tls"
-	DefaultCustodyMaxVersions = 5
-	DefaultVaultCallTimeout   = 5 * time.Second
-	// maxCustodyVersions bounds MaxVersions: custody keeps old keys only so a
+	DefaultMount       = "custody"
+	DefaultPrefix      = "tls"
+	DefaultMaxVersions = 5
+	DefaultTimeout     = 5 * time.Second
+	// MaxVersionsLimit bounds Options.MaxVersions (and Keyward's
+	// --custody-max-versions flag): custody keeps old keys only so a
 	// consumer can finish a rotation, not as an archive.
-	maxCustodyVersions = 20
+	MaxVersionsLimit = 20
 )
 
 // Custom metadata field names. They are the record's public description,
@@ -44,75 +54,66 @@ const (
 	metaVersion = "version"
 )
 
-// Data field names of a custody record; they match the Secret's keys so a
-// consumer can materialise a kubernetes.io/tls Secret from it.
-const (
-	dataKey  = "tls.key"
-	dataCert = "tls.crt"
-	dataCA   = "ca.crt"
-)
-
-// VaultKVOptions configure NewVaultKV.
-type VaultKVOptions struct {
-	// Mount is the KV v2 mount path. Default DefaultCustodyMount.
+// Options configure New.
+type Options struct {
+	// Mount is the KV v2 mount path. Default DefaultMount.
 	Mount string
-	// Prefix is the folder under the mount that holds records. Default DefaultCustodyPrefix.
+	// Prefix is the folder under the mount that holds records. Default DefaultPrefix.
 	Prefix string
-	// MaxVersions is how many versions of a record Vault keeps (1..20).
-	// Default DefaultCustodyMaxVersions.
+	// MaxVersions is how many versions of a record Vault keeps
+	// (1..MaxVersionsLimit). Default DefaultMaxVersions.
 	MaxVersions int
 	// Timeout bounds each Vault call, whatever the caller's context allows.
-	// Default DefaultVaultCallTimeout.
+	// Default DefaultTimeout.
 	Timeout time.Duration
 }
 
-// VaultKV is a Store over a Vault KV v2 mount. A record lives at
-// <mount>/data/<prefix>/<namespace>/<secret>, its description in that key's
-// custom metadata. It only needs the keyward-custody-writer policy: it
-// never reads record data.
-type VaultKV struct {
+// Store is a custody.Store over a Vault KV v2 mount. It never reads record
+// data: writing needs the keyward-custody-writer policy, Metadata alone the
+// keyward-guard policy.
+type Store struct {
 	client *vaultapi.Client
-	opts   VaultKVOptions
+	opts   Options
 }
 
-var _ Store = (*VaultKV)(nil)
+var _ custody.Store = (*Store)(nil)
 
-// NewVaultKV returns a Store using client, which must already be authenticated.
+// New returns a Store using client, which must already be authenticated.
 // The client's token may be renewed or replaced concurrently.
-func NewVaultKV(client *vaultapi.Client, opts VaultKVOptions) (*VaultKV, error) {
+func New(client *vaultapi.Client, opts Options) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("custody store needs a vault client")
 	}
 	if opts.Mount == "" {
-		opts.Mount = DefaultCustodyMount
+		opts.Mount = DefaultMount
 	}
 	if opts.Prefix == "" {
-		opts.Prefix = DefaultCustodyPrefix
+		opts.Prefix = DefaultPrefix
 	}
 	if opts.MaxVersions == 0 {
-		opts.MaxVersions = DefaultCustodyMaxVersions
+		opts.MaxVersions = DefaultMaxVersions
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultVaultCallTimeout
+		opts.Timeout = DefaultTimeout
 	}
 	opts.Mount = strings.Trim(opts.Mount, "/")
 	opts.Prefix = strings.Trim(opts.Prefix, "/")
 	if opts.Mount == "" || opts.Prefix == "" {
 		return nil, errors.New("custody store mount and prefix must not be blank")
 	}
-	if opts.MaxVersions < 1 || opts.MaxVersions > maxCustodyVersions {
-		return nil, fmt.Errorf("custody store max versions %d out of range 1..%d", opts.MaxVersions, maxCustodyVersions)
+	if opts.MaxVersions < 1 || opts.MaxVersions > MaxVersionsLimit {
+		return nil, fmt.Errorf("custody store max versions %d out of range 1..%d", opts.MaxVersions, MaxVersionsLimit)
 	}
-	return &VaultKV{client: client, opts: opts}, nil
+	return &Store{client: client, opts: opts}, nil
 }
 
 // Path returns "<mount>/<prefix>/<namespace>/<name>", the logical name that
 // `vault kv get -mount=<mount> <prefix>/<namespace>/<name>` understands.
-func (s *VaultKV) Path(namespace, name string) string {
+func (s *Store) Path(namespace, name string) string {
 	return path.Join(s.opts.Mount, s.opts.Prefix, namespace, name)
 }
 
-func (s *VaultKV) apiPath(kind, namespace, name string) string {
+func (s *Store) apiPath(kind, namespace, name string) string {
 	return path.Join(s.opts.Mount, kind, s.opts.Prefix, namespace, name)
 }
 
@@ -128,7 +129,7 @@ func validName(namespace, name string) error {
 // Put writes the record data with check-and-set, then its custom metadata.
 // cas 0 also succeeds when the key exists but its current version is deleted
 // or destroyed, matching Metadata, which reports such a record as not found.
-func (s *VaultKV) Put(ctx context.Context, rec Record, cas int) (int, error) {
+func (s *Store) Put(ctx context.Context, rec custody.Record, cas int) (int, error) {
 	if err := validName(rec.Namespace, rec.Name); err != nil {
 		return 0, fmt.Errorf("writing custody record: %w", err)
 	}
@@ -136,7 +137,7 @@ func (s *VaultKV) Put(ctx context.Context, rec Record, cas int) (int, error) {
 	defer cancel()
 
 	version, err := s.putData(ctx, rec, cas)
-	if errors.Is(err, ErrConflict) && cas == 0 {
+	if errors.Is(err, custody.ErrConflict) && cas == 0 {
 		// A record whose current version was deleted counts as absent (see
 		// Metadata); retry against the deleted version so re-issuance after a
 		// `vault kv delete` is possible.
@@ -154,12 +155,12 @@ func (s *VaultKV) Put(ctx context.Context, rec Record, cas int) (int, error) {
 	return version, nil
 }
 
-func (s *VaultKV) putData(ctx context.Context, rec Record, cas int) (int, error) {
+func (s *Store) putData(ctx context.Context, rec custody.Record, cas int) (int, error) {
 	body := map[string]any{
 		"data": map[string]any{
-			dataKey:  string(rec.Key),
-			dataCert: string(rec.Certificate),
-			dataCA:   string(rec.CA),
+			custody.DataKey:         string(rec.Key),
+			custody.DataCertificate: string(rec.Certificate),
+			custody.DataCA:          string(rec.CA),
 		},
 	}
 	if cas >= 0 {
@@ -167,7 +168,7 @@ func (s *VaultKV) putData(ctx context.Context, rec Record, cas int) (int, error)
 	}
 	sec, err := s.client.Logical().WriteWithContext(ctx, s.apiPath("data", rec.Namespace, rec.Name), body)
 	if err != nil {
-		return 0, mapVaultError(err)
+		return 0, storeError(err)
 	}
 	if sec == nil || sec.Data == nil {
 		return 0, errors.New("vault returned no version for the write")
@@ -179,7 +180,7 @@ func (s *VaultKV) putData(ctx context.Context, rec Record, cas int) (int, error)
 	return v, nil
 }
 
-func (s *VaultKV) putMetadata(ctx context.Context, namespace, name string, m Metadata, version int) error {
+func (s *Store) putMetadata(ctx context.Context, namespace, name string, m custody.Metadata, version int) error {
 	// Vault rejects empty custom metadata values; absent means empty.
 	custom := map[string]string{metaVersion: strconv.Itoa(version)}
 	for k, v := range map[string]string{
@@ -204,36 +205,36 @@ func (s *VaultKV) putMetadata(ctx context.Context, namespace, name string, m Met
 		"max_versions":    s.opts.MaxVersions,
 		"custom_metadata": custom,
 	})
-	return mapVaultError(err)
+	return storeError(err)
 }
 
 // Metadata reads the record's metadata (never its data). When the custom
 // metadata does not describe the current version (a write in progress or
 // interrupted between data and metadata), only Version is set: callers that
 // compare fingerprints then see a mismatch, which is the truth.
-func (s *VaultKV) Metadata(ctx context.Context, namespace, name string) (Metadata, error) {
+func (s *Store) Metadata(ctx context.Context, namespace, name string) (custody.Metadata, error) {
 	if err := validName(namespace, name); err != nil {
-		return Metadata{}, fmt.Errorf("reading custody metadata: %w", err)
+		return custody.Metadata{}, fmt.Errorf("reading custody metadata: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	sec, err := s.readMetadata(ctx, namespace, name)
 	if err != nil {
-		return Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: %w", namespace, name, err)
+		return custody.Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: %w", namespace, name, err)
 	}
 	current, deleted, err := versionState(sec)
 	if err != nil {
-		return Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: %w", namespace, name, err)
+		return custody.Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: %w", namespace, name, err)
 	}
 	if deleted || current == 0 {
-		return Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: current version %d is deleted: %w", namespace, name, current, ErrNotFound)
+		return custody.Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: current version %d is deleted: %w", namespace, name, current, custody.ErrNotFound)
 	}
 	custom, _ := sec.Data["custom_metadata"].(map[string]any)
 	str := func(k string) string { v, _ := custom[k].(string); return v }
 	if str(metaVersion) != strconv.Itoa(current) {
-		return Metadata{Version: current, Torn: true}, nil
+		return custody.Metadata{Version: current, Torn: true}, nil
 	}
-	m := Metadata{
+	m := custody.Metadata{
 		CertificateName: str(metaCertificate),
 		IssuerName:      str(metaIssuerName),
 		IssuerKind:      str(metaIssuerKind),
@@ -251,20 +252,20 @@ func (s *VaultKV) Metadata(ctx context.Context, namespace, name string) (Metadat
 	return m, nil
 }
 
-func (s *VaultKV) readMetadata(ctx context.Context, namespace, name string) (*vaultapi.Secret, error) {
+func (s *Store) readMetadata(ctx context.Context, namespace, name string) (*vaultapi.Secret, error) {
 	sec, err := s.client.Logical().ReadWithContext(ctx, s.apiPath("metadata", namespace, name))
 	if err != nil {
-		return nil, mapVaultError(err)
+		return nil, storeError(err)
 	}
 	if sec == nil || sec.Data == nil {
-		return nil, ErrNotFound
+		return nil, custody.ErrNotFound
 	}
 	return sec, nil
 }
 
 // currentVersion reports the key's current version and whether it is deleted
 // or destroyed.
-func (s *VaultKV) currentVersion(ctx context.Context, namespace, name string) (int, bool, error) {
+func (s *Store) currentVersion(ctx context.Context, namespace, name string) (int, bool, error) {
 	sec, err := s.readMetadata(ctx, namespace, name)
 	if err != nil {
 		return 0, false, err
@@ -288,35 +289,29 @@ func versionState(sec *vaultapi.Secret) (int, bool, error) {
 }
 
 // Delete removes the record's metadata and every version.
-func (s *VaultKV) Delete(ctx context.Context, namespace, name string) error {
+func (s *Store) Delete(ctx context.Context, namespace, name string) error {
 	if err := validName(namespace, name); err != nil {
 		return fmt.Errorf("deleting custody record: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	if _, err := s.client.Logical().DeleteWithContext(ctx, s.apiPath("metadata", namespace, name)); err != nil {
-		return fmt.Errorf("deleting custody record for secret %s/%s: %w", namespace, name, mapVaultError(err))
+		return fmt.Errorf("deleting custody record for secret %s/%s: %w", namespace, name, storeError(err))
 	}
 	return nil
 }
 
-// mapVaultError turns Vault's answers into the Store's error classes. It keeps
-// Vault's error strings (they name paths, never data) but not response bodies.
-func mapVaultError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var re *vaultapi.ResponseError
-	if errors.As(err, &re) {
-		msg := strings.Join(re.Errors, "; ")
-		switch {
-		case re.StatusCode == http.StatusNotFound:
-			return fmt.Errorf("vault %s %s: %w", re.HTTPMethod, re.URL, ErrNotFound)
-		case re.StatusCode == http.StatusBadRequest && strings.Contains(msg, "check-and-set"):
-			return fmt.Errorf("vault %s %s: %s: %w", re.HTTPMethod, re.URL, msg, ErrConflict)
-		default:
-			return fmt.Errorf("vault %s %s: status %d: %s", re.HTTPMethod, re.URL, re.StatusCode, msg)
-		}
+// storeError maps a Vault client error (vault.MapError) onto the custody
+// contract: a missing path is custody.ErrNotFound, a stale check-and-set
+// version custody.ErrConflict. Messages keep Vault's method, URL, status and
+// error strings (they name paths, never data), never response bodies.
+func storeError(err error) error {
+	err = vault.MapError(err)
+	switch {
+	case errors.Is(err, vault.ErrNotFound):
+		return fmt.Errorf("%w: %w", err, custody.ErrNotFound)
+	case errors.Is(err, vault.ErrCheckAndSet):
+		return fmt.Errorf("%w: %w", err, custody.ErrConflict)
 	}
 	return err
 }

@@ -1,7 +1,7 @@
 // Copyright 2026 The Keyward Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-package scrubber
+package vaultkv
 
 import (
 	"context"
@@ -13,12 +13,14 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/keyward-io/keyward/custody"
 )
 
-// The real Vault is exercised in vaultkv_integration_test.go; these cover
+// The real Vault is exercised in store_integration_test.go; these cover
 // option validation and answers a healthy dev server does not give.
 
-func TestNewVaultKVOptions(t *testing.T) {
+func TestNewOptions(t *testing.T) {
 	t.Parallel()
 	c, err := vaultapi.NewClient(&vaultapi.Config{Address: "http://127.0.0.1:1"})
 	if err != nil {
@@ -26,20 +28,20 @@ func TestNewVaultKVOptions(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		opts     VaultKVOptions
+		opts     Options
 		wantErr  string
 		wantPath string
 	}{
 		{name: "defaults", wantPath: "custody/tls/ns/s"},
-		{name: "custom", opts: VaultKVOptions{Mount: "/kv/", Prefix: "certs/", MaxVersions: 20}, wantPath: "kv/certs/ns/s"},
-		{name: "too many versions", opts: VaultKVOptions{MaxVersions: 21}, wantErr: "custody store max versions 21 out of range 1..20"},
-		{name: "negative versions", opts: VaultKVOptions{MaxVersions: -1}, wantErr: "custody store max versions -1 out of range 1..20"},
-		{name: "blank mount", opts: VaultKVOptions{Mount: "/"}, wantErr: "custody store mount and prefix must not be blank"},
+		{name: "custom", opts: Options{Mount: "/kv/", Prefix: "certs/", MaxVersions: 20}, wantPath: "kv/certs/ns/s"},
+		{name: "too many versions", opts: Options{MaxVersions: 21}, wantErr: "custody store max versions 21 out of range 1..20"},
+		{name: "negative versions", opts: Options{MaxVersions: -1}, wantErr: "custody store max versions -1 out of range 1..20"},
+		{name: "blank mount", opts: Options{Mount: "/"}, wantErr: "custody store mount and prefix must not be blank"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s, err := NewVaultKV(c, tc.opts)
+			s, err := New(c, tc.opts)
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -54,17 +56,17 @@ func TestNewVaultKVOptions(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewVaultKV(nil, VaultKVOptions{}); err == nil {
+	if _, err := New(nil, Options{}); err == nil {
 		t.Errorf("nil client accepted")
 	}
 }
 
-func TestVaultKVErrorAnswers(t *testing.T) {
+func TestStoreErrorAnswers(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
 		handler http.HandlerFunc
-		call    func(s *VaultKV) error
+		call    func(s *Store) error
 		want    string
 		is      error
 		isNot   []error
@@ -75,9 +77,9 @@ func TestVaultKVErrorAnswers(t *testing.T) {
 				w.WriteHeader(http.StatusInternalServerError)
 				_, _ = w.Write([]byte(`{"errors":["internal error"]}`))
 			},
-			call:  func(s *VaultKV) error { _, err := s.Metadata(context.Background(), "ns", "web"); return err },
+			call:  func(s *Store) error { _, err := s.Metadata(context.Background(), "ns", "web"); return err },
 			want:  "reading custody metadata for secret ns/web: vault GET",
-			isNot: []error{ErrNotFound, ErrConflict},
+			isNot: []error{custody.ErrNotFound, custody.ErrConflict},
 		},
 		{
 			name: "write without a version",
@@ -85,8 +87,8 @@ func TestVaultKVErrorAnswers(t *testing.T) {
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = w.Write([]byte(`{"data":{}}`))
 			},
-			call: func(s *VaultKV) error {
-				_, err := s.Put(context.Background(), Record{Namespace: "ns", Name: "web"}, -1)
+			call: func(s *Store) error {
+				_, err := s.Put(context.Background(), custody.Record{Namespace: "ns", Name: "web"}, -1)
 				return err
 			},
 			want: "writing custody record for secret ns/web: reading written version: unexpected <nil>",
@@ -101,12 +103,12 @@ func TestVaultKVErrorAnswers(t *testing.T) {
 				w.WriteHeader(http.StatusBadRequest)
 				_, _ = w.Write([]byte(`{"errors":["check-and-set parameter did not match the current version"]}`))
 			},
-			call: func(s *VaultKV) error {
-				_, err := s.Put(context.Background(), Record{Namespace: "ns", Name: "web"}, 0)
+			call: func(s *Store) error {
+				_, err := s.Put(context.Background(), custody.Record{Namespace: "ns", Name: "web"}, 0)
 				return err
 			},
 			want: "writing custody record for secret ns/web: vault PUT",
-			is:   ErrConflict,
+			is:   custody.ErrConflict,
 		},
 		{
 			name: "forbidden",
@@ -114,14 +116,14 @@ func TestVaultKVErrorAnswers(t *testing.T) {
 				w.WriteHeader(http.StatusForbidden)
 				_, _ = w.Write([]byte(`{"errors":["1 error occurred:\n\t* permission denied\n\n"]}`))
 			},
-			call:  func(s *VaultKV) error { return s.Delete(context.Background(), "ns", "web") },
+			call:  func(s *Store) error { return s.Delete(context.Background(), "ns", "web") },
 			want:  "deleting custody record for secret ns/web: vault DELETE",
-			isNot: []error{ErrNotFound, ErrConflict},
+			isNot: []error{custody.ErrNotFound, custody.ErrConflict},
 		},
 		{
 			name:    "bad name",
 			handler: func(http.ResponseWriter, *http.Request) { panic("no request expected") },
-			call:    func(s *VaultKV) error { _, err := s.Metadata(context.Background(), "ns", "../x"); return err },
+			call:    func(s *Store) error { _, err := s.Metadata(context.Background(), "ns", "../x"); return err },
 			want:    `reading custody metadata: invalid secret reference "ns"/"../x"`,
 		},
 		{
@@ -132,7 +134,7 @@ func TestVaultKVErrorAnswers(t *testing.T) {
 				case <-time.After(5 * time.Second):
 				}
 			},
-			call: func(s *VaultKV) error { _, err := s.Metadata(context.Background(), "ns", "web"); return err },
+			call: func(s *Store) error { _, err := s.Metadata(context.Background(), "ns", "web"); return err },
 			want: "reading custody metadata for secret ns/web:",
 			is:   context.DeadlineExceeded,
 		},
@@ -150,7 +152,7 @@ func TestVaultKVErrorAnswers(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.SetToken("t")
-			s, err := NewVaultKV(c, VaultKVOptions{Timeout: 200 * time.Millisecond})
+			s, err := New(c, Options{Timeout: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,7 +1,7 @@
 // Copyright 2026 The Keyward Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-package scrubber
+package guard
 
 import (
 	"encoding/json"
@@ -12,13 +12,14 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/keyward-io/keyward/custody"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// guardFuzzCond applies "Status/Reason/Message" (empty: no change, "-":
+// fuzzCond applies "Status/Reason/Message" (empty: no change, "-":
 // remove) as a condition of type typ.
-func guardFuzzCond(c *cmapi.Certificate, now time.Time, typ cmapi.CertificateConditionType, spec string) {
+func fuzzCond(c *cmapi.Certificate, now time.Time, typ cmapi.CertificateConditionType, spec string) {
 	switch spec {
 	case "":
 		return
@@ -36,11 +37,11 @@ func guardFuzzCond(c *cmapi.Certificate, now time.Time, typ cmapi.CertificateCon
 	for len(parts) < 3 {
 		parts = append(parts, "")
 	}
-	guardSetCond(c, now, typ, cmmeta.ConditionStatus(parts[0]), parts[1], parts[2])
+	setCond(c, now, typ, cmmeta.ConditionStatus(parts[0]), parts[1], parts[2])
 }
 
-// guardFuzzAnnotation sets (value), deletes ("-") or keeps ("") an annotation.
-func guardFuzzAnnotation(s *corev1.Secret, key, v string) {
+// fuzzAnnotation sets (value), deletes ("-") or keeps ("") an annotation.
+func fuzzAnnotation(s *corev1.Secret, key, v string) {
 	switch v {
 	case "":
 	case "-":
@@ -50,7 +51,7 @@ func guardFuzzAnnotation(s *corev1.Secret, key, v string) {
 	}
 }
 
-// FuzzDecideGuard drives DecideGuard with arbitrary condition transitions,
+// FuzzDecideGuard drives Decide with arbitrary condition transitions,
 // annotations, validity, key spec, request and certificate bytes around a
 // consistent custody fixture, and checks the guard's invariants: it never
 // panics, is deterministic, never modifies its input, passes everything that
@@ -62,8 +63,8 @@ func FuzzDecideGuard(f *testing.F) {
 	strictFix := newGuardFix(f, fix.now, fix.key, cmapi.ECDSAKeyAlgorithm, 256)
 	strictFix.makeStrict()
 
-	f.Add("", "True/MissingData/"+guardMsgNoKey, "", "", false, false, int64(0), "", "", "", "", 0, "", int64(0), []byte(nil), []byte(nil))
-	f.Add("", "", "", "False/MissingData/"+guardMsgNoKey, true, false, int64(0), "", "", "", "", 0, "", int64(0), []byte(nil), []byte(nil))
+	f.Add("", "True/MissingData/"+msgNoKey, "", "", false, false, int64(0), "", "", "", "", 0, "", int64(0), []byte(nil), []byte(nil))
+	f.Add("", "", "", "False/MissingData/"+msgNoKey, true, false, int64(0), "", "", "", "", 0, "", int64(0), []byte(nil), []byte(nil))
 	f.Add("", "True/ManuallyTriggered/manual", "", "", false, false, int64(0), "", "", "", "", 0, "", int64(0), []byte(nil), []byte(nil))
 
 	f.Fuzz(func(t *testing.T, issuingOld, issuingNew, readyOld, readyNew string, strict, dropCR bool, nowOffset int64,
@@ -76,8 +77,8 @@ func FuzzDecideGuard(f *testing.F) {
 		now := base.now.Add(time.Duration(nowOffset%maxOffset) * time.Second)
 
 		old := base.crt.DeepCopy()
-		guardFuzzCond(old, base.now, cmapi.CertificateConditionIssuing, issuingOld)
-		guardFuzzCond(old, base.now, cmapi.CertificateConditionReady, readyOld)
+		fuzzCond(old, base.now, cmapi.CertificateConditionIssuing, issuingOld)
+		fuzzCond(old, base.now, cmapi.CertificateConditionReady, readyOld)
 		if keyAlg != "" {
 			old.Spec.PrivateKey = &cmapi.CertificatePrivateKey{Algorithm: cmapi.PrivateKeyAlgorithm(keyAlg), Size: keySize}
 		}
@@ -88,13 +89,13 @@ func FuzzDecideGuard(f *testing.F) {
 			old.Spec.RenewBefore = &metav1.Duration{Duration: time.Duration(renewBefore%maxOffset) * time.Second}
 		}
 		newCrt := old.DeepCopy()
-		guardFuzzCond(newCrt, now, cmapi.CertificateConditionIssuing, issuingNew)
-		guardFuzzCond(newCrt, now, cmapi.CertificateConditionReady, readyNew)
+		fuzzCond(newCrt, now, cmapi.CertificateConditionIssuing, issuingNew)
+		fuzzCond(newCrt, now, cmapi.CertificateConditionReady, readyNew)
 
 		secret := base.secret.DeepCopy()
-		guardFuzzAnnotation(secret, AnnotationSerial, serialAnn)
-		guardFuzzAnnotation(secret, AnnotationKeySHA256, keyAnn)
-		guardFuzzAnnotation(secret, AnnotationNotAfter, notAfterAnn)
+		fuzzAnnotation(secret, custody.AnnotationSerial, serialAnn)
+		fuzzAnnotation(secret, custody.AnnotationKeySHA256, keyAnn)
+		fuzzAnnotation(secret, custody.AnnotationNotAfter, notAfterAnn)
 		if len(tlsCrt) > 0 {
 			secret.Data[corev1.TLSCertKey] = tlsCrt
 		}
@@ -109,40 +110,40 @@ func FuzzDecideGuard(f *testing.F) {
 			cr, reqs = nil, []*cmapi.CertificateRequest{cr}
 		}
 		meta := base.meta
-		in := GuardInput{Old: old, New: newCrt, Secret: secret, Custody: &meta, CurrentRequest: cr, Requests: reqs, Now: now}
-		before := guardCopyInput(in)
+		in := Input{Old: old, New: newCrt, Secret: secret, Custody: &meta, CurrentRequest: cr, Requests: reqs, Now: now}
+		before := copyInput(in)
 
-		d := DecideGuard(in)
+		d := Decide(in)
 
 		if !reflect.DeepEqual(in, before) {
-			t.Fatal("DecideGuard modified its input")
+			t.Fatal("Decide modified its input")
 		}
-		if again := DecideGuard(in); !reflect.DeepEqual(again, d) {
+		if again := Decide(in); !reflect.DeepEqual(again, d) {
 			t.Fatalf("not deterministic: %+v then %+v", d, again)
 		}
-		if (d.Outcome == GuardPass) != (d.Status == nil) {
+		if (d.Outcome == Pass) != (d.Status == nil) {
 			t.Fatalf("outcome %s with status %v", d.Outcome, d.Status)
 		}
 		if d.Reason == "" {
 			t.Fatal("decision without a reason")
 		}
-		if !GuardCandidate(old, newCrt) && d.Outcome != GuardPass {
+		if !Candidate(old, newCrt) && d.Outcome != Pass {
 			t.Fatalf("not a candidate but %s/%s", d.Outcome, d.Reason)
 		}
-		if d.Outcome == GuardPass {
+		if d.Outcome == Pass {
 			return
 		}
-		if d.Unchanged != reflect.DeepEqual(guardJSON(t, d.Status), guardJSON(t, &old.Status)) {
-			t.Fatalf("Unchanged = %v but the patched status is %s and the stored one %s", d.Unchanged, guardJSON(t, d.Status), guardJSON(t, &old.Status))
+		if d.Unchanged != reflect.DeepEqual(jSON(t, d.Status), jSON(t, &old.Status)) {
+			t.Fatalf("Unchanged = %v but the patched status is %s and the stored one %s", d.Unchanged, jSON(t, d.Status), jSON(t, &old.Status))
 		}
-		if !guardInCustody(secret) {
+		if !inCustody(secret) {
 			t.Fatalf("%s on a Secret not in custody", d.Outcome)
 		}
-		guardAssertNoRedactionTransition(t, in, d)
+		assertNoRedactionTransition(t, in, d)
 	})
 }
 
-func guardJSON(t *testing.T, st *cmapi.CertificateStatus) string {
+func jSON(t *testing.T, st *cmapi.CertificateStatus) string {
 	t.Helper()
 	b, err := json.Marshal(st)
 	if err != nil {

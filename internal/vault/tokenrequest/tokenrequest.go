@@ -1,7 +1,10 @@
 // Copyright 2026 The Keyward Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-package vault
+// Package tokenrequest obtains ServiceAccount tokens for Vault's Kubernetes
+// auth through the TokenRequest API. It is apart from package vault so that
+// Vault clients (the delivery library's among them) need no Kubernetes client.
+package tokenrequest
 
 import (
 	"context"
@@ -12,15 +15,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keyward-io/keyward/internal/vault"
 )
 
-// NewTokenRequester returns a TokenRequester that calls the TokenRequest API
+// New returns a vault.TokenRequester that calls the TokenRequest API
 // (serviceaccounts/token, create) through c.
-func NewTokenRequester(c client.Client) TokenRequester { return tokenRequester{c} }
+func New(c client.Client) vault.TokenRequester { return tokenRequester{c} }
 
 type tokenRequester struct{ c client.Client }
 
-// RequestToken implements TokenRequester.
+// RequestToken implements vault.TokenRequester.
 func (t tokenRequester) RequestToken(ctx context.Context, namespace, serviceAccount string, audiences []string, expiration time.Duration) (string, error) {
 	secs := int64(expiration / time.Second)
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: serviceAccount}}

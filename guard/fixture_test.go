@@ -1,7 +1,7 @@
 // Copyright 2026 The Keyward Authors.
 // SPDX-License-Identifier: Apache-2.0
 
-package scrubber
+package guard
 
 import (
 	"crypto"
@@ -21,38 +21,39 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/keyward-io/keyward/custody"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
 
-// guardFix is one Certificate in custody, consistent in every respect: the
+// fix is one Certificate in custody, consistent in every respect: the
 // Secret holds tls.crt (or, strict, Keyward's annotations), the custody
 // record matches, the current CertificateRequest was signed by the same key
 // and asks for the same names, and the certificate is 10 days into a 90 day
 // lifetime (renewal in 50 days).
-type guardFix struct {
+type fix struct {
 	now    time.Time
 	key    crypto.Signer
 	cert   *x509.Certificate
 	crt    *cmapi.Certificate
 	secret *corev1.Secret
-	meta   Metadata
+	meta   custody.Metadata
 	cr     *cmapi.CertificateRequest
 	// otherCSR asks for the same names with another key.
 	otherCSR []byte
 }
 
-// guardTestNow is a random base time, logged so a failure can be replayed.
-func guardTestNow(t testing.TB) time.Time {
+// testNow is a random base time, logged so a failure can be replayed.
+func testNow(t testing.TB) time.Time {
 	t.Helper()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(mrand.Int64N(int64(10 * 365 * 24 * time.Hour)))).Truncate(time.Second)
 	t.Logf("base time %s", now.Format(time.RFC3339))
 	return now
 }
 
-func guardTestECKey(t testing.TB, curve elliptic.Curve) crypto.Signer {
+func testECKey(t testing.TB, curve elliptic.Curve) crypto.Signer {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(curve, rand.Reader)
 	if err != nil {
@@ -61,8 +62,8 @@ func guardTestECKey(t testing.TB, curve elliptic.Curve) crypto.Signer {
 	return k
 }
 
-// guardTestCert self-signs a leaf for key with the given names and validity.
-func guardTestCert(t testing.TB, key crypto.Signer, dnsNames []string, notBefore, notAfter time.Time) (*x509.Certificate, []byte) {
+// testCert self-signs a leaf for key with the given names and validity.
+func testCert(t testing.TB, key crypto.Signer, dnsNames []string, notBefore, notAfter time.Time) (*x509.Certificate, []byte) {
 	t.Helper()
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	if err != nil {
@@ -87,7 +88,7 @@ func guardTestCert(t testing.TB, key crypto.Signer, dnsNames []string, notBefore
 	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func guardTestCSR(t testing.TB, key crypto.Signer, dnsNames []string) []byte {
+func testCSR(t testing.TB, key crypto.Signer, dnsNames []string) []byte {
 	t.Helper()
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: dnsNames}, key)
 	if err != nil {
@@ -96,24 +97,24 @@ func guardTestCSR(t testing.TB, key crypto.Signer, dnsNames []string) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 }
 
-func guardTestFingerprint(cert *x509.Certificate) string {
+func testFingerprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:])
 }
 
 // newGuardFix builds the consistent fixture for key (ECDSA P-256 if nil),
 // with keyAlg/keySize as the Certificate's spec.privateKey.
-func newGuardFix(t testing.TB, now time.Time, key crypto.Signer, keyAlg cmapi.PrivateKeyAlgorithm, keySize int) *guardFix {
+func newGuardFix(t testing.TB, now time.Time, key crypto.Signer, keyAlg cmapi.PrivateKeyAlgorithm, keySize int) *fix {
 	t.Helper()
 	if key == nil {
-		key = guardTestECKey(t, elliptic.P256())
+		key = testECKey(t, elliptic.P256())
 		keyAlg, keySize = cmapi.ECDSAKeyAlgorithm, 256
 	}
 	names := []string{"web.example.com"}
 	notBefore := now.Add(-10 * 24 * time.Hour)
 	notAfter := notBefore.Add(90 * 24 * time.Hour)
-	cert, certPEM := guardTestCert(t, key, names, notBefore, notAfter)
-	fp := guardTestFingerprint(cert)
+	cert, certPEM := testCert(t, key, names, notBefore, notAfter)
+	fp := testFingerprint(cert)
 	serial := cert.SerialNumber.Text(16)
 	issuerRef := cmmeta.IssuerReference{Name: "ca", Kind: "Issuer", Group: "cert-manager.io"}
 
@@ -147,17 +148,17 @@ func newGuardFix(t testing.TB, now time.Time, key crypto.Signer, keyAlg cmapi.Pr
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      "web-tls",
 			Namespace: "apps",
-			Labels:    map[string]string{LabelCustody: LabelCustodyVault},
+			Labels:    map[string]string{custody.LabelCustody: custody.LabelCustodyVault},
 			Annotations: map[string]string{
 				cmapi.CertificateNameKey:       "web",
 				cmapi.IssuerNameAnnotationKey:  "ca",
 				cmapi.IssuerKindAnnotationKey:  "Issuer",
 				cmapi.IssuerGroupAnnotationKey: "cert-manager.io",
-				AnnotationCustodyPath:          "secret/keyward/apps/web-tls",
-				AnnotationCustodyVersion:       "3",
-				AnnotationKeySHA256:            fp,
-				AnnotationSerial:               serial,
-				AnnotationScrubbedBy:           "webhook",
+				custody.AnnotationPath:         "secret/keyward/apps/web-tls",
+				custody.AnnotationVersion:      "3",
+				custody.AnnotationKeySHA256:    fp,
+				custody.AnnotationSerial:       serial,
+				custody.AnnotationScrubbedBy:   "webhook",
 			},
 		},
 		Type: corev1.SecretTypeTLS,
@@ -167,7 +168,7 @@ func newGuardFix(t testing.TB, now time.Time, key crypto.Signer, keyAlg cmapi.Pr
 			"ca.crt":                certPEM,
 		},
 	}
-	meta := Metadata{
+	meta := custody.Metadata{
 		CertificateName: "web",
 		IssuerName:      "ca",
 		IssuerKind:      "Issuer",
@@ -186,37 +187,37 @@ func newGuardFix(t testing.TB, now time.Time, key crypto.Signer, keyAlg cmapi.Pr
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(crt, cmapi.SchemeGroupVersion.WithKind("Certificate"))},
 		},
 		Spec: cmapi.CertificateRequestSpec{
-			Request:   guardTestCSR(t, key, names),
+			Request:   testCSR(t, key, names),
 			IssuerRef: issuerRef,
 		},
 	}
-	otherCSR := guardTestCSR(t, guardTestECKey(t, elliptic.P256()), names)
-	return &guardFix{now: now, key: key, cert: cert, crt: crt, secret: secret, meta: meta, cr: cr, otherCSR: otherCSR}
+	otherCSR := testCSR(t, testECKey(t, elliptic.P256()), names)
+	return &fix{now: now, key: key, cert: cert, crt: crt, secret: secret, meta: meta, cr: cr, otherCSR: otherCSR}
 }
 
 // makeStrict turns the Secret into a strict-mode placeholder: no tls.crt,
 // no ca.crt, validity in annotations.
-func (f *guardFix) makeStrict() {
+func (f *fix) makeStrict() {
 	f.secret.Data[corev1.TLSCertKey] = []byte{}
 	f.secret.Data["ca.crt"] = []byte{}
-	f.secret.Annotations[AnnotationNotBefore] = f.cert.NotBefore.UTC().Format(time.RFC3339)
-	f.secret.Annotations[AnnotationNotAfter] = f.cert.NotAfter.UTC().Format(time.RFC3339)
+	f.secret.Annotations[custody.AnnotationNotBefore] = f.cert.NotBefore.UTC().Format(time.RFC3339)
+	f.secret.Annotations[custody.AnnotationNotAfter] = f.cert.NotAfter.UTC().Format(time.RFC3339)
 }
 
 // input is the guard input for an update that applies mutate to a copy of
 // the stored Certificate.
-func (f *guardFix) input(mutate func(newCrt *cmapi.Certificate)) GuardInput {
+func (f *fix) input(mutate func(newCrt *cmapi.Certificate)) Input {
 	newCrt := f.crt.DeepCopy()
 	if mutate != nil {
 		mutate(newCrt)
 	}
 	meta := f.meta
-	return GuardInput{Old: f.crt, New: newCrt, Secret: f.secret, Custody: &meta, CurrentRequest: f.cr, Now: f.now}
+	return Input{Old: f.crt, New: newCrt, Secret: f.secret, Custody: &meta, CurrentRequest: f.cr, Now: f.now}
 }
 
-// guardSetCond sets a condition the way cert-manager's SetCertificateCondition
+// setCond sets a condition the way cert-manager's SetCertificateCondition
 // does: same status keeps lastTransitionTime, a new status transitions at now.
-func guardSetCond(crt *cmapi.Certificate, now time.Time, typ cmapi.CertificateConditionType, status cmmeta.ConditionStatus, reason, message string) {
+func setCond(crt *cmapi.Certificate, now time.Time, typ cmapi.CertificateConditionType, status cmmeta.ConditionStatus, reason, message string) {
 	t := metav1.NewTime(now)
 	c := cmapi.CertificateCondition{Type: typ, Status: status, Reason: reason, Message: message, LastTransitionTime: &t, ObservedGeneration: crt.Generation}
 	for i := range crt.Status.Conditions {
@@ -233,16 +234,16 @@ func guardSetCond(crt *cmapi.Certificate, now time.Time, typ cmapi.CertificateCo
 
 // Messages cert-manager v1.21.2 uses with the redaction-induced reasons.
 const (
-	guardMsgNoKey        = "Issuing certificate as Secret does not contain a private key"
-	guardMsgKeyVsCR      = "Secret contains a private key that does not match the current CertificateRequest"
-	guardMsgInvalidKey   = "Issuing certificate as Secret contains invalid private key data: error decoding private key PEM block"
-	guardMsgSpecOnSecret = "Issuing certificate as Existing issued Secret is not up to date for spec: [spec.dnsNames]"
+	msgNoKey        = "Issuing certificate as Secret does not contain a private key"
+	msgKeyVsCR      = "Secret contains a private key that does not match the current CertificateRequest"
+	msgInvalidKey   = "Issuing certificate as Secret contains invalid private key data: error decoding private key PEM block"
+	msgSpecOnSecret = "Issuing certificate as Existing issued Secret is not up to date for spec: [spec.dnsNames]"
 )
 
 func issuingRedacted(c *cmapi.Certificate, now time.Time) {
-	guardSetCond(c, now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, GuardReasonMissingData, guardMsgNoKey)
+	setCond(c, now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, ReasonMissingData, msgNoKey)
 }
 
 func readyRedacted(c *cmapi.Certificate, now time.Time) {
-	guardSetCond(c, now, cmapi.CertificateConditionReady, cmmeta.ConditionFalse, GuardReasonMissingData, guardMsgNoKey)
+	setCond(c, now, cmapi.CertificateConditionReady, cmmeta.ConditionFalse, ReasonMissingData, msgNoKey)
 }
