@@ -308,9 +308,10 @@ func (r *fakeReader) setErr(err error) {
 
 // recordingSink records deliveries and can be made to fail.
 type recordingSink struct {
-	mu   sync.Mutex
-	got  []string
-	fail error
+	mu       sync.Mutex
+	got      []string
+	fail     error
+	failures int // deliveries refused with fail
 }
 
 func (s *recordingSink) Name() string { return "rec" }
@@ -318,6 +319,7 @@ func (s *recordingSink) Deliver(_ context.Context, b *Bundle) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
+		s.failures++
 		return s.fail
 	}
 	s.got = append(s.got, fmt.Sprintf("%s v%d %s", b.ID(), b.Version, b.Serial))
@@ -408,7 +410,15 @@ func TestAgentDeliversOnVersionChangeAndRetries(t *testing.T) {
 	reader.mu.Lock()
 	readsBefore := reader.reads
 	reader.mu.Unlock()
-	time.Sleep(100 * time.Millisecond) // several retries
+	sink.mu.Lock()
+	failuresBefore := sink.failures
+	sink.mu.Unlock()
+	// Several retries: each is a refused delivery the sink counts.
+	waitUntil(t, "two more failed deliveries", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.failures >= failuresBefore+2
+	})
 	sink.mu.Lock()
 	sink.fail = nil
 	sink.mu.Unlock()

@@ -831,7 +831,7 @@ func (b *badInput) rotationNever() badInputCase {
 		return func(t *testing.T) string {
 			waitCertificateReady(t, b.c, client.ObjectKeyFromObject(crt), 45*time.Second)
 			assertScrubbed(t, b.st, biCerts, "never-tls", false)
-			ev := b.waitEvent(t, biCerts, "Certificate", "never", scrubber.ReasonRotationPolicyIgnored)
+			ev := b.waitEvent(t, biCerts, "Certificate", "never", scrubber.ReasonRotationPolicyNeverIgnored)
 			want := "privateKey.rotationPolicy Never has no effect under key custody: the key of secret never-tls is held in Vault, so every issuance uses a fresh key"
 			if ev.Type != corev1.EventTypeWarning || ev.Note != want {
 				t.Errorf("event %s %q, want Warning %q", ev.Type, ev.Note, want)

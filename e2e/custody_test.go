@@ -589,7 +589,12 @@ func TestCustodyVaultDown(t *testing.T) {
 	if err := st.Client.Create(ctx, crt); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(15 * time.Second)
+	// The failure path, not a fixed window: the scrub webhook must have
+	// refused the Secret write (custody write failed) at least twice, so
+	// cert-manager has already retried once while Vault was down.
+	waitFor(t, 90*time.Second, "two refused custody writes", func(context.Context) (bool, error) {
+		return counterValue(t, st, "keyward_scrub_total", map[string]string{"path": "webhook", "result": "store_error"}) >= 2, nil
+	})
 	target := &cmapi.Certificate{}
 	if err := st.Client.Get(ctx, client.ObjectKeyFromObject(crt), target); err != nil {
 		t.Fatal(err)
@@ -609,6 +614,33 @@ func TestCustodyVaultDown(t *testing.T) {
 	t.Logf("issuance completed %s after Vault came back", time.Since(start).Round(time.Millisecond))
 	assertScrubbed(t, st, "outage", "db-tls", false)
 	assertNoKeyAtRest(t, st, "outage", false)
+}
+
+// counterValue sums the counter series of Keyward's registry whose labels
+// include labels.
+func counterValue(t *testing.T, st *keyward.Stack, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := st.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			lbl := labelMap(m)
+			for k, v := range labels {
+				if lbl[k] != v {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 func readLeaf(ctx context.Context, st *keyward.Stack, ns, name string) (*x509.Certificate, error) {

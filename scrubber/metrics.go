@@ -42,6 +42,11 @@ type Metrics struct {
 	// NextPrivateKeyLifetime: seconds from creation to deletion of cert-manager's
 	// temporary next-private-key Secrets.
 	NextPrivateKeyLifetime prometheus.Histogram
+	// NextPrivateKeys: cert-manager next-private-key Secrets currently in
+	// the API, as the leading replica's watcher sees them (issuances in
+	// flight, each with its key exposed until it completes; 0 on replicas
+	// that do not lead).
+	NextPrivateKeys prometheus.Gauge
 	// ScrubTotal counts scrub attempts by path and result (Result* constants).
 	ScrubTotal *prometheus.CounterVec
 	// CustodyWriteErrors counts failed custody writes (conflicts included).
@@ -72,6 +77,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Lifetime of cert-manager next-private-key Secrets, from creation to deletion.",
 			Buckets: exposureBuckets,
 		}),
+		NextPrivateKeys: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keyward_next_private_keys",
+			Help: "cert-manager next-private-key Secrets currently in the API, as the leading replica's watcher sees them (issuances in flight; 0 on other replicas).",
+		}),
 		ScrubTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyward_scrub_total",
 			Help: "Scrub attempts by path (webhook or watcher) and result.",
@@ -93,6 +102,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
 	if m.NextPrivateKeyLifetime, err = promreg.Register(reg, m.NextPrivateKeyLifetime); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
+	}
+	if m.NextPrivateKeys, err = promreg.Register(reg, m.NextPrivateKeys); err != nil {
 		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
 	if m.ScrubTotal, err = promreg.Register(reg, m.ScrubTotal); err != nil {

@@ -38,9 +38,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 )
 
-// DefaultAuditPeriod is the recommended WatcherOptions.AuditPeriod: how often
-// the watcher checks that every placeholder's custody record still exists.
-const DefaultAuditPeriod = 10 * time.Minute
+// DefaultAuditPeriod is the recommended WatcherOptions.AuditPeriod and the
+// default of --custody-audit-period: how often the watcher checks that every
+// placeholder's custody record still exists.
+const DefaultAuditPeriod = 5 * time.Minute
 
 // DefaultWatcherWorkers is the default WatcherOptions.Workers. In the
 // benchmark's burst of 200 exposed keys on 2 CPUs (docs/benchmarks.md), p99
@@ -53,17 +54,21 @@ const WatcherControllerName = "keyward-custody-watcher"
 
 // Event reasons the watcher emits.
 const (
-	ReasonKeyMovedToCustody      = "KeyMovedToCustody"
-	ReasonCustodyRejected        = "CustodyRejected"
-	ReasonCustodyRecordMissing   = "CustodyRecordMissing"
-	ReasonCustodyRecordMismatch  = "CustodyRecordMismatch"
-	ReasonRotationPolicyIgnored  = "RotationPolicyNeverIgnored"
-	ReasonCustodyMarkersRestored = "CustodyMarkersRestored"
+	ReasonKeyMovedToCustody          = "KeyMovedToCustody"
+	ReasonCustodyRejected            = "CustodyRejected"
+	ReasonCustodyRecordMissing       = "CustodyRecordMissing"
+	ReasonCustodyRecordMismatch      = "CustodyRecordMismatch"
+	ReasonRotationPolicyNeverIgnored = "RotationPolicyNeverIgnored"
+	ReasonCustodyMarkersRestored     = "CustodyMarkersRestored"
 )
 
 // WatcherOptions configure SetupWatcher.
 type WatcherOptions struct {
-	// Store is the custody store. Required.
+	// Scrubber, when set, is the Scrubber the watcher writes through, shared
+	// with the scrub webhook (so every confirmed write reaches the same
+	// observers); Store, WriteTimeout and Metrics are then ignored.
+	Scrubber *Scrubber
+	// Store is the custody store. Required unless Scrubber is set.
 	Store custody.Store
 	// Clock drives scrub times, exposure and the audit ticker. Default: real clock.
 	Clock clock.WithTicker
@@ -158,6 +163,11 @@ func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: w.workers}).
 		WatchesRawSource(source.Kind(tlsCache, &corev1.Secret{}, &handler.TypedEnqueueRequestForObject[*corev1.Secret]{}, inScope)).
 		WatchesRawSource(source.Kind(nextKeyCache, &corev1.Secret{}, handler.TypedFuncs[*corev1.Secret, reconcile.Request]{
+			CreateFunc: func(context.Context, event.TypedCreateEvent[*corev1.Secret], workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				if w.metrics != nil {
+					w.metrics.NextPrivateKeys.Inc()
+				}
+			},
 			DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*corev1.Secret], _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 				w.observeNextKeyDeleted(e.Object)
 			},
@@ -214,8 +224,11 @@ type watcher struct {
 }
 
 func newWatcher(mgr ctrl.Manager, opts WatcherOptions) (*watcher, error) {
-	if opts.Store == nil {
+	if opts.Store == nil && opts.Scrubber == nil {
 		return nil, errors.New("custody watcher needs a store")
+	}
+	if opts.Scrubber != nil {
+		opts.Store, opts.Metrics, opts.WriteTimeout = opts.Scrubber.Store(), opts.Scrubber.Metrics(), opts.Scrubber.writeTimeout
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -243,9 +256,12 @@ func newWatcher(mgr ctrl.Manager, opts WatcherOptions) (*watcher, error) {
 			return nil, err
 		}
 	}
-	s, err := NewScrubber(opts.Store, opts.Clock, m, opts.WriteTimeout)
-	if err != nil {
-		return nil, err
+	s := opts.Scrubber
+	if s == nil {
+		var err error
+		if s, err = NewScrubber(opts.Store, opts.Clock, m, opts.WriteTimeout); err != nil {
+			return nil, err
+		}
 	}
 	return &watcher{
 		live:        mgr.GetAPIReader(),
@@ -466,7 +482,11 @@ func exposureStart(s *corev1.Secret) time.Time {
 
 // observeNextKeyDeleted records a next-private-key Secret's lifetime.
 func (w *watcher) observeNextKeyDeleted(s *corev1.Secret) {
-	if s == nil || s.CreationTimestamp.IsZero() || w.metrics == nil {
+	if w.metrics == nil {
+		return
+	}
+	w.metrics.NextPrivateKeys.Dec()
+	if s == nil || s.CreationTimestamp.IsZero() {
 		return
 	}
 	w.metrics.NextPrivateKeyLifetime.Observe(max(w.clock.Since(s.CreationTimestamp.Time), 0).Seconds())
@@ -511,7 +531,7 @@ func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret, ph c
 	if crt.Spec.PrivateKey == nil || crt.Spec.PrivateKey.RotationPolicy != cmapi.RotationPolicyNever {
 		return
 	}
-	w.recorder.Eventf(&crt, s, corev1.EventTypeWarning, ReasonRotationPolicyIgnored, "Custody",
+	w.recorder.Eventf(&crt, s, corev1.EventTypeWarning, ReasonRotationPolicyNeverIgnored, "Custody",
 		"privateKey.rotationPolicy Never has no effect under key custody: the key of secret %s is held in Vault, so every issuance uses a fresh key", s.Name)
 }
 

@@ -173,13 +173,16 @@ func TestWatcherIntegration(t *testing.T) {
 	if err := env.Client.Create(ctx, next); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // let the cache see it before it goes
+	// The watcher's cache must have seen it before it goes: it counts it.
+	poll(ctx, t, "next-private-key Secret seen", func() bool {
+		return testutil.ToFloat64(metrics.NextPrivateKeys) == 1
+	})
 	if err := env.Client.Delete(ctx, next); err != nil {
 		t.Fatal(err)
 	}
 	poll(ctx, t, "next-private-key lifetime observed", func() bool {
 		var m = histogramCount(t, metrics.NextPrivateKeyLifetime)
-		return m == 1
+		return m == 1 && testutil.ToFloat64(metrics.NextPrivateKeys) == 0
 	})
 
 	// Custody record deleted in Vault: the audit releases the placeholder.

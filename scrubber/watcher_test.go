@@ -248,7 +248,7 @@ func TestWatcherReconcile(t *testing.T) {
 			}
 		}
 		ev := drainEvents(f.events)
-		if len(ev) != 2 || !strings.HasPrefix(ev[1], "Warning "+ReasonRotationPolicyIgnored) {
+		if len(ev) != 2 || !strings.HasPrefix(ev[1], "Warning "+ReasonRotationPolicyNeverIgnored) {
 			t.Errorf("events = %v", ev)
 		}
 	})

@@ -220,7 +220,7 @@ func (f *ghFixture) reader(t *testing.T, objs ...client.Object) client.Reader {
 		t.Fatal(err)
 	}
 	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
-		WithIndex(&cmapi.CertificateRequest{}, CertificateRequestOwnerIndex, certificateRequestController).
+		WithIndex(&cmapi.CertificateRequest{}, guard.CertificateRequestOwnerIndex, guard.ControllerUID).
 		Build()
 }
 
@@ -316,6 +316,32 @@ func ghCond(c *cmapi.Certificate, typ cmapi.CertificateConditionType) *cmapi.Cer
 		}
 	}
 	return nil
+}
+
+// ghSwapReader lets a test change what the guard's cache holds.
+type ghSwapReader struct{ client.Reader }
+
+// ghLookups reads keyward_guard_custody_lookups_total{result} from reg.
+func ghLookups(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "keyward_guard_custody_lookups_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no series for lookup result %q", result)
+	return 0
 }
 
 func ghDecisions(t *testing.T, reg *prometheus.Registry, decision string) float64 {
@@ -635,8 +661,8 @@ func TestCertificateGuardRereadsTornRecords(t *testing.T) {
 	req := f.request(t, f.issuingMissingData)
 	g.Handle(context.Background(), req)
 	first := f.store.callCount()
-	if first != 1+guardTornRetries {
-		t.Fatalf("store called %d times for a record that stays torn, want %d", first, 1+guardTornRetries)
+	if first != 1+guard.TornRetries {
+		t.Fatalf("store called %d times for a record that stays torn, want %d", first, 1+guard.TornRetries)
 	}
 	g.Handle(context.Background(), req)
 	if n := f.store.callCount(); n != 2*first {
@@ -693,14 +719,14 @@ func TestCertificateGuardUsesStaleAnswerWhenVaultIsDown(t *testing.T) {
 	if resp := g.Handle(context.Background(), req); len(resp.Patch) == 0 {
 		t.Fatalf("Vault down, answer 10 min stale: want a veto, got %v", resp.Result)
 	}
-	if n := testutil.ToFloat64(g.lookups.WithLabelValues(GuardLookupStale)); n != 1 {
+	if n := ghLookups(t, f.reg, guard.LookupStale); n != 1 {
 		t.Fatalf("stale lookups = %v, want 1", n)
 	}
 
-	// Past GuardStaleMax the guard no longer trusts it and fails open.
-	f.clock.Step(GuardStaleMax)
+	// Past guard.StaleMax the guard no longer trusts it and fails open.
+	f.clock.Step(guard.StaleMax)
 	if resp := g.Handle(context.Background(), req); len(resp.Patch) != 0 {
-		t.Fatalf("Vault down, answer older than GuardStaleMax: want fail open, got a patch")
+		t.Fatalf("Vault down, answer older than guard.StaleMax: want fail open, got a patch")
 	}
 	if n := ghDecisions(t, f.reg, GuardDecisionFailOpen); n != 1 {
 		t.Fatalf("fail_open decisions = %v, want 1", n)
@@ -710,7 +736,7 @@ func TestCertificateGuardUsesStaleAnswerWhenVaultIsDown(t *testing.T) {
 func TestCertificateGuardCachesCustodyMetadata(t *testing.T) {
 	t.Parallel()
 	f := ghNewFixture(t)
-	r := f.reader(t, f.secret, f.cr)
+	r := &ghSwapReader{Reader: f.reader(t, f.secret, f.cr)}
 	g := f.guard(t, r, WithGuardCacheTTL(time.Minute))
 	req := f.request(t, f.issuingMissingData)
 
@@ -722,7 +748,7 @@ func TestCertificateGuardCachesCustodyMetadata(t *testing.T) {
 	if n := f.store.callCount(); n != 1 {
 		t.Fatalf("store called %d times for 5 identical requests within the TTL, want 1", n)
 	}
-	if hits := testutil.ToFloat64(g.lookups.WithLabelValues(GuardLookupCacheHit)); hits != 4 {
+	if hits := ghLookups(t, f.reg, guard.LookupCacheHit); hits != 4 {
 		t.Fatalf("cache hits = %v, want 4", hits)
 	}
 
@@ -735,7 +761,7 @@ func TestCertificateGuardCachesCustodyMetadata(t *testing.T) {
 	// A new custody version (new issuance) is a new key: no stale answer.
 	s := f.secret.DeepCopy()
 	s.Annotations[custody.AnnotationVersion] = "2"
-	g.reader = f.reader(t, s, f.cr)
+	r.Reader = f.reader(t, s, f.cr)
 	g.Handle(context.Background(), req)
 	if n := f.store.callCount(); n != 3 {
 		t.Fatalf("store called %d times after the custody version changed, want 3", n)
@@ -745,23 +771,10 @@ func TestCertificateGuardCachesCustodyMetadata(t *testing.T) {
 	// issuance has another serial: no stale answer either.
 	s = f.secret.DeepCopy()
 	s.Annotations[custody.AnnotationSerial] = "abcdef"
-	g.reader = f.reader(t, s, f.cr)
+	r.Reader = f.reader(t, s, f.cr)
 	g.Handle(context.Background(), req)
 	if n := f.store.callCount(); n != 4 {
 		t.Fatalf("store called %d times after the serial changed under the same version, want 4", n)
-	}
-}
-
-func TestCertificateGuardCacheIsBounded(t *testing.T) {
-	t.Parallel()
-	f := ghNewFixture(t)
-	g := f.guard(t, f.reader(t))
-	g.cacheSize = 3
-	for i := range 10 {
-		g.remember(guardCacheKey{namespace: "apps", name: "s", version: string(rune('a' + i))}, nil, f.now)
-		if len(g.cache) > 3 {
-			t.Fatalf("cache grew to %d entries, bound is 3", len(g.cache))
-		}
 	}
 }
 
@@ -778,7 +791,7 @@ func TestCertificateGuardFailsOpenOnStoreErrorWithoutCaching(t *testing.T) {
 	if resp := g.Handle(context.Background(), req); len(resp.Patch) == 0 {
 		t.Fatal("after Vault recovered the guard must decide again, not reuse the error")
 	}
-	if got := testutil.ToFloat64(g.lookups.WithLabelValues(GuardLookupError)); got != 1 {
+	if got := ghLookups(t, f.reg, guard.LookupError); got != 1 {
 		t.Fatalf("lookup errors = %v, want 1", got)
 	}
 }
@@ -799,8 +812,8 @@ func TestNewCertificateGuard(t *testing.T) {
 	if got := testutil.ToFloat64(g2.decisions.WithLabelValues(GuardDecisionVeto)); got != 1 {
 		t.Fatalf("second guard sees %v vetoes, want the shared counter's 1", got)
 	}
-	if g1.timeout != DefaultGuardLookupTimeout || g1.ttl != DefaultGuardCacheTTL {
-		t.Fatalf("defaults timeout=%v ttl=%v", g1.timeout, g1.ttl)
+	if g1.timeout != DefaultGuardLookupTimeout {
+		t.Fatalf("default timeout=%v", g1.timeout)
 	}
 	// A collector of the same name but another shape is a real conflict.
 	reg := prometheus.NewRegistry()
@@ -824,7 +837,7 @@ func TestCertificateGuardPrimedByScrubWrites(t *testing.T) {
 	other.Annotations[custody.AnnotationVersion] = "7"
 	g.Prime(other, f.meta)
 	g.Prime(f.secret, custody.Metadata{Version: 1, Torn: true})
-	if got := testutil.ToFloat64(g.lookups.WithLabelValues(GuardLookupPrimed)); got != 0 {
+	if got := ghLookups(t, f.reg, guard.LookupPrimed); got != 0 {
 		t.Fatalf("primed = %v after a mismatched and a torn record, want 0", got)
 	}
 
@@ -835,7 +848,7 @@ func TestCertificateGuardPrimedByScrubWrites(t *testing.T) {
 	if n := f.store.callCount(); n != 0 {
 		t.Fatalf("store read %d times after priming, want 0", n)
 	}
-	if got := testutil.ToFloat64(g.lookups.WithLabelValues(GuardLookupPrimed)); got != 1 {
+	if got := ghLookups(t, f.reg, guard.LookupPrimed); got != 1 {
 		t.Fatalf("primed = %v, want 1", got)
 	}
 
@@ -849,8 +862,13 @@ func TestCertificateGuardPrimedByScrubWrites(t *testing.T) {
 	// Without a cache there is nothing to prime.
 	g2 := f.guard(t, f.reader(t, f.secret, f.cr), WithGuardCacheTTL(0))
 	g2.Prime(f.secret, f.meta)
-	if len(g2.cache) != 0 {
-		t.Fatalf("cache disabled, but Prime stored %d entries", len(g2.cache))
+	before := f.store.callCount()
+	g2.Handle(context.Background(), req)
+	if n := f.store.callCount(); n != before+1 {
+		t.Fatalf("cache disabled: store read %d times after Prime, want 1 (nothing primed)", n-before)
+	}
+	if got := ghLookups(t, f.reg, guard.LookupPrimed); got != 1 {
+		t.Fatalf("cache disabled: primed = %v, want still 1", got)
 	}
 }
 

@@ -2,8 +2,9 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package webhook holds Keyward's admission handlers and their
-// MutatingWebhookConfiguration. Handlers decode, call scrubber, and encode;
-// the decisions live in package scrubber.
+// MutatingWebhookConfiguration. Handlers decode, look up what the decision
+// needs, call it and encode the answer; the decisions themselves live in
+// packages scrubber (what to move) and guard (the custody guard).
 package webhook
 
 import (
@@ -22,14 +23,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -104,52 +100,6 @@ func NewSecretScrubber(s *scrubber.Scrubber, strict scrubber.StrictMode) (*Secre
 		strict = scrubber.FixedStrictMode(false)
 	}
 	return &SecretScrubber{scrubber: s, strict: strict}, nil
-}
-
-// SecretScrubberOptions configure SetupSecretScrubber.
-type SecretScrubberOptions struct {
-	// Store is the custody store. Required.
-	Store custody.Store
-	// Clock stamps scrub times. Default: real clock.
-	Clock clock.PassiveClock
-	// StrictDefault is strict mode for namespaces without the
-	// keyward.io/redact-certificates label.
-	StrictDefault bool
-	// WriteTimeout bounds the custody write. Default scrubber.DefaultWriteTimeout.
-	WriteTimeout time.Duration
-	// Metrics are shared with the watcher; nil creates (or reuses) them on
-	// controller-runtime's metrics.Registry.
-	Metrics *scrubber.Metrics
-}
-
-// SetupSecretScrubber builds the handler with a namespace-label strict mode
-// read from mgr's cache, warms the Namespace informer so the first request
-// does not wait for it, and registers the handler at SecretScrubPath on mgr's
-// webhook server.
-func SetupSecretScrubber(mgr ctrl.Manager, opts SecretScrubberOptions) (*SecretScrubber, error) {
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
-	}
-	if opts.Metrics == nil {
-		m, err := scrubber.NewMetrics(crmetrics.Registry)
-		if err != nil {
-			return nil, err
-		}
-		opts.Metrics = m
-	}
-	s, err := scrubber.NewScrubber(opts.Store, opts.Clock, opts.Metrics, opts.WriteTimeout)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Namespace{}, cache.BlockUntilSynced(false)); err != nil {
-		return nil, fmt.Errorf("watching namespaces for strict mode: %w", err)
-	}
-	h, err := NewSecretScrubber(s, scrubber.NamespaceStrictMode{Reader: mgr.GetClient(), Default: opts.StrictDefault})
-	if err != nil {
-		return nil, err
-	}
-	mgr.GetWebhookServer().Register(SecretScrubPath, &ctrlwebhook.Admission{Handler: h})
-	return h, nil
 }
 
 // Handle implements admission.Handler.

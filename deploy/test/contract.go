@@ -54,6 +54,7 @@ func KnownMetrics() map[string]string {
 		"keyward_scrub_duration_seconds":                       "scrubber (histogram, label path)",
 		"keyward_key_exposure_seconds":                         "scrubber watcher (histogram)",
 		"keyward_next_private_key_lifetime_seconds":            "scrubber watcher (histogram)",
+		"keyward_next_private_keys":                            "scrubber watcher (gauge, leading replica only)",
 		"keyward_scrub_total":                                  "scrubber (counter, labels path, result)",
 		"keyward_custody_write_errors_total":                   "scrubber (counter)",
 		"keyward_issuer_ready":                                 "issuer (gauge 0/1, label issuer = kind/namespace/name or kind/name)",

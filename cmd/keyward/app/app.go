@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -155,8 +154,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 }
 
 // setupCustody logs the custody writer and the guard in to Vault, each with
-// its own role (and so its own policy), and registers the watcher and both
-// webhooks.
+// its own role (and so its own policy), and hands their stores to
+// webhook.SetupCustody.
 func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) ([]func(), error) {
 	var closers []func()
 	vcfg := vault.Config{Server: o.VaultAddr, Namespace: o.VaultNamespace}
@@ -202,62 +201,22 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	if err != nil {
 		return closers, fmt.Errorf("guard custody store: %w", err)
 	}
-	metrics, err := scrubber.NewMetrics(deps.Registerer)
-	if err != nil {
-		return closers, fmt.Errorf("custody metrics: %w", err)
-	}
 	sel, err := labels.Parse(o.CustodyNamespaceSelector)
 	if err != nil {
 		return closers, fmt.Errorf("custodyNamespaceSelector %q: %w", o.CustodyNamespaceSelector, err)
 	}
-	if err := scrubber.SetupWatcher(mgr, scrubber.WatcherOptions{
-		Store:             store,
+	return closers, webhook.SetupCustody(ctx, mgr, webhook.CustodyOptions{
+		Writer:            store,
+		GuardStore:        guardStore,
 		Clock:             deps.Clock,
+		Registerer:        deps.Registerer,
+		Logger:            deps.Logger,
 		NamespaceSelector: sel,
 		StrictDefault:     o.RedactCertificates,
 		AuditPeriod:       o.CustodyAuditPeriod,
 		WriteTimeout:      o.CustodyWriteTimeout,
-		Workers:           o.CustodyWatcherWorkers,
-		SecretCache:       mgr.GetCache(),
-		Metrics:           metrics,
-	}); err != nil {
-		return closers, fmt.Errorf("setting up the custody watcher: %w", err)
-	}
-
-	scrub, err := scrubber.NewScrubber(store, deps.Clock, metrics, o.CustodyWriteTimeout)
-	if err != nil {
-		return closers, err
-	}
-	// The guard finds a Certificate's requests through an owner index.
-	if err := webhook.IndexCertificateRequestOwner(ctx, mgr.GetFieldIndexer()); err != nil {
-		return closers, err
-	}
-	// Start the Namespace informer now (without blocking), so the first
-	// admission request reads strict mode from a warm cache.
-	// The guard reads Secrets and CertificateRequests from the same cache.
-	// The scrub webhook reads Certificates from it to report denials.
-	for _, obj := range []client.Object{&corev1.Namespace{}, &corev1.Secret{}, &cmapi.CertificateRequest{}, &cmapi.Certificate{}} {
-		if _, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
-			return closers, fmt.Errorf("starting the %T informer: %w", obj, err)
-		}
-	}
-	strict := scrubber.NamespaceStrictMode{Reader: mgr.GetCache(), Default: o.RedactCertificates}
-	scrubHandler, err := webhook.NewSecretScrubber(scrub, strict)
-	if err != nil {
-		return closers, err
-	}
-	scrubHandler.WithRejectionEvents(mgr.GetCache(), mgr.GetEventRecorder("keyward-scrub-webhook"))
-	guardHandler, err := webhook.NewCertificateGuard(mgr.GetCache(), guardStore, deps.Clock, deps.Registerer, deps.Logger.WithName("guard"), webhook.WithGuardOwnerIndex(), webhook.WithGuardLiveReader(mgr.GetAPIReader()))
-	if err != nil {
-		return closers, err
-	}
-	// The scrub webhook's confirmed writes prime the guard's custody cache:
-	// the guard's first decision on a fresh placeholder reads no Vault.
-	scrub.OnCustodyWrite(guardHandler.Prime)
-	srv := mgr.GetWebhookServer()
-	srv.Register(webhook.SecretScrubPath, &crwebhook.Admission{Handler: scrubHandler})
-	srv.Register(webhook.GuardPath, &crwebhook.Admission{Handler: guardHandler})
-	return closers, nil
+		WatcherWorkers:    o.CustodyWatcherWorkers,
+	})
 }
 
 // Run builds the manager and runs it until ctx is cancelled.

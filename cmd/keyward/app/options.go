@@ -121,7 +121,7 @@ func NewOptions() *Options {
 		CustodyPrefix:            "tls",
 		CustodyMaxVersions:       vaultkv.DefaultMaxVersions,
 		CustodyWriteTimeout:      5 * time.Second,
-		CustodyAuditPeriod:       5 * time.Minute,
+		CustodyAuditPeriod:       scrubber.DefaultAuditPeriod,
 		CustodyWatcherWorkers:    scrubber.DefaultWatcherWorkers,
 		CustodyNamespaceSelector: "keyward.io/custody=enabled",
 		IssuerHealthPeriod:       issuer.DefaultHealthCheckPeriod,
