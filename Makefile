@@ -57,9 +57,10 @@ generate: $(BIN)/controller-gen ## Regenerate CRDs, RBAC and deepcopy.
 verify: generate lint ## Fail if generated files are stale.
 	git diff --exit-code -- deploy issuer/api || { echo "generated files are stale: run 'make generate'"; exit 1; }
 
-lint: ## gofmt and go vet.
+lint: ## gofmt, go vet and the product function length bound (hack/funclen).
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	go run ./hack/funclen -top 0
 
 test: tools ## Everything CI runs: unit, integration, e2e and chart tests.
 	$(MAKE) lint

@@ -285,6 +285,15 @@ func assertNoKeyAtRest(t *testing.T, st *keyward.Stack, ns string, alsoNoCert bo
 func assertQuiet(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, d time.Duration) {
 	t.Helper()
 	waitSettled(t, st, crt)
+	// The quiet is the guard's doing only if the guard has been asked: the
+	// redaction-induced transitions of the issuance must have reached it and
+	// been dropped or rewritten (else the check below could pass with the
+	// guard never called).
+	acted := counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "veto"}) +
+		counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "pass_rewritten"})
+	if acted == 0 {
+		t.Fatalf("the custody guard has not vetoed or rewritten any status update: the quiet period would prove nothing")
+	}
 	beforeNames := requestNames(t, st.Client, crt.Namespace, crt.Name)
 	beforeRev := revision(t, st.Client, crt)
 	deadline := time.Now().Add(d)
@@ -306,7 +315,7 @@ func assertQuiet(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, d time
 	if after := revision(t, st.Client, crt); after != beforeRev {
 		t.Fatalf("re-issue loop: revision went from %d to %d during a quiet %s", beforeRev, after, d)
 	}
-	t.Logf("quiet %s: 0 new CertificateRequests, Ready stayed True", d)
+	t.Logf("quiet %s: 0 new CertificateRequests, Ready stayed True (guard vetoes and rewrites so far: %.0f)", d, acted)
 }
 
 // waitSettled waits until cert-manager has finished the current issuance:

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
 	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -435,11 +437,16 @@ func TestKeywardIssuerApproval(t *testing.T) {
 	}
 
 	t.Run("an unapproved request waits and is signed once approved", func(t *testing.T) {
+		before := reconcileCount(t, "vault-certificaterequest")
 		cr := request("waiting")
 		// Like cert-manager's own issuers, Keyward writes nothing while a
 		// request waits for approval (no Pending condition: that would be
-		// one more write and watch event per issuance).
-		time.Sleep(3 * time.Second) // give the issuer every chance to (wrongly) sign it
+		// one more write and watch event per issuance). The check below is
+		// meaningful once the issuer has looked at the request: its
+		// reconciler's counter moved.
+		waitFor(t, 30*time.Second, "the issuer reconciling the unapproved request", func(context.Context) (bool, error) {
+			return reconcileCount(t, "vault-certificaterequest") > before, nil
+		})
 		if err := c.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
 			t.Fatal(err)
 		}
@@ -473,4 +480,26 @@ func TestKeywardIssuerApproval(t *testing.T) {
 			t.Errorf("denied request was signed or approved")
 		}
 	})
+}
+
+// reconcileCount is controller-runtime's reconcile counter of the named
+// controller (every result), from its process-wide registry.
+func reconcileCount(t *testing.T, controller string) float64 {
+	t.Helper()
+	mfs, err := crmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if labelMap(m)["controller"] == controller {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }

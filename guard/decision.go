@@ -265,26 +265,35 @@ func Decide(in Input) Decision {
 	if unverifiable != "" {
 		return pass(DecisionUnverifiable, unverifiable)
 	}
-	var readyFinding, issuingFinding *finding
-	switch {
-	case chain != nil:
-		readyFinding, issuingFinding = chain, chain
-	default:
-		if in.Now.After(view.notAfter) {
-			expired := &finding{
-				reason:  cmReasonExpired,
-				message: fmt.Sprintf("Certificate expired on %s (its private key is held in Vault)", view.notAfter.UTC().Format(time.RFC1123)),
-			}
-			readyFinding, issuingFinding = expired, expired
-		} else {
-			issuingFinding = renewalDue(in, view)
-		}
-	}
-
+	readyFinding, issuingFinding := findings(in, view, chain)
 	if completion {
 		return completeIssuance(in, view, readyFinding)
 	}
+	return rewriteTransitions(in, view, issuing, ready, issuingFinding, readyFinding)
+}
 
+// findings are the genuine reasons against the certificate: the chain's
+// first finding for both conditions; else expiry for both; else a due
+// renewal, for Issuing only.
+func findings(in Input, view certView, chain *finding) (ready, issuing *finding) {
+	switch {
+	case chain != nil:
+		return chain, chain
+	case in.Now.After(view.notAfter):
+		expired := &finding{
+			reason:  cmReasonExpired,
+			message: fmt.Sprintf("Certificate expired on %s (its private key is held in Vault)", view.notAfter.UTC().Format(time.RFC1123)),
+		}
+		return expired, expired
+	default:
+		return nil, renewalDue(in, view)
+	}
+}
+
+// rewriteTransitions applies the findings to the redaction-induced
+// transitions: a finding passes with its reason, no finding drops the
+// transition (Issuing restored, Ready kept True).
+func rewriteTransitions(in Input, view certView, issuing, ready *cmapi.CertificateCondition, issuingFinding, readyFinding *finding) Decision {
 	status := in.New.Status.DeepCopy()
 	var rewritten []string
 	firstReason := ""

@@ -4,9 +4,7 @@
 package guard
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -61,8 +59,7 @@ func viewCertificate(crt *cmapi.Certificate, s *corev1.Secret, meta custody.Meta
 		if err != nil {
 			return certView{}, "tls.crt does not decode"
 		}
-		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-		certKey := hex.EncodeToString(sum[:])
+		certKey := custody.Fingerprint(cert.RawSubjectPublicKeyInfo)
 		if certKey != annKey {
 			return certView{}, "tls.crt's public key differs from the custody record's key fingerprint"
 		}

@@ -195,6 +195,17 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 		}
 		return &ScrubPlan{Action: ActionIgnore, Reason: "no key material"}, nil
 	}
+	leaf, err := checkKeyPair(s)
+	if err != nil {
+		return nil, err
+	}
+	return newScrubPlan(s, leaf, opts), nil
+}
+
+// checkKeyPair refuses what cannot move to custody (no name, too large,
+// key-bearing extras, an unusable or mismatched key and certificate) and
+// returns the leaf certificate of a Secret that can.
+func checkKeyPair(s *corev1.Secret) (*x509.Certificate, error) {
 	ref := s.Namespace + "/" + s.Name
 	if s.Name == "" {
 		return nil, fmt.Errorf("planning custody for secret %s: %w (generateName is not supported)", ref, ErrNoName)
@@ -205,20 +216,11 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 		}
 		return fmt.Errorf("planning custody for secret %s: %s: %w", ref, key, err)
 	}
-
 	// The apiserver validates the size only after admission: refuse here, so
 	// no custody record is written for a Secret that will never be stored.
-	size := 0
-	for _, v := range s.Data {
-		size += len(v)
-	}
-	for _, v := range s.StringData {
-		size += len(v)
-	}
-	if size > MaxSecretSize {
+	if size := dataSize(s); size > MaxSecretSize {
 		return nil, fmt.Errorf("planning custody for secret %s: %w: data is %d bytes", ref, ErrSecretTooLarge, size)
 	}
-
 	var extras []string
 	for _, k := range KeyBearingDataKeys()[1:] {
 		if holdsKey(k, s.Data[k]) {
@@ -229,8 +231,7 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 		return nil, fail(strings.Join(extras, ", "), ErrKeyBearingExtras,
 			"remove additionalOutputFormats and keystores from Certificate "+s.Annotations[AnnotationCertificateName]+" and build them from the custody record")
 	}
-	keyPEM := s.Data[custody.DataKey]
-	key, err := parsePrivateKey(keyPEM)
+	key, err := parsePrivateKey(s.Data[custody.DataKey])
 	if err != nil {
 		return nil, fail(custody.DataKey, err, "")
 	}
@@ -246,7 +247,24 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 	if !ok || !pub.Equal(leaf.PublicKey) {
 		return nil, fail(custody.DataKey, ErrKeyCertMismatch, "serial "+custody.SerialHex(leaf))
 	}
+	return leaf, nil
+}
 
+// dataSize is the size the apiserver limits: the sum of data and stringData values.
+func dataSize(s *corev1.Secret) int {
+	size := 0
+	for _, v := range s.Data {
+		size += len(v)
+	}
+	for _, v := range s.StringData {
+		size += len(v)
+	}
+	return size
+}
+
+// newScrubPlan is the ActionScrub plan for a Secret checkKeyPair accepted.
+func newScrubPlan(s *corev1.Secret, leaf *x509.Certificate, opts PlanOptions) *ScrubPlan {
+	keyPEM, certPEM := s.Data[custody.DataKey], s.Data[custody.DataCertificate]
 	fp := custody.Fingerprint(leaf.RawSubjectPublicKeyInfo)
 	serial := custody.SerialHex(leaf)
 	rec := custody.Record{
@@ -288,7 +306,7 @@ func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 		p.Annotations[custody.AnnotationNotBefore] = leaf.NotBefore.UTC().Format(time.RFC3339)
 		p.Annotations[custody.AnnotationNotAfter] = leaf.NotAfter.UTC().Format(time.RFC3339)
 	}
-	return p, nil
+	return p
 }
 
 // Apply returns a copy of s turned into a placeholder for the custody record

@@ -35,19 +35,7 @@ import (
 // carries only the keyward-custody-writer policy, as in production.
 func writerStore(t *testing.T, v *framework.Vault, timeout time.Duration) (*vaultkv.Store, *vaultapi.Client) {
 	t.Helper()
-	tok, err := v.TokenForPolicies(context.Background(), framework.PolicyCustodyWriter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = v.Addr
-	cfg.MaxRetries = 0
-	c, err := vaultapi.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(tok)
-	s, err := vaultkv.New(c, vaultkv.Options{Timeout: timeout})
+	s, c, err := v.CustodyStore(context.Background(), timeout, framework.PolicyCustodyWriter)
 	if err != nil {
 		t.Fatal(err)
 	}

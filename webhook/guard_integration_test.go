@@ -14,7 +14,6 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	vaultapi "github.com/hashicorp/vault/api"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,19 +37,7 @@ import (
 // a token carrying only the given policy.
 func guardITStore(t *testing.T, ctx context.Context, v *framework.Vault, policy string) *vaultkv.Store {
 	t.Helper()
-	tok, err := v.TokenForPolicies(ctx, policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = v.Addr
-	cfg.MaxRetries = 0
-	c, err := vaultapi.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(tok)
-	s, err := vaultkv.New(c, vaultkv.Options{Timeout: 2 * time.Second})
+	s, _, err := v.CustodyStore(ctx, 2*time.Second, policy)
 	if err != nil {
 		t.Fatal(err)
 	}

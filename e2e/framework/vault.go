@@ -19,6 +19,7 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+	"github.com/keyward-io/keyward/custody/vaultkv"
 )
 
 // Names of what StartVault configures. They match deploy/vault/ and the examples.
@@ -225,6 +226,40 @@ func (v *Vault) TokenForPolicies(ctx context.Context, policies ...string) (strin
 		return "", fmt.Errorf("creating vault token for policies %v: %w", policies, err)
 	}
 	return sec.Auth.ClientToken, nil
+}
+
+// ClientForPolicies returns a client (no retries) authenticated with a fresh
+// token carrying only the given policies, as a component's own Vault role
+// would be.
+func (v *Vault) ClientForPolicies(ctx context.Context, policies ...string) (*vaultapi.Client, error) {
+	tok, err := v.TokenForPolicies(ctx, policies...)
+	if err != nil {
+		return nil, err
+	}
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.MaxRetries = 0
+	c, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating vault client for %s: %w", v.Addr, err)
+	}
+	c.SetToken(tok)
+	return c, nil
+}
+
+// CustodyStore returns the custody store on the production mount layout,
+// with a client from ClientForPolicies (so it can do only what the
+// policies allow) and each call bounded by timeout.
+func (v *Vault) CustodyStore(ctx context.Context, timeout time.Duration, policies ...string) (*vaultkv.Store, *vaultapi.Client, error) {
+	c, err := v.ClientForPolicies(ctx, policies...)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := vaultkv.New(c, vaultkv.Options{Timeout: timeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, c, nil
 }
 
 // AppRoleCredentials returns the role ID and a fresh secret ID of an AppRole role.

@@ -10,9 +10,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
@@ -208,8 +206,7 @@ func describeCustody(ctx context.Context, st *keyward.Stack, crt *cmapi.Certific
 	}
 	say("\n4. Vault custody record %s version %d (read here with the dev root token; Keyward's own writer token cannot read it back)",
 		sec.Annotations[custody.AnnotationPath], rec.VersionMetadata.Version)
-	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	say("   private key: %d bytes of PEM, matches tls.crt: %v (SPKI sha256 %s)", len(keyPEM), keyMatches([]byte(keyPEM), leaf), hex.EncodeToString(spki[:8]))
+	say("   private key: %d bytes of PEM, matches tls.crt: %v (SPKI sha256 %s)", len(keyPEM), keyMatches([]byte(keyPEM), leaf), custody.Fingerprint(leaf.RawSubjectPublicKeyInfo)[:16])
 	say("   certificate: serial %s, CN/SANs %v, notAfter %s, chain verifies to the Vault root: %v",
 		leaf.SerialNumber.Text(16), leaf.DNSNames, leaf.NotAfter.Format(time.RFC3339), chainOK)
 	say("   status: notAfter %s, renewalTime %s", crt.Status.NotAfter.Format(time.RFC3339), crt.Status.RenewalTime.Format(time.RFC3339))

@@ -213,39 +213,11 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 		return err
 	}
 	refs, _ := o.secretRefs()
-	if cfg == nil {
-		var err error
-		if o.Kubeconfig != "" {
-			cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
-		} else {
-			cfg, err = rest.InClusterConfig()
-		}
-		if err != nil {
-			return fmt.Errorf("kubernetes client configuration: %w", err)
-		}
-	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.UserAgent = "keyward-agent"
-	md, err := metadata.NewForConfig(cfg)
+	md, err := metadataClient(cfg, o)
 	if err != nil {
 		return err
 	}
-	var ca []byte
-	if o.VaultCAFile != "" {
-		if ca, err = os.ReadFile(o.VaultCAFile); err != nil {
-			return fmt.Errorf("--vault-ca-file: %w", err)
-		}
-	}
-	session, err := delivery.NewVaultSession(delivery.VaultConfig{
-		Server: o.VaultServer, CABundle: ca, Namespace: o.VaultNamespace,
-		AuthMount: o.VaultAuthMount, Role: o.VaultRole, TokenFile: o.VaultTokenFile,
-	}, log.WithName("vault"))
-	if err != nil {
-		return err
-	}
-	reader, err := delivery.NewVaultReader(session.Client, delivery.VaultReaderOptions{
-		Mount: o.CustodyMount, Prefix: o.CustodyPrefix, OnForbidden: session.Relogin,
-	})
+	session, reader, err := vaultReader(o, log)
 	if err != nil {
 		return err
 	}
@@ -290,30 +262,77 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 			g.Go(func() error { return r.Run(ctx) })
 		}
 	}
-	serve := func(addr string, h http.Handler, what string) {
-		if addr == "" || addr == "0" {
-			return
-		}
-		srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		g.Go(func() error {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				_ = srv.Close()
-			}
-			return nil
-		})
-		g.Go(func() error {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("%s server on %s: %w", what, addr, err)
-			}
-			return nil
-		})
-	}
-	serve(o.HealthAddr, delivery.Handler(agent), "health")
+	serve(ctx, g, o.HealthAddr, delivery.Handler(agent), "health")
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	serve(o.MetricsAddr, mux, "metrics")
+	serve(ctx, g, o.MetricsAddr, mux, "metrics")
 	return g.Wait()
+}
+
+// metadataClient is the metadata-only Kubernetes client the agent watches
+// its Secrets with: from cfg, else --kubeconfig, else in-cluster.
+func metadataClient(cfg *rest.Config, o *Options) (metadata.Interface, error) {
+	if cfg == nil {
+		var err error
+		if o.Kubeconfig != "" {
+			cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		} else {
+			cfg, err = rest.InClusterConfig()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes client configuration: %w", err)
+		}
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "keyward-agent"
+	return metadata.NewForConfig(cfg)
+}
+
+// vaultReader is the agent's Vault session (not logged in yet: its Run
+// does) and the custody reader on it, which logs in again on a 403.
+func vaultReader(o *Options, log logr.Logger) (*delivery.VaultSession, *delivery.VaultReader, error) {
+	var ca []byte
+	if o.VaultCAFile != "" {
+		var err error
+		if ca, err = os.ReadFile(o.VaultCAFile); err != nil {
+			return nil, nil, fmt.Errorf("--vault-ca-file: %w", err)
+		}
+	}
+	session, err := delivery.NewVaultSession(delivery.VaultConfig{
+		Server: o.VaultServer, CABundle: ca, Namespace: o.VaultNamespace,
+		AuthMount: o.VaultAuthMount, Role: o.VaultRole, TokenFile: o.VaultTokenFile,
+	}, log.WithName("vault"))
+	if err != nil {
+		return nil, nil, err
+	}
+	reader, err := delivery.NewVaultReader(session.Client, delivery.VaultReaderOptions{
+		Mount: o.CustodyMount, Prefix: o.CustodyPrefix, OnForbidden: session.Relogin,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return session, reader, nil
+}
+
+// serve runs an HTTP server on addr ("" or "0": none) in g until ctx ends.
+func serve(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, what string) {
+	if addr == "" || addr == "0" {
+		return
+	}
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("%s server on %s: %w", what, addr, err)
+		}
+		return nil
+	})
 }

@@ -80,41 +80,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 	if err != nil {
 		return nil, nil, err
 	}
-	// One cache for every component. Secrets: TLS only, out-of-scope data
-	// dropped (the issuer reads its credentials Secrets uncached). Nothing
-	// here reads managedFields from the cache (the watcher reads them from
-	// the live object), so they are dropped too: they are a large share of
-	// every cached object.
-	cacheOpts := cache.Options{
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: scrubber.TLSSecretsByObject()},
-		DefaultTransform: cache.TransformStripManagedFields(),
-	}
-	if len(o.WatchNamespaces) > 0 {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range o.WatchNamespaces {
-			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
-	mgr, err = ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Cache:                         cacheOpts,
-		Controller:                    config.Controller{SkipNameValidation: ptr.To(deps.SeveralManagers)},
-		Logger:                        deps.Logger,
-		LeaderElection:                o.LeaderElect,
-		LeaderElectionID:              o.LeaderElectionID,
-		LeaderElectionNamespace:       o.LeaderElectionNS,
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &o.LeaseDuration,
-		RenewDeadline:                 &o.RenewDeadline,
-		RetryPeriod:                   &o.RetryPeriod,
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
-		HealthProbeBindAddress:        o.HealthProbeBindAddress,
-		WebhookServer: crwebhook.NewServer(crwebhook.Options{
-			Host:    o.WebhookHost,
-			Port:    o.WebhookPort,
-			CertDir: o.WebhookCertDir,
-		}),
-	})
+	mgr, err = ctrl.NewManager(cfg, managerOptions(o, deps, scheme))
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating manager: %w", err)
 	}
@@ -151,6 +117,46 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 		}
 	}
 	return mgr, closers, nil
+}
+
+// managerOptions is the manager's configuration: one cache for every
+// component, leader election, metrics, probes and the webhook server.
+func managerOptions(o *Options, deps Deps, scheme *runtime.Scheme) ctrl.Options {
+	// One cache for every component. Secrets: TLS only, out-of-scope data
+	// dropped (the issuer reads its credentials Secrets uncached). Nothing
+	// here reads managedFields from the cache (the watcher reads them from
+	// the live object), so they are dropped too: they are a large share of
+	// every cached object.
+	cacheOpts := cache.Options{
+		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: scrubber.TLSSecretsByObject()},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+	if len(o.WatchNamespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.WatchNamespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         cacheOpts,
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(deps.SeveralManagers)},
+		Logger:                        deps.Logger,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.LeaseDuration,
+		RenewDeadline:                 &o.RenewDeadline,
+		RetryPeriod:                   &o.RetryPeriod,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Host:    o.WebhookHost,
+			Port:    o.WebhookPort,
+			CertDir: o.WebhookCertDir,
+		}),
+	}
 }
 
 // setupCustody logs the custody writer and the guard in to Vault, each with
