@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keyward-io/keyward/delivery"
+	"github.com/keyward-io/keyward/internal/vault"
 )
 
 // APISIX's Vault secret manager (apisix/secret/vault.lua) reads
@@ -70,7 +70,7 @@ func (s *Sink) writeMirror(ctx context.Context, b *delivery.Bundle) error {
 		"cert": string(b.Certificate),
 		"key":  string(b.Key),
 	}); err != nil {
-		return fmt.Errorf("writing Vault mirror %s: %w", p, vaultErr(err))
+		return fmt.Errorf("writing Vault mirror %s: %w", p, vault.MapError(err))
 	}
 	return nil
 }
@@ -95,7 +95,7 @@ func (s *Sink) cleanOne(ctx context.Context, dir, current string) error {
 	defer cancel()
 	list, err := s.vault.Logical().ListWithContext(ctx, s.o.MirrorMount+"/"+dir)
 	if err != nil {
-		return fmt.Errorf("listing Vault mirror %s/%s: %w", s.o.MirrorMount, dir, vaultErr(err))
+		return fmt.Errorf("listing Vault mirror %s/%s: %w", s.o.MirrorMount, dir, vault.MapError(err))
 	}
 	if list == nil {
 		return nil
@@ -122,7 +122,7 @@ func (s *Sink) cleanOne(ctx context.Context, dir, current string) error {
 		}
 		p := s.o.MirrorMount + "/" + dir + "/" + e
 		if _, err := s.vault.Logical().DeleteWithContext(ctx, p); err != nil {
-			return fmt.Errorf("deleting Vault mirror %s: %w", p, vaultErr(err))
+			return fmt.Errorf("deleting Vault mirror %s: %w", p, vault.MapError(err))
 		}
 	}
 	return nil
@@ -250,7 +250,7 @@ func (s *Sink) createToken(ctx context.Context, now time.Time) (vaultToken, erro
 		sec, err = s.vault.Auth().Token().CreateOrphanWithContext(ctx, req)
 	}
 	if err != nil {
-		return vaultToken{}, fmt.Errorf("creating APISIX's Vault token at %s: %w", where, vaultErr(err))
+		return vaultToken{}, fmt.Errorf("creating APISIX's Vault token at %s: %w", where, vault.MapError(err))
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
 		return vaultToken{}, fmt.Errorf("creating APISIX's Vault token at %s: Vault returned no token", where)
@@ -306,23 +306,11 @@ func (s *Sink) revoke(ctx context.Context, tok vaultToken) error {
 	}
 	c.SetToken(tok.value)
 	err = c.Auth().Token().RevokeSelfWithContext(ctx, "")
-	var re *vaultapi.ResponseError
-	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+	if errors.Is(vault.MapError(err), vault.ErrForbidden) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("revoking APISIX's Vault token (accessor %s): %w", tok.accessor, vaultErr(err))
+		return fmt.Errorf("revoking APISIX's Vault token (accessor %s): %w", tok.accessor, vault.MapError(err))
 	}
 	return nil
-}
-
-// vaultErr keeps Vault's status and error strings, never request bodies.
-// ResponseError's message holds the URL and Vault's errors, which name
-// paths, not values.
-func vaultErr(err error) error {
-	var re *vaultapi.ResponseError
-	if errors.As(err, &re) {
-		return fmt.Errorf("Vault answered %d: %s", re.StatusCode, strings.Join(re.Errors, "; "))
-	}
-	return err
 }
