@@ -88,36 +88,8 @@ func SecretScrubMatchConditions() []admissionregistrationv1.MatchCondition {
 // Secret scrub (SecretScrubPath) and the custody guard on
 // certificates/status (GuardPath), both scoped to custody namespaces.
 func MutatingWebhookConfiguration(opts ConfigOptions) *admissionregistrationv1.MutatingWebhookConfiguration {
-	if opts.Name == "" {
-		opts.Name = DefaultConfigurationName
-	}
-	if opts.NamespaceSelector == nil {
-		opts.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{custody.NamespaceLabelCustody: "enabled"}}
-	}
-	fail := admissionregistrationv1.Fail
-	if opts.SecretFailurePolicy == nil {
-		opts.SecretFailurePolicy = &fail
-	}
-	if opts.GuardFailurePolicy == nil {
-		opts.GuardFailurePolicy = &fail
-	}
-	if opts.SecretTimeoutSeconds == 0 {
-		opts.SecretTimeoutSeconds = DefaultTimeoutSeconds
-	}
-	if opts.GuardTimeoutSeconds == 0 {
-		opts.GuardTimeoutSeconds = DefaultTimeoutSeconds
-	}
-	clientConfig := func(path string) admissionregistrationv1.WebhookClientConfig {
-		cc := admissionregistrationv1.WebhookClientConfig{CABundle: opts.CABundle}
-		if opts.Service != nil {
-			svc := *opts.Service
-			svc.Path = ptr.To(path)
-			cc.Service = &svc
-		} else {
-			cc.URL = ptr.To(strings.TrimSuffix(opts.URL, "/") + path)
-		}
-		return cc
-	}
+	opts = opts.withDefaults()
+	clientConfig := opts.clientConfig
 	equivalent := admissionregistrationv1.Equivalent
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration"},
@@ -168,4 +140,41 @@ func MutatingWebhookConfiguration(opts ConfigOptions) *admissionregistrationv1.M
 			},
 		},
 	}
+}
+
+// withDefaults fills in every unset option (see ConfigOptions).
+func (opts ConfigOptions) withDefaults() ConfigOptions {
+	if opts.Name == "" {
+		opts.Name = DefaultConfigurationName
+	}
+	if opts.NamespaceSelector == nil {
+		opts.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{custody.NamespaceLabelCustody: "enabled"}}
+	}
+	fail := admissionregistrationv1.Fail
+	if opts.SecretFailurePolicy == nil {
+		opts.SecretFailurePolicy = &fail
+	}
+	if opts.GuardFailurePolicy == nil {
+		opts.GuardFailurePolicy = &fail
+	}
+	if opts.SecretTimeoutSeconds == 0 {
+		opts.SecretTimeoutSeconds = DefaultTimeoutSeconds
+	}
+	if opts.GuardTimeoutSeconds == 0 {
+		opts.GuardTimeoutSeconds = DefaultTimeoutSeconds
+	}
+	return opts
+}
+
+// clientConfig is how the apiserver reaches the handler served at path.
+func (opts ConfigOptions) clientConfig(path string) admissionregistrationv1.WebhookClientConfig {
+	cc := admissionregistrationv1.WebhookClientConfig{CABundle: opts.CABundle}
+	if opts.Service != nil {
+		svc := *opts.Service
+		svc.Path = ptr.To(path)
+		cc.Service = &svc
+	} else {
+		cc.URL = ptr.To(strings.TrimSuffix(opts.URL, "/") + path)
+	}
+	return cc
 }

@@ -187,9 +187,16 @@ func expectedCustodyRecord(req admission.Request) (version *int, keySHA256, seri
 	if len(req.OldObject.Raw) == 0 {
 		return nil, "", ""
 	}
-	var old metav1.PartialObjectMetadata
+	// Only the markers are decoded: the old object's managedFields and data
+	// are not worth decoding on the admission path.
+	var old struct {
+		Metadata struct {
+			Labels      map[string]string `json:"labels"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
 	if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
 		return nil, "", ""
 	}
-	return scrubber.ExpectedRecord(&old)
+	return scrubber.ExpectedRecord(&metav1.ObjectMeta{Labels: old.Metadata.Labels, Annotations: old.Metadata.Annotations})
 }
