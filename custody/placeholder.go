@@ -6,7 +6,6 @@ package custody
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -66,8 +65,6 @@ type Placeholder struct {
 	// Serial is AnnotationSerial (may be empty on placeholders written
 	// before Keyward recorded it).
 	Serial string
-	// ScrubbedAt is AnnotationScrubbedAt; zero when absent or unparsable.
-	ScrubbedAt time.Time
 }
 
 // ParsePlaceholder reports whether obj (a Secret, or only its metadata) is a
@@ -91,9 +88,6 @@ func ParsePlaceholder(obj metav1.Object) (Placeholder, bool) {
 	}
 	if err != nil || v < 1 || p.Path == "" || p.KeySHA256 == "" {
 		return Placeholder{}, false
-	}
-	if t, err := time.Parse(time.RFC3339Nano, ann[AnnotationScrubbedAt]); err == nil {
-		p.ScrubbedAt = t
 	}
 	return p, true
 }

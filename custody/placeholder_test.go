@@ -24,7 +24,7 @@ func TestParsePlaceholder(t *testing.T) {
 		}}
 	}
 	got, ok := ParsePlaceholder(full())
-	want := Placeholder{Path: "custody/tls/ns/web", Version: 3, KeySHA256: "abcd", Serial: "1f", ScrubbedAt: at}
+	want := Placeholder{Path: "custody/tls/ns/web", Version: 3, KeySHA256: "abcd", Serial: "1f"}
 	if !ok || got != want {
 		t.Fatalf("ParsePlaceholder = %+v, %v; want %+v, true", got, ok, want)
 	}

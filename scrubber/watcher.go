@@ -294,8 +294,8 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, err
 	}
 	if !HoldsKeyMaterial(&cached) {
-		if ph, ok := custody.ParsePlaceholder(&cached); ok {
-			w.warnRotationPolicy(ctx, &cached, ph)
+		if _, ok := custody.ParsePlaceholder(&cached); ok {
+			w.warnRotationPolicy(ctx, &cached)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, w.restoreMarkers(ctx, &cached)
@@ -516,8 +516,9 @@ func (w *watcher) secretsOfNamespace(ctx context.Context, ns *corev1.Namespace) 
 // Never, once per scrub seen by this process, that custody defeats it:
 // cert-manager cannot reuse a key it cannot read, so every issuance uses a
 // fresh key.
-func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret, ph custody.Placeholder) {
-	if ph.ScrubbedAt.IsZero() || ph.ScrubbedAt.Before(w.started) {
+func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret) {
+	at, err := time.Parse(time.RFC3339Nano, s.Annotations[custody.AnnotationScrubbedAt])
+	if err != nil || at.Before(w.started) {
 		return
 	}
 	var crt cmapi.Certificate
