@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Everything runs from Go sources fetched through the Go module proxy: the
-# tools (kube-apiserver, etcd, vault, controller-gen, helm) are built into
-# bin/ once and reused. Nothing downloads a binary.
+# tools (kube-apiserver, etcd, vault, pebble, controller-gen, helm) are built
+# into bin/ once and reused; nginx and BIND 9 come from Debian's packages.
+# Nothing downloads a binary.
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,9 +23,9 @@ UNIT_TIMEOUT ?= 10m
 E2E_TIMEOUT  ?= 25m
 GO_TEST_FLAGS ?=
 
-TOOLS := $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/vault $(BIN)/controller-gen $(BIN)/helm
+TOOLS := $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/vault $(BIN)/pebble $(BIN)/controller-gen $(BIN)/helm
 
-.PHONY: nginx build tools generate verify lint test test-unit test-e2e test-deploy fuzz demo dev bench clean help
+.PHONY: nginx bind9 build tools generate verify lint test test-unit test-e2e test-deploy fuzz demo dev bench clean help
 
 help: ## Show targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,10 +33,13 @@ help: ## Show targets.
 build: ## Build the keyward binary into bin/.
 	go build -o $(BIN)/keyward ./cmd/keyward
 
-tools: $(TOOLS) nginx ## Build the real components the tests run (once; reused from bin/).
+tools: $(TOOLS) nginx bind9 ## Build the real components the tests run (once; reused from bin/).
 
 nginx: ## Install Debian's nginx-light if missing (the delivery e2e test's gateway).
 	bash hack/install-nginx.sh
+
+bind9: ## Install Debian's bind9 if missing (the DNS server of the ACME DNS-01 tests).
+	bash hack/install-bind9.sh
 
 # Vault and kube-apiserver are the slow builds (about 10 and 6 CPU-minutes):
 # `make -j2 tools` builds them side by side.
@@ -45,6 +49,8 @@ $(BIN)/etcd:
 	cd hack/tools/etcd && go build -o $@ .
 $(BIN)/vault:
 	cd hack/tools/vault && go build -o $@ .
+$(BIN)/pebble:
+	cd hack/tools/pebble && go build -o $@ github.com/letsencrypt/pebble/v2/cmd/pebble
 $(BIN)/controller-gen:
 	cd hack/tools/controller-gen && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
 $(BIN)/helm:
@@ -85,10 +91,10 @@ fuzz: ## A longer run of every fuzz target (FUZZTIME each, default 10m).
 	  done; \
 	done
 
-demo: tools build ## Start the embedded stack, issue a certificate into custody, print what happened.
-	go run ./hack/demo
+demo: tools build ## Start the embedded stack, issue a certificate into custody, print what happened (ACME=1 adds the ACME chapter).
+	go run ./hack/demo $(if $(ACME),-acme)
 
-dev: tools build ## Keep the embedded stack running; writes bin/dev.env.
+dev: tools build ## Keep the embedded stack running (pebble and BIND included); writes bin/dev.env.
 	go run ./hack/demo -dev
 
 bench: tools ## Benchmarks (prints figures; never asserted in make test).

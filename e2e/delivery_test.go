@@ -69,13 +69,7 @@ import (
 // Debian's packages): their sinks are contract-tested against their
 // documented Admin APIs in delivery/apisix and delivery/kong.
 func TestDeliveryAgent(t *testing.T) {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
-			t.Fatal("nginx is not installed: .ci/run installs Debian's nginx-light (apt-get install nginx-light)")
-		}
-		nginx = "/usr/sbin/nginx"
-	}
+	nginx := nginxBinary(t)
 	st := keyward.StartStackForTest(t, keyward.StackOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -102,51 +96,11 @@ func TestDeliveryAgent(t *testing.T) {
 	// this one Secret, and the shipped keyward-agent Vault role and policy.
 	agentCfg := gatewayIdentity(t, st, ns, sa, secret)
 	proxy := startTCPProxy(t, strings.TrimPrefix(st.Vault.Addr, "http://"))
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	tok, err := st.ServiceAccountToken(ctx, ns, sa, framework.VaultAudience)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
+	tokenFile := writeVaultToken(t, st, ns, sa)
 	// nginx's agent: the keyward binary, as it runs in a sidecar.
-	bin, err := keyward.BuildKeyward(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	filesDir, err := os.MkdirTemp("/dev/shm", "keyward-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(filesDir) })
 	nginxDir := t.TempDir()
-	pidfile := filepath.Join(nginxDir, "nginx.pid")
-	kubeconfig := writeKubeconfigFor(t, agentCfg)
-	healthPort, _ := framework.FreePort()
-	metricsPort, _ := framework.FreePort()
-	agentLog, err := os.Create(filepath.Join(st.Dir, "agent-nginx.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer agentLog.Close()
-	agentCmd := exec.Command(bin, "agent",
-		"--secret", ns+"/"+secret, "--kubeconfig", kubeconfig,
-		"--vault-server", "http://"+proxy.Addr(), "--vault-auth-mount", framework.VaultKubernetesMount,
-		"--vault-token-file", tokenFile, // --vault-role: the default, keyward-agent
-		"--sink", "files", "--files-dir", filesDir, "--files-reload-pidfile", pidfile,
-		"--health-addr", "127.0.0.1:"+strconv.Itoa(healthPort), "--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort))
-	agentCmd.Stdout, agentCmd.Stderr = agentLog, agentLog
-	agentCmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := agentCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = agentCmd.Process.Signal(syscall.SIGTERM); _ = agentCmd.Wait() })
-	healthURL := "http://127.0.0.1:" + strconv.Itoa(healthPort)
-	waitFor(t, 30*time.Second, "agent ready (first delivery to files)", func(ctx context.Context) (bool, error) {
-		return httpOK(ctx, healthURL+"/readyz"), nil
-	})
+	agent := startFilesAgent(t, st, agentCfg, ns+"/"+secret, "http://"+proxy.Addr(), tokenFile, filepath.Join(nginxDir, "nginx.pid"))
+	filesDir, healthURL, metricsURL := agent.dir, agent.healthURL, agent.metricsURL
 	assertDeliveredFiles(t, filepath.Join(filesDir, ns, secret))
 	nginxPort := startNginx(t, nginx, nginxDir, filepath.Join(filesDir, ns, secret))
 
@@ -234,7 +188,6 @@ func TestDeliveryAgent(t *testing.T) {
 	t.Logf("rotation latency (Vault write -> first handshake with the new certificate), %d samples: min %v, median %v, max %v",
 		len(lat), lat[0].Round(time.Millisecond), lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 	assertDeliveredFiles(t, filepath.Join(filesDir, ns, secret))
-	metricsURL := "http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics"
 	// One observation per renewal; the first delivery (a version stored
 	// before the agent started) is not a rotation and is not observed.
 	if n := metricValue(t, metricsURL, "keyward_agent_delivery_latency_seconds_count"); n != 3 {
@@ -290,6 +243,19 @@ func TestDeliveryAgent(t *testing.T) {
 	assertDeliveredFiles(t, filepath.Join(filesDir, ns, secret))
 }
 
+// nginxBinary finds Debian's nginx (`make tools` installs nginx-light).
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
+			t.Fatal("nginx is not installed: .ci/run installs Debian's nginx-light (apt-get install nginx-light)")
+		}
+		nginx = "/usr/sbin/nginx"
+	}
+	return nginx
+}
+
 // gatewayIdentity creates the ServiceAccount, Role and RoleBinding of a
 // gateway serving one Secret (as deploy/examples/agent-rbac.yaml) and the
 // keyward-agent Kubernetes auth role bound to it. It returns a client
@@ -333,6 +299,66 @@ func gatewayIdentity(t *testing.T, st *keyward.Stack, ns, sa, secret string) *re
 	cfg := rest.AnonymousClientConfig(st.RESTConfig)
 	cfg.BearerToken = tr.Status.Token
 	return cfg
+}
+
+// writeVaultToken writes a token of ServiceAccount ns/sa for Vault's
+// audience to a file, as a projected token volume holds it.
+func writeVaultToken(t *testing.T, st *keyward.Stack, ns, sa string) string {
+	t.Helper()
+	tok, err := st.ServiceAccountToken(context.Background(), ns, sa, framework.VaultAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tokenFile
+}
+
+// filesAgent is a running `keyward agent` delivering to files on tmpfs.
+type filesAgent struct {
+	dir, healthURL, metricsURL string
+}
+
+// startFilesAgent runs the keyward binary's agent as a gateway's sidecar
+// does: the gateway's kubeconfig, Vault through vaultAddr with the token
+// file, the files sink reloading the process in pidfile. It waits for the
+// first delivery.
+func startFilesAgent(t *testing.T, st *keyward.Stack, cfg *rest.Config, secret, vaultAddr, tokenFile, pidfile string) *filesAgent {
+	t.Helper()
+	bin, err := keyward.BuildKeyward(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	filesDir, err := os.MkdirTemp("/dev/shm", "keyward-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(filesDir) })
+	healthPort, _ := framework.FreePort()
+	metricsPort, _ := framework.FreePort()
+	agentLog, err := os.Create(filepath.Join(st.Dir, "agent-"+strings.ReplaceAll(secret, "/", "-")+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCmd := exec.Command(bin, "agent",
+		"--secret", secret, "--kubeconfig", writeKubeconfigFor(t, cfg),
+		"--vault-server", vaultAddr, "--vault-auth-mount", framework.VaultKubernetesMount,
+		"--vault-token-file", tokenFile, // --vault-role: the default, keyward-agent
+		"--sink", "files", "--files-dir", filesDir, "--files-reload-pidfile", pidfile,
+		"--health-addr", "127.0.0.1:"+strconv.Itoa(healthPort), "--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort))
+	agentCmd.Stdout, agentCmd.Stderr = agentLog, agentLog
+	agentCmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := agentCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agentCmd.Process.Signal(syscall.SIGTERM); _ = agentCmd.Wait(); _ = agentLog.Close() })
+	a := &filesAgent{dir: filesDir, healthURL: "http://127.0.0.1:" + strconv.Itoa(healthPort), metricsURL: "http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics"}
+	waitFor(t, 30*time.Second, "agent ready (first delivery to files)", func(ctx context.Context) (bool, error) {
+		return httpOK(ctx, a.healthURL+"/readyz"), nil
+	})
+	return a
 }
 
 func writeKubeconfigFor(t *testing.T, cfg *rest.Config) string {
@@ -380,19 +406,7 @@ func currentPlaceholder(t *testing.T, st *keyward.Stack, ns, name string) placeh
 // placeholder to name a new custody version and the Certificate to settle.
 func renewAndWait(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, prev placeholderState) placeholderState {
 	t.Helper()
-	ctx := context.Background()
-	// cert-manager may be writing the status at the same time: retry on conflict.
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur := &cmapi.Certificate{}
-		if err := st.Client.Get(ctx, client.ObjectKeyFromObject(crt), cur); err != nil {
-			return err
-		}
-		apiutil.SetCertificateCondition(cur, cur.Generation, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue,
-			"ManuallyTriggered", "renewal forced by the delivery e2e test")
-		return st.Client.Status().Update(ctx, cur)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	forceRenewal(t, st, crt, "renewal forced by an e2e test")
 	var next placeholderState
 	waitFor(t, 30*time.Second, "renewal of "+crt.Name+" in custody", func(ctx context.Context) (bool, error) {
 		s := &corev1.Secret{}
@@ -405,6 +419,25 @@ func renewAndWait(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, prev 
 	})
 	waitSettled(t, st, crt)
 	return currentPlaceholder(t, st, crt.Namespace, crt.Spec.SecretName)
+}
+
+// forceRenewal sets Issuing=True with reason ManuallyTriggered, as
+// `cmctl renew` does.
+func forceRenewal(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, msg string) {
+	t.Helper()
+	ctx := context.Background()
+	// cert-manager may be writing the status at the same time: retry on conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &cmapi.Certificate{}
+		if err := st.Client.Get(ctx, client.ObjectKeyFromObject(crt), cur); err != nil {
+			return err
+		}
+		apiutil.SetCertificateCondition(cur, cur.Generation, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue,
+			"ManuallyTriggered", msg)
+		return st.Client.Status().Update(ctx, cur)
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // custodyVersionTime is when Vault stored version v of the record.

@@ -5,6 +5,7 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,9 @@ import (
 	cmcontroller "github.com/cert-manager/cert-manager/pkg/controller"
 	// cert-manager's controllers register themselves with cmcontroller.Known()
 	// in their init(): importing a package is what makes it run here.
+	_ "github.com/cert-manager/cert-manager/pkg/controller/acmechallenges"
+	_ "github.com/cert-manager/cert-manager/pkg/controller/acmeorders"
+	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/acme"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/approver"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/ca"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/selfsigned"
@@ -32,6 +36,7 @@ import (
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/trigger"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/clusterissuers"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/issuers"
+	_ "github.com/cert-manager/cert-manager/pkg/issuer/acme"
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/ca"
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/selfsigned"
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/vault"
@@ -50,8 +55,10 @@ type certManager struct {
 // startCertManager runs every registered cert-manager controller against the
 // apiserver, as cert-manager's own controller binary does, with a
 // system:masters identity (cert-manager's webhook, which would check approver
-// RBAC, is not part of the in-process stack). Logs go to dir/cert-manager.log.
-func startCertManager(ctx context.Context, env *envtest.Environment, dir string, disabled []string) (*certManager, error) {
+// RBAC, is not part of the in-process stack). Logs go to dir/cert-manager.log
+// (appended to on a restart). dns01 are the only nameservers the DNS-01
+// self-check asks (none: the machine's resolver, cert-manager's default).
+func startCertManager(ctx context.Context, env *envtest.Environment, dir string, disabled, dns01 []string) (*certManager, error) {
 	user, err := env.AddUser(envtest.User{Name: "cert-manager", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("creating cert-manager's apiserver identity: %w", err)
@@ -64,7 +71,7 @@ func startCertManager(ctx context.Context, env *envtest.Environment, dir string,
 	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(dir, "cert-manager.log"))
+	logFile, err := os.OpenFile(filepath.Join(dir, "cert-manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +86,15 @@ func startCertManager(ctx context.Context, env *envtest.Environment, dir string,
 		KubernetesAPIBurst: 400,
 		IssuerOptions: cmcontroller.IssuerOptions{
 			ClusterResourceNamespace: CertManagerNamespace,
+		},
+		// cert-manager's default (--max-concurrent-challenges=60); 0 would
+		// schedule no ACME challenge at all.
+		SchedulerOptions: cmcontroller.SchedulerOptions{MaxConcurrentChallenges: 60},
+		ACMEOptions: cmcontroller.ACMEOptions{
+			// --dns01-recursive-nameservers-only with the stack's BIND.
+			DNS01Nameservers:        dns01,
+			DNS01CheckAuthoritative: len(dns01) == 0,
+			DNS01CheckRetryPeriod:   DNS01CheckRetryPeriod,
 		},
 		CertificateOptions: cmcontroller.CertificateOptions{
 			// cert-manager's defaults (1h, 32h): a failed request is retried
@@ -145,6 +161,30 @@ func (cm *certManager) stop() {
 	}
 	_ = cm.logFile.Sync()
 	_ = cm.logFile.Close()
+}
+
+// RestartCertManager stops cert-manager's controllers and starts them again
+// (a restart of the cert-manager pod): every informer re-lists, every
+// Certificate, request and Order is reconciled again from scratch.
+func (e *Env) RestartCertManager(ctx context.Context) error {
+	if e.cm == nil {
+		return errors.New("restarting cert-manager: not running")
+	}
+	e.cm.stop()
+	cm, err := startCertManager(ctx, e.kube, e.Dir, e.cmDisabled, e.dns01Nameservers())
+	if err != nil {
+		e.cm = nil
+		return err
+	}
+	e.cm = cm
+	return nil
+}
+
+func (e *Env) dns01Nameservers() []string {
+	if e.ACME == nil {
+		return nil
+	}
+	return []string{e.ACME.DNS.Addr}
 }
 
 // Errors returns controllers that stopped on their own (none should).

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cmacme "github.com/cert-manager/cert-manager/pkg/apis/acme/v1"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
@@ -55,6 +56,18 @@ type Options struct {
 	// StartAPIServer restart the apiserver in place: same port, same
 	// identity, so every existing client and token stays valid.
 	RestartableAPIServer bool
+	// ACME starts pebble (the ACME server) and BIND (the DNS server for
+	// DNS-01) before cert-manager, and points cert-manager's DNS-01
+	// self-check at that BIND. Env.ACME describes them.
+	ACME bool
+	// ACMEShortLived is the validity of pebble's short-lived profile
+	// (default 45 s).
+	ACMEShortLived time.Duration
+	// KMS encrypts Secrets at rest: Vault starts first, then `keyward kms`
+	// (bin/keyward, the KMS v2 plugin on Vault Transit), then the apiserver
+	// with an EncryptionConfiguration naming only that plugin. Env.KMS is
+	// the plugin.
+	KMS bool
 }
 
 // Env is the running stack.
@@ -78,10 +91,16 @@ type Env struct {
 	EtcdEndpoint string
 	// CertManagerControllers lists the cert-manager controllers running.
 	CertManagerControllers []string
+	// ACME is pebble and BIND, with Options.ACME.
+	ACME *ACME
+	// KMS is the apiserver's KMS v2 plugin, with Options.KMS.
+	KMS *KMSPlugin
 
 	kube *envtest.Environment
 	cm   *certManager
-	logs []*os.File
+	// cmDisabled is Options.DisabledCertManagerControllers, for restarts.
+	cmDisabled []string
+	logs       []*os.File
 	// apiserverCertDir is set with Options.RestartableAPIServer.
 	apiserverCertDir string
 }
@@ -107,6 +126,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	}()
 	utilruntime.Must(clientgoscheme.AddToScheme(env.Scheme))
 	utilruntime.Must(cmapi.AddToScheme(env.Scheme))
+	utilruntime.Must(cmacme.AddToScheme(env.Scheme))
 	for _, add := range opts.AddToScheme {
 		if err := add(env.Scheme); err != nil {
 			return env, fmt.Errorf("registering API types: %w", err)
@@ -129,7 +149,23 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		v, err := StartVault(ctx, VaultOptions{Dir: opts.Dir})
 		vch <- vaultResult{v, err}
 	}()
-	kube, kubeErr := startKube(opts.Dir, envtest.WebhookInstallOptions{MutatingWebhooks: opts.MutatingWebhooks}, env.apiserverCertDir)
+	var encryptionConfig string
+	if opts.KMS {
+		// The plugin needs Vault, and the apiserver needs the plugin.
+		vr := <-vch
+		vch <- vr
+		if vr.err != nil {
+			return env, vr.err
+		}
+		env.Vault = vr.v
+		if env.KMS, err = StartKMS(ctx, vr.v, opts.Dir); err != nil {
+			return env, err
+		}
+		if encryptionConfig, err = env.KMS.writeEncryptionConfig(opts.Dir); err != nil {
+			return env, err
+		}
+	}
+	kube, kubeErr := startKube(opts.Dir, envtest.WebhookInstallOptions{MutatingWebhooks: opts.MutatingWebhooks}, env.apiserverCertDir, encryptionConfig)
 	vr := <-vch
 	env.kube, env.Vault = kube, vr.v
 	if kubeErr != nil || vr.err != nil {
@@ -151,8 +187,14 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	if err := env.Vault.ConfigureKubernetesAuth(ctx, env.RESTConfig.Host, env.RESTConfig.CAData, reviewer, DefaultKubernetesAuthRoles()); err != nil {
 		return env, err
 	}
+	if opts.ACME {
+		if env.ACME, err = StartACME(ctx, opts.Dir, opts.ACMEShortLived); err != nil {
+			return env, err
+		}
+	}
 	if !opts.WithoutCertManager {
-		if env.cm, err = startCertManager(ctx, kube, opts.Dir, opts.DisabledCertManagerControllers); err != nil {
+		env.cmDisabled = opts.DisabledCertManagerControllers
+		if env.cm, err = startCertManager(ctx, kube, opts.Dir, env.cmDisabled, env.dns01Nameservers()); err != nil {
 			return env, err
 		}
 		env.CertManagerControllers = env.cm.Controllers
@@ -227,6 +269,8 @@ func (e *Env) Stop() {
 	if e.Vault != nil {
 		_ = e.Vault.Stop()
 	}
+	e.ACME.Stop()
+	e.KMS.Stop()
 	for _, f := range e.logs {
 		_ = f.Close()
 	}

@@ -6,7 +6,11 @@ package framework
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -94,4 +98,40 @@ func HoldsPEMPrivateKey(b []byte) bool {
 // SecretNameFromKey turns "/registry/secrets/<ns>/<name>" into "<ns>/<name>".
 func SecretNameFromKey(key string) string {
 	return strings.TrimPrefix(key, "/registry/secrets/")
+}
+
+// EtcdFileScan is what a byte scan of etcd's data directory found.
+type EtcdFileScan struct {
+	Files int
+	Bytes int64
+	// Hits names the files holding a PEM private key header.
+	Hits []string
+}
+
+// ScanEtcdFiles reads every file of etcd's data directory (the bbolt
+// database member/snap/db, the write-ahead log member/wal/*.wal, snapshots)
+// and reports those holding a PEM private key: what a stolen disk or backup
+// would show, free pages and not yet compacted history included.
+func (e *Env) ScanEtcdFiles() (EtcdFileScan, error) {
+	var s EtcdFileScan
+	dir := e.kube.ControlPlane.Etcd.DataDir
+	if dir == "" {
+		return s, errors.New("etcd's data directory is unknown")
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		s.Files++
+		s.Bytes += int64(len(b))
+		if HoldsPEMPrivateKey(b) {
+			s.Hits = append(s.Hits, strings.TrimPrefix(p, dir+"/"))
+		}
+		return nil
+	})
+	return s, err
 }

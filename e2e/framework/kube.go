@@ -32,8 +32,9 @@ const (
 // startKube starts etcd and kube-apiserver through envtest with cert-manager's
 // and Keyward's CRDs installed; their output goes to files in dir. A
 // non-empty certDir keeps the apiserver's certificates and keys there (see
-// Options.RestartableAPIServer); empty leaves it to envtest.
-func startKube(dir string, webhooks envtest.WebhookInstallOptions, certDir string) (*envtest.Environment, error) {
+// Options.RestartableAPIServer); empty leaves it to envtest. A non-empty
+// encryptionConfig is the apiserver's --encryption-provider-config.
+func startKube(dir string, webhooks envtest.WebhookInstallOptions, certDir, encryptionConfig string) (*envtest.Environment, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -71,6 +72,9 @@ func startKube(dir string, webhooks envtest.WebhookInstallOptions, certDir strin
 		WebhookInstallOptions: webhooks,
 	}
 	env.ControlPlane.APIServer = &envtest.APIServer{Out: apiLog, Err: apiLog, CertDir: certDir}
+	if encryptionConfig != "" {
+		env.ControlPlane.APIServer.Configure().Set("encryption-provider-config", encryptionConfig)
+	}
 	env.ControlPlane.Etcd = &envtest.Etcd{Out: etcdLog, Err: etcdLog}
 	// Keep every revision long enough for raw-etcd scans to see history.
 	env.ControlPlane.Etcd.Configure().Set("auto-compaction-retention", "0")

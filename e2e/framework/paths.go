@@ -10,6 +10,7 @@ package framework
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -91,4 +92,25 @@ func ModuleDir(module string) (string, error) {
 		return "", fmt.Errorf("locating module %s: not in the module cache (run `go mod download`)", module)
 	}
 	return dir, nil
+}
+
+// KeywardBinary builds ./cmd/keyward into bin/keyward (go build's cache
+// makes a rebuild of unchanged sources quick) and returns its path.
+func KeywardBinary(ctx context.Context) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	dir, err := BinDir()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "keyward")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/keyward")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local", "GOPROXY=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building keyward (go build -o %s ./cmd/keyward): %w: %s", out, err, b)
+	}
+	return out, nil
 }

@@ -390,6 +390,23 @@ func (v *Vault) configure(ctx context.Context, opts VaultOptions) error {
 	}); err != nil {
 		return fmt.Errorf("writing approle role: %w", err)
 	}
+	return v.configureTransit(ctx, c)
+}
+
+// configureTransit is deploy/vault/setup.sh's KMS=true part: the Transit key
+// the apiserver's KMS plugin wraps DEK seeds with, and its AppRole role.
+func (v *Vault) configureTransit(ctx context.Context, c *vaultapi.Client) error {
+	if err := c.Sys().MountWithContext(ctx, VaultTransitMount, &vaultapi.MountInput{Type: "transit"}); err != nil {
+		return fmt.Errorf("mounting transit: %w", err)
+	}
+	if _, err := c.Logical().WriteWithContext(ctx, VaultTransitMount+"/keys/"+VaultTransitKey, map[string]any{"type": "aes256-gcm96"}); err != nil {
+		return fmt.Errorf("creating transit key: %w", err)
+	}
+	if _, err := c.Logical().WriteWithContext(ctx, "auth/"+VaultAppRoleMount+"/role/"+VaultKMSRole, map[string]any{
+		"token_policies": []string{PolicyKMS}, "token_ttl": "15m", "token_max_ttl": "1h", "secret_id_ttl": "24h",
+	}); err != nil {
+		return fmt.Errorf("writing approle role %s: %w", VaultKMSRole, err)
+	}
 	return nil
 }
 

@@ -39,10 +39,11 @@ import (
 
 func main() {
 	dev := flag.Bool("dev", false, "keep the stack running until interrupted and write bin/dev.env")
+	acme := flag.Bool("acme", false, "add the ACME chapter: a public-style certificate from pebble through DNS-01, into custody (about 2 more minutes)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *dev); err != nil {
+	if err := run(ctx, *dev, *acme); err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
@@ -50,20 +51,21 @@ func main() {
 
 func say(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 
-func run(ctx context.Context, dev bool) error {
+func run(ctx context.Context, dev, acme bool) error {
 	started := time.Now()
 	root, err := framework.RepoRoot()
 	if err != nil {
 		return err
 	}
-	say("Keyward demo: starting the embedded stack (kube-apiserver + etcd, Vault, cert-manager, Keyward)...")
-	st, err := keyward.StartStack(ctx, keyward.StackOptions{Framework: framework.Options{Name: "demo"}})
+	say("Keyward demo: starting the embedded stack (kube-apiserver + etcd, Vault, pebble + BIND, cert-manager, Keyward)...")
+	st, err := keyward.StartStack(ctx, keyward.StackOptions{Framework: framework.Options{Name: "demo", ACME: true}})
 	if err != nil {
 		return err
 	}
 	defer st.Stop()
 	say("  kube-apiserver  %s   (etcd %s)", st.RESTConfig.Host, st.EtcdEndpoint)
 	say("  vault           %s   (dev server: PKI root -> intermediate, KV v2 custody, audit log, Kubernetes auth)", st.Vault.Addr)
+	say("  pebble          %s   (Let's Encrypt's test ACME CA; DNS-01 through BIND %s, zone %s)", st.ACME.Pebble.Directory, st.ACME.DNS.Addr, framework.ACMEZone)
 	say("  cert-manager    %d controllers in-process", len(st.CertManagerControllers))
 	say("  keyward         issuer + Secret scrub webhook + watcher + custody guard")
 	say("  logs            %s", st.Dir)
@@ -168,6 +170,11 @@ func run(ctx context.Context, dev bool) error {
 	if err := etcdCheck(ctx, st, ready.Namespace, "7."); err != nil {
 		return err
 	}
+	if acme {
+		if err := acmeChapter(ctx, st, root); err != nil {
+			return err
+		}
+	}
 	say("\nDemo finished in %s.", time.Since(started).Round(time.Millisecond))
 
 	if dev {
@@ -243,6 +250,18 @@ func etcdCheck(ctx context.Context, st *keyward.Stack, ns, step string) error {
 }
 
 func keepRunning(ctx context.Context, st *keyward.Stack, root string) error {
+	if _, err := st.CreateACMEClusterIssuer(ctx, "acme", framework.ACMEProfileDefault); err != nil {
+		return err
+	}
+	if err := poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		iss := &cmapi.ClusterIssuer{}
+		if err := st.Client.Get(ctx, client.ObjectKey{Name: "acme"}, iss); err != nil {
+			return false, err
+		}
+		return apiutil.IssuerHasCondition(iss, cmapi.IssuerCondition{Type: cmapi.IssuerConditionReady, Status: cmmeta.ConditionTrue}), nil
+	}); err != nil {
+		return fmt.Errorf("ClusterIssuer acme not Ready: %w", err)
+	}
 	user, err := st.AdminKubeconfig()
 	if err != nil {
 		return err
@@ -256,13 +275,19 @@ func keepRunning(ctx context.Context, st *keyward.Stack, root string) error {
 		"export VAULT_ADDR=" + st.Vault.Addr,
 		"export VAULT_TOKEN=" + st.Vault.RootToken,
 		"export ETCD_ENDPOINTS=" + st.EtcdEndpoint,
+		"export ACME_DIRECTORY=" + st.ACME.Pebble.Directory,
+		"export ACME_MANAGEMENT=" + st.ACME.Pebble.Management,
+		"export ACME_CA_BUNDLE=" + filepath.Join(st.Dir, "pebble", "ca.crt"),
+		"export ACME_DNS_SERVER=" + st.ACME.DNS.Addr,
+		"export ACME_ZONE=" + framework.ACMEZone,
 		"export PATH=" + filepath.Join(root, "bin") + ":$PATH",
 	}, "\n") + "\n"
 	envFile := filepath.Join(root, "bin", "dev.env")
 	if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
 		return err
 	}
-	say("\nThe stack keeps running (namespace demo is custody-enabled, VaultClusterIssuer vault is Ready).")
+	say("\nThe stack keeps running (namespace demo is custody-enabled, VaultClusterIssuer vault and ClusterIssuer acme are Ready;")
+	say("ACME certificates: names under %s, DNS-01 through BIND at $ACME_DNS_SERVER, pebble's root at $ACME_MANAGEMENT/roots/0).", framework.ACMEZone)
 	say("In another shell: source %s   (bin/vault works; kubectl is not built here, use any kubectl v1.36)", envFile)
 	fmt.Print(env)
 	say("Ctrl-C stops everything.")
@@ -293,10 +318,10 @@ func loadExamples(dir string, names []string, scheme *runtime.Scheme) ([]runtime
 				return nil, fmt.Errorf("decoding %s: %w", f, err)
 			}
 			switch obj.(type) {
-			case *v1alpha1.VaultClusterIssuer, *cmapi.Certificate:
+			case *v1alpha1.VaultClusterIssuer, *cmapi.ClusterIssuer, *cmapi.Certificate:
 				out = append(out, obj)
 			default:
-				say("   (skipping %s from %s: the demo stack has it already)", gvk.Kind, filepath.Base(f))
+				say("   (skipping %s from %s: the demo creates it itself)", gvk.Kind, filepath.Base(f))
 			}
 		}
 	}

@@ -222,24 +222,7 @@ func OptionArgs(o *app.Options) []string {
 
 // buildKeyward runs `go build -o bin/keyward ./cmd/keyward` in the
 // repository, offline and without touching go.mod.
-func buildKeyward(ctx context.Context) (string, error) {
-	root, err := framework.RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	dir, err := framework.BinDir()
-	if err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "keyward")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/keyward")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local", "GOPROXY=off")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building keyward (go build -o %s ./cmd/keyward): %w: %s", out, err, b)
-	}
-	return out, nil
-}
+func buildKeyward(ctx context.Context) (string, error) { return framework.KeywardBinary(ctx) }
 
 // writeKubeconfig writes how the process reaches the apiserver: as Keyward's
 // ServiceAccount with a TokenRequest token (the identity StartKeyward
