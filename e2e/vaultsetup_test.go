@@ -82,6 +82,9 @@ func TestVaultSetupScript(t *testing.T) {
 		"KUBERNETES_REVIEWER_JWT_FILE=" + reviewerFile,
 		// The script's default is the path in Vault's container image.
 		"AUDIT_FILE=" + v.AuditLogPath,
+		// The KMS plugin's Transit key and AppRole role too.
+		"KMS=true",
+		"KMS_SECRET_ID_FILE=" + filepath.Join(secrets, "kms-secret-id"),
 	}
 
 	// (a) Idempotent: the second run succeeds, creates nothing and keeps both CAs.
@@ -171,7 +174,11 @@ func TestVaultSetupScript(t *testing.T) {
 	_, err = guard.Logical().ReadWithContext(ctx, recordPath)
 	expectStatus(t, err, http.StatusForbidden, "guard reading "+recordPath)
 
-	// (e) The file audit device is on and records custody traffic, with the
+	// (e) The KMS plugin's AppRole login can wrap and unwrap with its one
+	// Transit key and do nothing else: not read, rotate or delete the key.
+	kmsTransitChecks(ctx, t, v, root, filepath.Join(secrets, "kms-secret-id"))
+
+	// (f) The file audit device is on and records custody traffic, with the
 	// key material HMAC'd rather than in clear.
 	devices, err := root.Sys().ListAuditWithContext(ctx)
 	if err != nil {
@@ -338,5 +345,51 @@ func expectStatus(t *testing.T, err error, status int, what string) {
 		t.Errorf("%s: %v, want a Vault response with HTTP %d", what, err, status)
 	case re.StatusCode != status:
 		t.Errorf("%s: HTTP %d (%s), want %d", what, re.StatusCode, strings.Join(re.Errors, "; "), status)
+	}
+}
+
+// kmsTransitChecks logs in as the script's keyward-kms AppRole role, with the
+// secret ID the script wrote, and checks the keyward-kms policy for real.
+func kmsTransitChecks(ctx context.Context, t *testing.T, v *framework.Vault, root *vaultapi.Client, secretIDFile string) {
+	t.Helper()
+	roleID, err := root.Logical().ReadWithContext(ctx, "auth/approle/role/keyward-kms/role-id")
+	if err != nil || roleID == nil {
+		t.Fatalf("reading the keyward-kms role ID: %v", err)
+	}
+	secretID, err := os.ReadFile(secretIDFile)
+	if err != nil || len(bytes.TrimSpace(secretID)) == 0 {
+		t.Fatalf("the script wrote no KMS secret ID to %s: %v", secretIDFile, err)
+	}
+	if fi, err := os.Stat(secretIDFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("KMS secret ID file mode: %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	login, err := root.Logical().WriteWithContext(ctx, "auth/approle/login", map[string]any{
+		"role_id": roleID.Data["role_id"], "secret_id": string(bytes.TrimSpace(secretID)),
+	})
+	if err != nil || login == nil || login.Auth == nil {
+		t.Fatalf("keyward-kms AppRole login: %v", err)
+	}
+	kms, err := root.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kms.SetToken(login.Auth.ClientToken)
+	enc, err := kms.Logical().WriteWithContext(ctx, "transit/encrypt/kubernetes-secrets", map[string]any{"plaintext": "c2VlZA=="})
+	if err != nil || enc == nil {
+		t.Fatalf("keyward-kms encrypting: %v", err)
+	}
+	dec, err := kms.Logical().WriteWithContext(ctx, "transit/decrypt/kubernetes-secrets", map[string]any{"ciphertext": enc.Data["ciphertext"]})
+	if err != nil || dec == nil || dec.Data["plaintext"] != "c2VlZA==" {
+		t.Fatalf("keyward-kms decrypting: %v", err)
+	}
+	_, err = kms.Logical().ReadWithContext(ctx, "transit/keys/kubernetes-secrets")
+	expectStatus(t, err, http.StatusForbidden, "keyward-kms reading its key")
+	_, err = kms.Logical().WriteWithContext(ctx, "transit/keys/kubernetes-secrets/rotate", nil)
+	expectStatus(t, err, http.StatusForbidden, "keyward-kms rotating its key")
+	_, err = kms.Logical().WriteWithContext(ctx, "transit/encrypt/other", map[string]any{"plaintext": "c2VlZA=="})
+	expectStatus(t, err, http.StatusForbidden, "keyward-kms encrypting with another key")
+	key, err := root.Logical().ReadWithContext(ctx, "transit/keys/kubernetes-secrets")
+	if err != nil || key == nil || key.Data["deletion_allowed"] != false || key.Data["exportable"] != false {
+		t.Errorf("transit key kubernetes-secrets: %v (%v), want deletion and export forbidden", key, err)
 	}
 }

@@ -17,11 +17,15 @@ import (
 
 	"github.com/keyward-io/keyward/cmd/keyward/agent"
 	"github.com/keyward-io/keyward/cmd/keyward/app"
+	"github.com/keyward-io/keyward/cmd/keyward/kmsplugin"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "agent" {
 		os.Exit(runAgent(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "kms" {
+		os.Exit(runKMS(os.Args[2:]))
 	}
 	opts := app.NewOptions()
 	fs := pflag.NewFlagSet("keyward", pflag.ExitOnError)
@@ -60,6 +64,26 @@ func runAgent(args []string) int {
 	ctx := ctrl.SetupSignalHandler()
 	if err := agent.Run(ctx, nil, opts, log.WithName("agent"), nil); err != nil {
 		log.Error(err, "keyward agent stopped")
+		return 1
+	}
+	return 0
+}
+
+// runKMS is `keyward kms`: the kube-apiserver's KMS v2 plugin on Vault
+// Transit. It never contacts the Kubernetes API.
+func runKMS(args []string) int {
+	opts := kmsplugin.NewOptions()
+	fs := pflag.NewFlagSet("keyward kms", pflag.ExitOnError)
+	opts.AddFlags(fs)
+	_ = fs.Parse(args)
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "keyward kms: invalid configuration:", err)
+		return 2
+	}
+	log := crzap.New(crzap.UseDevMode(opts.LogFormat == "text"), crzap.Level(zapcore.Level(-opts.Verbosity)))
+	ctx := ctrl.SetupSignalHandler()
+	if err := kmsplugin.Run(ctx, opts, log.WithName("kms"), nil); err != nil {
+		log.Error(err, "keyward kms stopped")
 		return 1
 	}
 	return 0

@@ -139,8 +139,69 @@ func checkAgainstSchema(t *testing.T, path string, v any, s apiextensionsv1.JSON
 	}
 }
 
+// TestACMEExamples checks the Let's Encrypt manifests' contract with
+// docs/acme.md: staging and production ClusterIssuers on Let's Encrypt's
+// directories, each with its own account key Secret and the DNS-01 rfc2136
+// solver reading the acme-tsig Secret; a Certificate in a custody namespace
+// on the staging issuer. (e2e TestACME also has the apiserver validate them
+// against cert-manager's CRDs, and `make demo ACME=1` applies them.)
+func TestACMEExamples(t *testing.T) {
+	t.Parallel()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := map[string]string{
+		"letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+		"letsencrypt":         "https://acme-v02.api.letsencrypt.org/directory",
+	}
+	accounts := map[string]bool{}
+	for _, d := range readDocs(t, filepath.Join(root, "deploy", "examples", "acme-clusterissuer.yaml")) {
+		name := str(d, "metadata", "name")
+		if d["kind"] != "ClusterIssuer" || servers[name] == "" {
+			t.Errorf("unexpected %v %s in acme-clusterissuer.yaml", d["kind"], name)
+			continue
+		}
+		if got := str(d, "spec", "acme", "server"); got != servers[name] {
+			t.Errorf("%s: server %q, want %q", name, got, servers[name])
+		}
+		accounts[str(d, "spec", "acme", "privateKeySecretRef", "name")] = true
+		solvers, _ := field(d, "spec", "acme", "solvers")
+		list, _ := solvers.([]any)
+		if len(list) != 1 {
+			t.Fatalf("%s: want one solver, got %v", name, solvers)
+		}
+		solver, _ := list[0].(map[string]any)
+		if str(solver, "dns01", "rfc2136", "tsigSecretSecretRef", "name") != "acme-tsig" || str(solver, "dns01", "rfc2136", "tsigAlgorithm") != "HMACSHA256" {
+			t.Errorf("%s: want the DNS-01 rfc2136 solver with the acme-tsig Secret, got %v", name, solver)
+		}
+		delete(servers, name)
+	}
+	if len(servers) != 0 || len(accounts) != 2 {
+		t.Errorf("missing ClusterIssuers %v, or account key Secrets not distinct (%v)", servers, accounts)
+	}
+	var custodyNS string
+	var crt map[string]any
+	for _, d := range readDocs(t, filepath.Join(root, "deploy", "examples", "acme-certificate.yaml")) {
+		switch d["kind"] {
+		case "Namespace":
+			if str(d, "metadata", "labels", "keyward.io/custody") == "enabled" {
+				custodyNS = str(d, "metadata", "name")
+			}
+		case "Certificate":
+			crt = d
+		}
+	}
+	if crt == nil || str(crt, "metadata", "namespace") != custodyNS || custodyNS == "" {
+		t.Fatalf("acme-certificate.yaml needs a Certificate in a namespace labelled keyward.io/custody=enabled")
+	}
+	if str(crt, "spec", "issuerRef", "name") != "letsencrypt-staging" || str(crt, "spec", "issuerRef", "kind") != "ClusterIssuer" {
+		t.Errorf("the example Certificate should start on letsencrypt-staging: %v", crt["spec"])
+	}
+}
+
 // TestEveryExampleIsChecked fails when deploy/examples holds a file that no
-// test validates (TestExamples, TestAgentExamples,
+// test validates (TestExamples, TestAgentExamples, TestACMEExamples,
 // TestSecretProviderClassExample), or one without the license header.
 func TestEveryExampleIsChecked(t *testing.T) {
 	t.Parallel()
@@ -149,6 +210,7 @@ func TestEveryExampleIsChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	checked := []string{
+		"acme-certificate.yaml", "acme-clusterissuer.yaml",
 		"agent-rbac.yaml", "apisix-agent.yaml", "certificate.yaml", "kong-agent.yaml",
 		"nginx-agent.yaml", "secretproviderclass.yaml", "vaultclusterissuer.yaml",
 	}

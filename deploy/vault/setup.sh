@@ -40,6 +40,13 @@
 #   APISIX_MIRROR                "true": also enable the KV v1 mount apisix-mirror and the role
 #                                keyward-agent-apisix for the apisix sink's secret-ref mode (default false)
 #   APISIX_AGENT_SERVICE_ACCOUNT ServiceAccount of that agent, in AGENT_NAMESPACE (default keyward-agent-apisix)
+#   KMS                          "true": also set up `keyward kms`, the apiserver's KMS v2 plugin:
+#                                Transit mount "transit", key "kubernetes-secrets", AppRole auth and the
+#                                role keyward-kms (policy keyward-kms.hcl); prints the role ID and writes a
+#                                secret ID to KMS_SECRET_ID_FILE (default ./keyward-kms.secret-id, 0600)
+#                                unless that file already holds one
+#   KMS_CERT_FILE                with KMS=true: also enable cert auth with a role keyward-kms trusting this
+#                                CA PEM, for plugins that log in with a TLS client certificate instead
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -270,6 +277,34 @@ if [[ "${apisix_mirror}" == "true" ]]; then
   # keyward-apisix-mirror-read too: Vault lets a token mint only policies it holds.
   k8s_role keyward-agent-apisix "${apisix_agent_sa}" "${agent_ns}" \
     keyward-agent,keyward-agent-apisix-mirror,keyward-apisix-mirror-read 15m 15m
+fi
+
+if [[ "${KMS:-false}" == "true" ]]; then
+  # The KMS plugin runs before the apiserver: it cannot use Kubernetes auth.
+  mounted secrets transit || vault secrets enable transit >/dev/null
+  vault read transit/keys/kubernetes-secrets >/dev/null 2>&1 ||
+    vault write -f transit/keys/kubernetes-secrets type=aes256-gcm96 >/dev/null
+  # The apiserver cannot decrypt Secrets wrapped with a deleted key: forbid deletion.
+  vault write transit/keys/kubernetes-secrets/config deletion_allowed=false exportable=false >/dev/null
+  mounted auth approle || vault auth enable approle >/dev/null
+  # Short-lived, renewable tokens; the plugin renews them and logs in again
+  # with its secret ID when Vault refuses a renewal.
+  vault write auth/approle/role/keyward-kms token_policies=keyward-kms \
+    token_ttl=15m token_max_ttl=1h secret_id_ttl=0 secret_id_num_uses=0 token_type=service >/dev/null
+  kms_role_id="$(vault read -field=role_id auth/approle/role/keyward-kms/role-id)"
+  kms_secret_file="${KMS_SECRET_ID_FILE:-./keyward-kms.secret-id}"
+  if [[ -s "${kms_secret_file}" ]]; then
+    log "keyward kms: AppRole role keyward-kms, role ID ${kms_role_id}; keeping the secret ID in ${kms_secret_file}"
+  else
+    (umask 077; vault write -f -field=secret_id auth/approle/role/keyward-kms/secret-id > "${kms_secret_file}")
+    log "keyward kms: AppRole role keyward-kms, role ID ${kms_role_id}; secret ID written to ${kms_secret_file}"
+  fi
+  if [[ -n "${KMS_CERT_FILE:-}" ]]; then
+    mounted auth cert || vault auth enable cert >/dev/null
+    vault write auth/cert/certs/keyward-kms certificate=@"${KMS_CERT_FILE}" \
+      token_policies=keyward-kms token_ttl=15m token_max_ttl=1h >/dev/null
+    log "keyward kms: cert auth role keyward-kms trusts ${KMS_CERT_FILE}"
+  fi
 fi
 
 log "done. Root CA (distribute to clients):"

@@ -95,6 +95,8 @@ type Env struct {
 	ACME *ACME
 	// KMS is the apiserver's KMS v2 plugin, with Options.KMS.
 	KMS *KMSPlugin
+	// codec decrypts and encrypts etcd values as the apiserver does (KMS only).
+	codec *etcdCodec
 
 	kube *envtest.Environment
 	cm   *certManager
@@ -161,6 +163,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		if env.KMS, err = StartKMS(ctx, vr.v, opts.Dir); err != nil {
 			return env, err
 		}
+		env.codec = &etcdCodec{plugin: env.KMS}
 		if encryptionConfig, err = env.KMS.writeEncryptionConfig(opts.Dir); err != nil {
 			return env, err
 		}
@@ -179,6 +182,11 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	}
 	if env.Kubernetes, err = kubernetes.NewForConfig(env.RESTConfig); err != nil {
 		return env, fmt.Errorf("creating clientset: %w", err)
+	}
+	if env.codec != nil {
+		if err := env.codec.prime(ctx, env); err != nil {
+			return env, err
+		}
 	}
 	reviewer, err := bootstrapAccounts(ctx, env.Kubernetes)
 	if err != nil {

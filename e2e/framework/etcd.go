@@ -28,8 +28,28 @@ type Revision struct {
 // EtcdHistory returns every retained revision of every key under prefix
 // (e.g. "/registry/secrets/team-a/"), oldest first, read straight from etcd:
 // what is at rest, not what the apiserver shows. The stack's etcd never
-// compacts, so this is the whole history.
+// compacts, so this is the whole history. With Options.KMS, values the
+// apiserver encrypted are decrypted here with its own transformer, so a scan
+// sees what each revision holds (custody's guarantee must hold without
+// encryption at rest too); EtcdHistoryRaw shows the ciphertext.
 func (e *Env) EtcdHistory(ctx context.Context, prefix string) ([]Revision, error) {
+	revs, err := e.EtcdHistoryRaw(ctx, prefix)
+	if err != nil || e.codec == nil {
+		return revs, err
+	}
+	for i := range revs {
+		if revs[i].Deleted {
+			continue
+		}
+		if revs[i].Value, err = e.codec.decode(ctx, revs[i].Key, revs[i].Value); err != nil {
+			return nil, fmt.Errorf("etcd revision %d: %w", revs[i].Revision, err)
+		}
+	}
+	return revs, nil
+}
+
+// EtcdHistoryRaw is EtcdHistory without decryption: the bytes etcd holds.
+func (e *Env) EtcdHistoryRaw(ctx context.Context, prefix string) ([]Revision, error) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.EtcdEndpoint}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd %s: %w", e.EtcdEndpoint, err)

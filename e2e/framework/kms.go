@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -145,6 +146,14 @@ func (k *KMSPlugin) WaitReady(ctx context.Context, limit time.Duration) error {
 	})
 }
 
+// Pid is the plugin process's ID (0 when not running).
+func (k *KMSPlugin) Pid() int {
+	if k == nil || k.cmd == nil || k.cmd.Process == nil {
+		return 0
+	}
+	return k.cmd.Process.Pid
+}
+
 // Kill sends SIGKILL and waits for the process to exit.
 func (k *KMSPlugin) Kill() {
 	if k == nil || k.cmd == nil || k.cmd.Process == nil {
@@ -167,21 +176,25 @@ func (k *KMSPlugin) Stop() {
 	}
 }
 
+// ShippedKMSSocket is the socket deploy/kms names.
+const ShippedKMSSocket = "/var/run/keyward-kms/kms.sock"
+
 // writeEncryptionConfig writes the apiserver's EncryptionConfiguration: the
-// KMS v2 plugin first and only (no identity provider), as deploy/kms ships it.
+// shipped deploy/kms/encryption-configuration.yaml (the KMS v2 plugin first
+// and only, no identity provider) with this plugin's socket.
 func (k *KMSPlugin) writeEncryptionConfig(dir string) (string, error) {
-	conf := fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-  - resources:
-      - secrets
-    providers:
-      - kms:
-          apiVersion: v2
-          name: %s
-          endpoint: unix://%s
-          timeout: 3s
-`, KMSProviderName, k.Socket)
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	shipped, err := os.ReadFile(filepath.Join(root, "deploy", "kms", "encryption-configuration.yaml"))
+	if err != nil {
+		return "", err
+	}
+	conf := strings.ReplaceAll(string(shipped), "unix://"+ShippedKMSSocket, "unix://"+k.Socket)
+	if conf == string(shipped) || !strings.Contains(conf, "name: "+KMSProviderName) {
+		return "", fmt.Errorf("deploy/kms/encryption-configuration.yaml no longer names socket %s and provider %s", ShippedKMSSocket, KMSProviderName)
+	}
 	path := filepath.Join(dir, "encryption-configuration.yaml")
 	return path, os.WriteFile(path, []byte(conf), 0o600)
 }

@@ -164,6 +164,10 @@ func (e *Env) PutSecretInEtcd(ctx context.Context, s *corev1.Secret) (int64, err
 	}
 	defer cli.Close()
 	key := "/registry/secrets/" + s.Namespace + "/" + s.Name
+	// Encrypted as the apiserver would, when it encrypts Secrets at rest.
+	if raw, err = e.codec.encode(ctx, key, raw); err != nil {
+		return 0, err
+	}
 	// Create only: the same guard the apiserver uses for a create.
 	resp, err := cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).

@@ -5,10 +5,17 @@ package framework
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -54,6 +61,10 @@ type VaultOptions struct {
 	// RootCAPEM stays empty. For tests that configure Vault themselves, e.g.
 	// with deploy/vault/setup.sh.
 	Unconfigured bool
+	// TLS serves HTTPS (`-dev-tls`, a CA Vault generates; Vault.TLSCAPEM),
+	// which TLS certificate auth needs: the client certificate is presented
+	// in the handshake.
+	TLS bool
 }
 
 // Vault is a running Vault dev server configured like a production deployment:
@@ -73,6 +84,8 @@ type Vault struct {
 	AuditLogPath string
 	// LogPath is the server's own log.
 	LogPath string
+	// TLSCAPEM is the CA of the server's certificate, with VaultOptions.TLS.
+	TLSCAPEM []byte
 
 	cmd     *exec.Cmd
 	logFile *os.File
@@ -110,11 +123,16 @@ func StartVault(ctx context.Context, opts VaultOptions) (*Vault, error) {
 	if v.logFile, err = os.Create(v.LogPath); err != nil {
 		return nil, fmt.Errorf("starting vault: %w", err)
 	}
-	v.cmd = exec.Command(bin, "server", "-dev",
-		"-dev-root-token-id="+token,
-		fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", port),
-		"-dev-no-store-token",
-	)
+	args := []string{"server", "-dev", "-dev-root-token-id=" + token, fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", port), "-dev-no-store-token"}
+	tlsDir := filepath.Join(opts.Dir, "vault-tls")
+	if opts.TLS {
+		v.Addr = fmt.Sprintf("https://127.0.0.1:%d", port)
+		if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+			return nil, err
+		}
+		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+tlsDir)
+	}
+	v.cmd = exec.Command(bin, args...)
 	// The dev server prints its root token and unseal key on start; keep that
 	// out of shared logs by sending it only to this test's own file.
 	v.cmd.Stdout, v.cmd.Stderr = v.logFile, v.logFile
@@ -124,6 +142,15 @@ func StartVault(ctx context.Context, opts VaultOptions) (*Vault, error) {
 		return nil, fmt.Errorf("starting vault: %w", err)
 	}
 	go func() { _ = v.cmd.Wait(); close(v.exited) }()
+	if opts.TLS {
+		if err := Poll(ctx, 30*time.Second, "vault's generated TLS CA", func(context.Context) (bool, error) {
+			v.TLSCAPEM, err = os.ReadFile(filepath.Join(tlsDir, "vault-ca.pem"))
+			return err == nil && len(v.TLSCAPEM) > 0, nil
+		}); err != nil {
+			_ = v.Stop()
+			return nil, err
+		}
+	}
 
 	if err := v.waitReady(ctx, 60*time.Second); err != nil {
 		_ = v.Stop()
@@ -203,6 +230,9 @@ func (v *Vault) RootClient() (*vaultapi.Client, error) {
 	cfg := vaultapi.DefaultConfig()
 	cfg.Address = v.Addr
 	cfg.Timeout = 30 * time.Second
+	if err := v.trust(cfg); err != nil {
+		return nil, err
+	}
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating vault client for %s: %w", v.Addr, err)
@@ -239,6 +269,9 @@ func (v *Vault) ClientForPolicies(ctx context.Context, policies ...string) (*vau
 	cfg := vaultapi.DefaultConfig()
 	cfg.Address = v.Addr
 	cfg.MaxRetries = 0
+	if err := v.trust(cfg); err != nil {
+		return nil, err
+	}
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating vault client for %s: %w", v.Addr, err)
@@ -281,9 +314,22 @@ func (v *Vault) AppRoleCredentials(ctx context.Context, role string) (roleID, se
 	return roleID, secretID, nil
 }
 
+// trust makes cfg trust the server's TLS CA (VaultOptions.TLS).
+func (v *Vault) trust(cfg *vaultapi.Config) error {
+	if len(v.TLSCAPEM) == 0 {
+		return nil
+	}
+	return cfg.ConfigureTLS(&vaultapi.TLSConfig{CACertBytes: v.TLSCAPEM})
+}
+
 func (v *Vault) waitReady(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	client := &http.Client{Timeout: 2 * time.Second}
+	if len(v.TLSCAPEM) > 0 {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(v.TLSCAPEM)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	for {
 		select {
 		case <-v.exited:
@@ -503,4 +549,69 @@ func randomToken() (string, error) {
 		return "", err
 	}
 	return "root-" + hex.EncodeToString(b), nil
+}
+
+// EnableCertAuth enables Vault's TLS certificate auth with a role trusting a
+// new client CA, and writes a client certificate and key signed by it to
+// dir: what an operator sets up with setup.sh's KMS_CERT_FILE. The role's
+// tokens carry policies.
+func (v *Vault) EnableCertAuth(ctx context.Context, dir, role string, policies ...string) (certFile, keyFile string, err error) {
+	caPEM, certPEM, keyPEM, err := clientCertificate("keyward-kms client")
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	c, err := v.RootClient()
+	if err != nil {
+		return "", "", err
+	}
+	if err := c.Sys().EnableAuthWithOptionsWithContext(ctx, "cert", &vaultapi.EnableAuthOptions{Type: "cert"}); err != nil {
+		return "", "", fmt.Errorf("enabling cert auth: %w", err)
+	}
+	if _, err := c.Logical().WriteWithContext(ctx, "auth/cert/certs/"+role, map[string]any{
+		"certificate": string(caPEM), "token_policies": policies, "token_ttl": "15m", "token_max_ttl": "1h",
+	}); err != nil {
+		return "", "", fmt.Errorf("writing cert auth role %s: %w", role, err)
+	}
+	return certFile, keyFile, nil
+}
+
+// clientCertificate makes a CA and a client-auth certificate signed by it.
+func clientCertificate(cn string) (caPEM, certPEM, keyPEM []byte, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn + " CA"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }

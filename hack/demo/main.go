@@ -57,14 +57,15 @@ func run(ctx context.Context, dev, acme bool) error {
 	if err != nil {
 		return err
 	}
-	say("Keyward demo: starting the embedded stack (kube-apiserver + etcd, Vault, pebble + BIND, cert-manager, Keyward)...")
+	say("Keyward demo: starting the embedded stack (Vault, keyward kms, kube-apiserver + etcd encrypting Secrets, pebble + BIND, cert-manager, Keyward)...")
 	st, err := keyward.StartStack(ctx, keyward.StackOptions{Framework: framework.Options{Name: "demo", ACME: true}})
 	if err != nil {
 		return err
 	}
 	defer st.Stop()
 	say("  kube-apiserver  %s   (etcd %s)", st.RESTConfig.Host, st.EtcdEndpoint)
-	say("  vault           %s   (dev server: PKI root -> intermediate, KV v2 custody, audit log, Kubernetes auth)", st.Vault.Addr)
+	say("  vault           %s   (dev server: PKI root -> intermediate, KV v2 custody, Transit, audit log, Kubernetes auth)", st.Vault.Addr)
+	say("  keyward kms     %s   (KMS v2 plugin: the apiserver encrypts Secrets at rest with Vault Transit)", st.KMS.Socket)
 	say("  pebble          %s   (Let's Encrypt's test ACME CA; DNS-01 through BIND %s, zone %s)", st.ACME.Pebble.Directory, st.ACME.DNS.Addr, framework.ACMEZone)
 	say("  cert-manager    %d controllers in-process", len(st.CertManagerControllers))
 	say("  keyward         issuer + Secret scrub webhook + watcher + custody guard")
@@ -241,7 +242,20 @@ func etcdCheck(ctx context.Context, st *keyward.Stack, ns, step string) error {
 			leaked++
 		}
 	}
-	say("\n%s Raw etcd scan of every retained revision under /registry/secrets/%s/: %d revisions, %d private keys at rest in target Secrets", step, ns, total, leaked)
+	say("\n%s Scan of every retained etcd revision under /registry/secrets/%s/: %d revisions, %d private keys at rest in target Secrets", step, ns, total, leaked)
+	if st.KMS != nil {
+		raw, err := st.EtcdHistoryRaw(ctx, "/registry/secrets/"+ns+"/")
+		if err != nil {
+			return err
+		}
+		encrypted := 0
+		for _, r := range raw {
+			if !r.Deleted && bytes.HasPrefix(r.Value, []byte(framework.KMSPrefix)) {
+				encrypted++
+			}
+		}
+		say("   (each revision decrypted here with the apiserver's own KMS v2 transformer: etcd itself holds %d of the %d only as ciphertext of `keyward kms`, Vault Transit)", encrypted, total)
+	}
 	say("   (%d revisions belong to cert-manager's temporary next-private-key Secrets, which hold the key only while a request is signed and are then deleted)", temp)
 	if leaked != 0 {
 		return fmt.Errorf("%d target Secret revisions hold a private key", leaked)

@@ -237,3 +237,30 @@ func (a *KubernetesFileAuth) Login(ctx context.Context, c *vaultapi.Client) (*va
 func (a *KubernetesFileAuth) String() string {
 	return fmt.Sprintf("kubernetes auth (mount %q, role %q, token file %s)", NormalizeMountPath(a.MountPath, "kubernetes"), a.Role, a.TokenFile)
 }
+
+// CertAuth logs in with Vault's TLS certificate auth method: the client
+// certificate configured in Config (ClientCertFile, ClientKeyFile) is the
+// credential, presented in the TLS handshake of the login request. For
+// components that cannot use Kubernetes auth (`keyward kms` runs before the
+// apiserver).
+type CertAuth struct {
+	// MountPath is the auth mount; empty means "cert".
+	MountPath string
+	// Role names the cert auth role to log in as; empty lets Vault pick any
+	// role whose CA matches the certificate.
+	Role string
+}
+
+// Login implements AuthMethod.
+func (a *CertAuth) Login(ctx context.Context, c *vaultapi.Client) (*vaultapi.Secret, error) {
+	body := map[string]any{}
+	if a.Role != "" {
+		body["name"] = a.Role
+	}
+	return login(ctx, c, a, "auth/"+NormalizeMountPath(a.MountPath, "cert")+"/login", body)
+}
+
+// String implements AuthMethod.
+func (a *CertAuth) String() string {
+	return fmt.Sprintf("cert auth (mount %q, role %q)", NormalizeMountPath(a.MountPath, "cert"), a.Role)
+}

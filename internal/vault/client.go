@@ -33,6 +33,9 @@ type Config struct {
 	// Timeout bounds each HTTP request; zero means DefaultTimeout. Callers
 	// should still pass contexts with their own deadlines.
 	Timeout time.Duration
+	// ClientCertFile and ClientKeyFile are a PEM TLS client certificate and
+	// key presented to Vault (CertAuth's credential); both or neither.
+	ClientCertFile, ClientKeyFile string
 }
 
 // NewClient returns an unauthenticated Vault API client for cfg. It ignores
@@ -56,7 +59,10 @@ func NewClient(cfg Config) (*vaultapi.Client, error) {
 	}
 	// DefaultConfig honours VAULT_CACERT and friends; start from a clean TLS
 	// configuration so only what the caller configured is trusted.
-	if err := vc.ConfigureTLS(&vaultapi.TLSConfig{CACertBytes: cfg.CABundle}); err != nil {
+	if (cfg.ClientCertFile == "") != (cfg.ClientKeyFile == "") {
+		return nil, fmt.Errorf("creating vault client for %s: a client certificate needs both its certificate and key files", cfg.Server)
+	}
+	if err := vc.ConfigureTLS(&vaultapi.TLSConfig{CACertBytes: cfg.CABundle, ClientCert: cfg.ClientCertFile, ClientKey: cfg.ClientKeyFile}); err != nil {
 		return nil, fmt.Errorf("configuring TLS for vault %s: %w", cfg.Server, err)
 	}
 	c, err := vaultapi.NewClient(vc)

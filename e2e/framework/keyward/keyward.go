@@ -44,6 +44,10 @@ type StackOptions struct {
 	// of as its ServiceAccount under the Helm chart's RBAC (the default, so
 	// every scenario also proves the chart grants enough and no more).
 	AdminKeyward bool
+	// PlaintextEtcd runs the apiserver without encryption at rest. By
+	// default the stack is the production setup Keyward recommends: Secrets
+	// encrypted by `keyward kms` (framework.Options.KMS).
+	PlaintextEtcd bool
 }
 
 // Stack is the real stack plus a running Keyward.
@@ -94,6 +98,7 @@ func StartStack(ctx context.Context, opts StackOptions) (*Stack, error) {
 		opts.WebhookConfig(&cfg)
 	}
 	fo := opts.Framework
+	fo.KMS = fo.KMS || !opts.PlaintextEtcd
 	fo.AddToScheme = append(fo.AddToScheme, func(s *runtime.Scheme) error { return issuer.AddToScheme(s) })
 	fo.MutatingWebhooks = append(fo.MutatingWebhooks, webhook.MutatingWebhookConfiguration(cfg))
 	env, err := framework.Start(ctx, fo)
