@@ -98,8 +98,9 @@ dev: tools build ## Keep the embedded stack running (pebble and BIND included); 
 	go run ./hack/demo -dev
 
 bench: tools ## Benchmarks (prints figures; never asserted in make test).
-	go test -run '^$$' -bench . -benchmem ./scrubber/ ./issuer/...
+	go test -run '^$$' -bench . -benchmem ./guard/ ./issuer/...
 	go run ./hack/bench $(BENCH_ARGS)
+	go run ./hack/kmsbench $(KMSBENCH_ARGS)
 
 clean: ## Remove build outputs (keeps the slow tool builds unless CLEAN_TOOLS=1).
 	rm -rf $(ROOT)/e2e/_artifacts $(BIN)/keyward

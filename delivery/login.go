@@ -4,14 +4,10 @@
 package delivery
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
-	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/keyward-io/keyward/internal/vault"
 )
@@ -34,20 +30,15 @@ type VaultConfig struct {
 	Timeout time.Duration
 }
 
-// VaultSession is a Vault login that a delivery agent can start before
-// Vault answers: Run retries the first login with backoff, then keeps the
-// token renewed (and logs in again when it cannot be renewed).
+// VaultSession is the agent's Vault login: Kubernetes auth with the
+// projected ServiceAccount token, retried with backoff until it works, then
+// kept alive (internal/vault.Session) until Run's context ends.
 type VaultSession struct {
-	cfg  VaultConfig
-	auth vault.AuthMethod
-	log  logr.Logger
-
-	mu       sync.Mutex
-	client   *vault.Client
-	loggedIn chan struct{} // closed at the first login
+	*vault.Session
 }
 
-// NewVaultSession checks cfg; call Run to log in.
+// NewVaultSession returns a session that Run logs in. It checks the server
+// URL and CA bundle at once.
 func NewVaultSession(cfg VaultConfig, log logr.Logger) (*VaultSession, error) {
 	if cfg.Server == "" || cfg.TokenFile == "" {
 		return nil, errors.New("vault session: a server and a service account token file are required")
@@ -58,75 +49,11 @@ func NewVaultSession(cfg VaultConfig, log logr.Logger) (*VaultSession, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	if log.GetSink() == nil {
-		log = logr.Discard()
-	}
-	// Fail on a bad URL or CA bundle now, not in the login loop.
-	if _, err := vault.NewClient(vault.Config{Server: cfg.Server, CABundle: cfg.CABundle, Namespace: cfg.Namespace}); err != nil {
+	s, err := vault.NewSession(vault.Config{Server: cfg.Server, CABundle: cfg.CABundle, Namespace: cfg.Namespace, Timeout: cfg.Timeout},
+		&vault.KubernetesFileAuth{MountPath: cfg.AuthMount, Role: cfg.Role, TokenFile: cfg.TokenFile},
+		vault.LoginOptions{Logger: log, MaxReloginBackoff: 30 * time.Second})
+	if err != nil {
 		return nil, err
 	}
-	return &VaultSession{
-		loggedIn: make(chan struct{}),
-		cfg:      cfg,
-		auth:     &vault.KubernetesFileAuth{MountPath: cfg.AuthMount, Role: cfg.Role, TokenFile: cfg.TokenFile},
-		log:      log,
-	}, nil
-}
-
-// Run logs in, retrying every 1s up to every 30s until it succeeds, then
-// keeps the session alive until ctx ends.
-func (s *VaultSession) Run(ctx context.Context) {
-	backoff := time.Second
-	for {
-		c, err := vault.Login(ctx, vault.Config{Server: s.cfg.Server, CABundle: s.cfg.CABundle, Namespace: s.cfg.Namespace, Timeout: s.cfg.Timeout},
-			s.auth, vault.LoginOptions{Logger: s.log, MaxReloginBackoff: 30 * time.Second})
-		if err == nil {
-			s.mu.Lock()
-			s.client = c
-			s.mu.Unlock()
-			close(s.loggedIn)
-			s.log.Info("logged in to vault", "server", s.cfg.Server, "method", s.auth.String())
-			<-ctx.Done()
-			c.Close()
-			return
-		}
-		s.log.Error(err, "vault login failed; retrying", "server", s.cfg.Server, "retryIn", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-// Client returns the logged-in API client, or nil before the first login.
-func (s *VaultSession) Client() *vaultapi.Client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client == nil {
-		return nil
-	}
-	return s.client.API()
-}
-
-// Relogin logs in again now (after Vault answered 403).
-func (s *VaultSession) Relogin(ctx context.Context) error {
-	s.mu.Lock()
-	c := s.client
-	s.mu.Unlock()
-	if c == nil {
-		return errors.New("vault session: not logged in yet")
-	}
-	return c.Relogin(ctx)
-}
-
-// Wait returns the API client once Run has logged in, or ctx's error.
-func (s *VaultSession) Wait(ctx context.Context) (*vaultapi.Client, error) {
-	select {
-	case <-s.loggedIn:
-		return s.Client(), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for the vault login to %s: %w", s.cfg.Server, ctx.Err())
-	}
+	return &VaultSession{Session: s}, nil
 }

@@ -176,22 +176,7 @@ func kmsRotation(t *testing.T, st *keyward.Stack, before string) {
 	}
 	// The documented rewrite (docs/kms.md): an unchanged update of every
 	// Secret; the apiserver writes the ones encrypted under a stale key ID.
-	var list corev1.SecretList
-	if err := st.Client.List(ctx, &list); err != nil {
-		t.Fatal(err)
-	}
-	for i := range list.Items {
-		key := client.ObjectKeyFromObject(&list.Items[i])
-		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur := &corev1.Secret{}
-			if err := st.Client.Get(ctx, key, cur); err != nil {
-				return err
-			}
-			return st.Client.Update(ctx, cur)
-		}); err != nil {
-			t.Fatalf("rewriting Secret %s: %v", key, err)
-		}
-	}
+	rewritten := rewriteSecrets(t, st.Client)
 	ids, err := currentKeyIDs(ctx, st)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +186,33 @@ func kmsRotation(t *testing.T, st *keyward.Stack, before string) {
 			t.Errorf("%s after the rewrite: key ID %q, want %s", key, id, want)
 		}
 	}
-	t.Logf("rewrote %d Secrets: all %d current values under %s", len(list.Items), len(ids), want)
+	t.Logf("rewrote %d Secrets: all %d current values under %s", rewritten, len(ids), want)
+}
+
+// rewriteSecrets is docs/kms.md's rewrite (kubectl get secrets -o json |
+// kubectl replace -f -): an unchanged update of every Secret in opts' scope.
+// The apiserver writes back the ones it read under a stale key or provider.
+// It returns how many it updated.
+func rewriteSecrets(t *testing.T, c client.Client, opts ...client.ListOption) int {
+	t.Helper()
+	ctx := context.Background()
+	var list corev1.SecretList
+	if err := c.List(ctx, &list, opts...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range list.Items {
+		key := client.ObjectKeyFromObject(&list.Items[i])
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := &corev1.Secret{}
+			if err := c.Get(ctx, key, cur); err != nil {
+				return err
+			}
+			return c.Update(ctx, cur)
+		}); err != nil {
+			t.Fatalf("rewriting Secret %s: %v", key, err)
+		}
+	}
+	return len(list.Items)
 }
 
 // currentKeyIDs maps every live Secret's etcd key to the KMS key ID its

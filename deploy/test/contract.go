@@ -67,6 +67,8 @@ func KnownMetrics() map[string]string {
 		"keyward_agent_delivery_failures_total":                "delivery agent (counter, labels sink (vault: custody reads), namespace, secret)",
 		"keyward_agent_delivered_version":                      "delivery agent (gauge, labels namespace, secret)",
 		"keyward_agent_certificate_expiry_seconds":             "delivery agent (gauge, Unix time of the served notAfter, labels namespace, secret)",
+		"keyward_kms_healthy":                                  "keyward kms (gauge 0/1: the last status check encrypted and decrypted a probe)",
+		"keyward_kms_requests_total":                           "keyward kms (counter, labels op: encrypt, decrypt, status; result: ok, forbidden, rejected, unreached, invalid)",
 		"certmanager_certificate_expiration_timestamp_seconds": "cert-manager controller",
 		"certmanager_certificate_renewal_timestamp_seconds":    "cert-manager controller",
 	}

@@ -31,6 +31,8 @@ func wantAlerts() []string {
 		"KeywardCustodyWriteErrors",
 		"KeywardGuardErrors",
 		"KeywardIssuerNotReady",
+		"KeywardKMSErrors",
+		"KeywardKMSUnhealthy",
 		"KeywardKeyExposed",
 		"KeywardNextPrivateKeyLongLived",
 		"KeywardScrubLatencyHigh",

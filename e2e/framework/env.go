@@ -278,6 +278,7 @@ func (e *Env) Stop() {
 		_ = e.Vault.Stop()
 	}
 	e.ACME.Stop()
+	e.codec.close()
 	e.KMS.Stop()
 	for _, f := range e.logs {
 		_ = f.Close()

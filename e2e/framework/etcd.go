@@ -28,7 +28,8 @@ type Revision struct {
 // EtcdHistory returns every retained revision of every key under prefix
 // (e.g. "/registry/secrets/team-a/"), oldest first, read straight from etcd:
 // what is at rest, not what the apiserver shows. The stack's etcd never
-// compacts, so this is the whole history. With Options.KMS, values the
+// compacts by itself, so this is the whole history (after a test compacts
+// it, the history it kept). With Options.KMS, values the
 // apiserver encrypted are decrypted here with its own transformer, so a scan
 // sees what each revision holds (custody's guarantee must hold without
 // encryption at rest too); EtcdHistoryRaw shows the ciphertext.
@@ -62,10 +63,6 @@ func (e *Env) EtcdHistoryRaw(ctx context.Context, prefix string) ([]Revision, er
 	head := cur.Header.Revision
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	// Replay the prefix's history from revision 1. The replay is complete
-	// when etcd sends a progress notification at or past head: it only sends
-	// one to a watcher that has caught up, so keep asking until it does.
-	wch := cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(1), clientv3.WithProgressNotify())
 	go func() {
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
@@ -78,10 +75,27 @@ func (e *Env) EtcdHistoryRaw(ctx context.Context, prefix string) ([]Revision, er
 			}
 		}
 	}()
+	// A test may have compacted etcd: etcd then cancels a watch from
+	// revision 1 and names its oldest revision, to replay from instead.
+	out, compacted, err := replay(wctx, cli, prefix, 1, head)
+	if compacted != 0 {
+		out, _, err = replay(wctx, cli, prefix, compacted, head)
+	}
+	return out, err
+}
+
+// replay watches prefix from revision from until etcd reports progress at
+// or past head. The replay is complete then: etcd only sends a progress
+// notification to a watcher that has caught up (EtcdHistoryRaw keeps asking
+// for one). A watch cancelled by compaction returns etcd's oldest revision.
+func replay(ctx context.Context, cli *clientv3.Client, prefix string, from, head int64) ([]Revision, int64, error) {
 	var out []Revision
-	for resp := range wch {
+	for resp := range cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify()) {
+		if resp.CompactRevision > from {
+			return nil, resp.CompactRevision, nil
+		}
 		if err := resp.Err(); err != nil {
-			return nil, fmt.Errorf("reading etcd history of %s: %w", prefix, err)
+			return nil, 0, fmt.Errorf("reading etcd history of %s: %w", prefix, err)
 		}
 		for _, ev := range resp.Events {
 			out = append(out, Revision{
@@ -92,10 +106,10 @@ func (e *Env) EtcdHistoryRaw(ctx context.Context, prefix string) ([]Revision, er
 			})
 		}
 		if resp.IsProgressNotify() && resp.Header.Revision >= head {
-			return out, nil
+			return out, 0, nil
 		}
 	}
-	return nil, fmt.Errorf("reading etcd history of %s: no complete replay within 30s: %w", prefix, wctx.Err())
+	return nil, 0, fmt.Errorf("reading etcd history of %s: no complete replay within 30s: %w", prefix, ctx.Err())
 }
 
 // pemPrivateKeyMarkers are what a PEM private key looks like at rest (etcd

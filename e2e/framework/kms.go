@@ -183,6 +183,14 @@ const ShippedKMSSocket = "/var/run/keyward-kms/kms.sock"
 // shipped deploy/kms/encryption-configuration.yaml (the KMS v2 plugin first
 // and only, no identity provider) with this plugin's socket.
 func (k *KMSPlugin) writeEncryptionConfig(dir string) (string, error) {
+	return k.WriteEncryptionConfig(dir, false)
+}
+
+// WriteEncryptionConfig writes the shipped EncryptionConfiguration with this
+// plugin's socket to dir; with identity, `- identity: {}` follows the kms
+// provider, as docs/kms.md's migration step has it (plaintext Secrets still
+// read, every write is encrypted).
+func (k *KMSPlugin) WriteEncryptionConfig(dir string, identity bool) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
@@ -195,6 +203,11 @@ func (k *KMSPlugin) writeEncryptionConfig(dir string) (string, error) {
 	if conf == string(shipped) || !strings.Contains(conf, "name: "+KMSProviderName) {
 		return "", fmt.Errorf("deploy/kms/encryption-configuration.yaml no longer names socket %s and provider %s", ShippedKMSSocket, KMSProviderName)
 	}
-	path := filepath.Join(dir, "encryption-configuration.yaml")
+	name := "encryption-configuration.yaml"
+	if identity {
+		conf = strings.TrimRight(conf, "\n") + "\n      - identity: {}\n"
+		name = "encryption-configuration-migration.yaml"
+	}
+	path := filepath.Join(dir, name)
 	return path, os.WriteFile(path, []byte(conf), 0o600)
 }

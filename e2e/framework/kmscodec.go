@@ -31,16 +31,33 @@ type etcdCodec struct {
 	svc    kmsservice.Service
 	reader value.Transformer // decrypts: asks the plugin to Decrypt each new DEK seed, once
 	writer value.Transformer // encrypts with a DEK seed of its own (one Encrypt)
+	cancel context.CancelFunc
+}
+
+// close drops the codec's connection to the plugin.
+func (c *etcdCodec) close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancel != nil {
+		c.cancel()
+	}
 }
 
 // transformers connects to the plugin on first use.
-func (c *etcdCodec) transformers(ctx context.Context) (reader, writer value.Transformer, err error) {
+func (c *etcdCodec) transformers() (reader, writer value.Transformer, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.reader != nil {
 		return c.reader, c.writer, nil
 	}
-	if c.svc, err = kmsv2.NewGRPCService(ctx, "unix://"+c.plugin.Socket, KMSProviderName, 5*time.Second); err != nil {
+	// The connection lives as long as the codec (closed by close), not as
+	// long as the first caller's context.
+	var connCtx context.Context
+	connCtx, c.cancel = context.WithCancel(context.Background())
+	if c.svc, err = kmsv2.NewGRPCService(connCtx, "unix://"+c.plugin.Socket, KMSProviderName, 5*time.Second); err != nil {
 		return nil, nil, fmt.Errorf("connecting to the KMS plugin: %w", err)
 	}
 	// Reads need no write state: nothing is encrypted on the read path.
@@ -72,7 +89,7 @@ func (c *etcdCodec) decode(ctx context.Context, key string, v []byte) ([]byte, e
 	if c == nil || !bytes.HasPrefix(v, []byte(KMSPrefix)) {
 		return v, nil
 	}
-	tf, _, err := c.transformers(ctx)
+	tf, _, err := c.transformers()
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +105,7 @@ func (c *etcdCodec) encode(ctx context.Context, key string, plain []byte) ([]byt
 	if c == nil {
 		return plain, nil
 	}
-	_, tf, err := c.transformers(ctx)
+	_, tf, err := c.transformers()
 	if err != nil {
 		return nil, err
 	}

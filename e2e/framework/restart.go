@@ -139,9 +139,16 @@ func (e *Env) StartAPIServer() error {
 	}
 }
 
+// SetAPIServerFlag sets a kube-apiserver flag for its next start
+// (StartAPIServer), e.g. a new --encryption-provider-config.
+func (e *Env) SetAPIServerFlag(name, value string) {
+	e.kube.ControlPlane.APIServer.Configure().Set(name, value)
+}
+
 // PutSecretInEtcd stores a Secret straight into etcd, encoded as the
-// apiserver stores it (protobuf, core/v1, no encryption at rest in this
-// stack), bypassing the apiserver and its admission chain. It stands for a
+// apiserver stores it (protobuf, core/v1, encrypted through the KMS plugin
+// when the stack encrypts Secrets at rest), bypassing the apiserver and its
+// admission chain. It stands for a
 // write the apiserver made while nobody was watching (e.g. restored from a
 // backup while the apiserver was down). The Secret must name its namespace,
 // name, UID and creation time; it must not exist yet. It returns the etcd

@@ -17,11 +17,9 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
-	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -144,7 +142,10 @@ func Run(ctx context.Context, o *Options, log logr.Logger, reg *prometheus.Regis
 	if err != nil {
 		return err
 	}
-	session := &session{}
+	session, err := vault.NewSession(cfg, auth, vault.LoginOptions{Logger: log.WithName("vault"), MaxReloginBackoff: o.MaxReloginBackoff})
+	if err != nil {
+		return err
+	}
 	plugin, err := kms.New(session, kms.Options{Mount: o.TransitMount, Key: o.TransitKey, Timeout: o.VaultTimeout, Logger: log, Metrics: metrics})
 	if err != nil {
 		return err
@@ -156,7 +157,7 @@ func Run(ctx context.Context, o *Options, log logr.Logger, reg *prometheus.Regis
 	srv := kmsservice.NewGRPCService(o.Socket, o.GRPCTimeout, plugin)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		session.loginLoop(ctx, cfg, auth, o.MaxReloginBackoff, log)
+		session.Run(ctx)
 		return nil
 	})
 	g.Go(func() error {
@@ -175,7 +176,6 @@ func Run(ctx context.Context, o *Options, log logr.Logger, reg *prometheus.Regis
 		case <-time.After(o.shutdownGracePeriod):
 			srv.Close()
 		}
-		session.close()
 		return nil
 	})
 	if o.MetricsAddr != "" {
@@ -202,77 +202,6 @@ func (o *Options) vaultConfig() (vault.Config, vault.AuthMethod, error) {
 		b, err := os.ReadFile(file)
 		return string(b), err
 	}}, nil
-}
-
-// session is the plugin's Vault: empty until the first login succeeds,
-// then a vault.Client that renews its token and logs in again by itself.
-type session struct {
-	mu       sync.Mutex
-	client   *vault.Client
-	loginErr error
-}
-
-// API implements kms.Vault.
-func (s *session) API() (*vaultapi.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client == nil {
-		if s.loginErr != nil {
-			return nil, fmt.Errorf("not logged in to Vault: %w", s.loginErr)
-		}
-		return nil, errors.New("not logged in to Vault yet")
-	}
-	return s.client.API(), nil
-}
-
-// Relogin implements kms.Vault.
-func (s *session) Relogin(ctx context.Context) error {
-	s.mu.Lock()
-	c := s.client
-	s.mu.Unlock()
-	if c == nil {
-		return errors.New("not logged in to Vault yet")
-	}
-	return c.Relogin(ctx)
-}
-
-// loginLoop logs in until it works or ctx ends, backing off to maxBackoff.
-func (s *session) loginLoop(ctx context.Context, cfg vault.Config, auth vault.AuthMethod, maxBackoff time.Duration, log logr.Logger) {
-	backoff := 500 * time.Millisecond
-	for {
-		lctx, cancel := context.WithTimeout(ctx, cfg.Timeout+time.Second)
-		c, err := vault.Login(lctx, cfg, auth, vault.LoginOptions{Logger: log.WithName("vault"), MaxReloginBackoff: maxBackoff})
-		cancel()
-		if err == nil {
-			s.mu.Lock()
-			s.client, s.loginErr = c, nil
-			s.mu.Unlock()
-			log.Info("logged in to Vault", "auth", auth.String())
-			return
-		}
-		// Vault's own error text spans lines; keep its status and messages.
-		if vault.StatusCode(err) != 0 {
-			err = fmt.Errorf("logging in with %s: %w", auth, vault.MapError(err))
-		}
-		s.mu.Lock()
-		s.loginErr = err
-		s.mu.Unlock()
-		log.Error(err, "vault login failed; retrying", "retryIn", backoff.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
-}
-
-func (s *session) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client != nil {
-		s.client.Close()
-	}
 }
 
 // serveMetrics serves /metrics, /livez (the process answers: the static
