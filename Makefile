@@ -36,10 +36,10 @@ build: ## Build the keyward binary into bin/.
 tools: $(TOOLS) nginx bind9 ## Build the real components the tests run (once; reused from bin/).
 
 nginx: ## Install Debian's nginx-light if missing (the delivery e2e test's gateway).
-	bash hack/install-nginx.sh
+	bash hack/install-deb.sh nginx nginx-light "the delivery e2e test's gateway"
 
 bind9: ## Install Debian's bind9 if missing (the DNS server of the ACME DNS-01 tests).
-	bash hack/install-bind9.sh
+	bash hack/install-deb.sh named bind9 "the DNS server of the ACME DNS-01 tests"
 
 # Vault and kube-apiserver are the slow builds (about 10 and 6 CPU-minutes):
 # `make -j2 tools` builds them side by side.
