@@ -31,6 +31,7 @@ import (
 
 	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/delivery"
+	"github.com/keyward-io/keyward/internal/httpserve"
 )
 
 // Options is the agent's configuration, set by flags.
@@ -262,10 +263,10 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 			g.Go(func() error { return r.Run(ctx) })
 		}
 	}
-	serve(ctx, g, o.HealthAddr, delivery.Handler(agent), "health")
+	httpserve.Serve(ctx, g, o.HealthAddr, delivery.Handler(agent), "health")
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	serve(ctx, g, o.MetricsAddr, mux, "metrics")
+	httpserve.Serve(ctx, g, o.MetricsAddr, mux, "metrics")
 	return g.Wait()
 }
 
@@ -312,27 +313,4 @@ func vaultReader(o *Options, log logr.Logger) (*delivery.VaultSession, *delivery
 		return nil, nil, err
 	}
 	return session, reader, nil
-}
-
-// serve runs an HTTP server on addr ("" or "0": none) in g until ctx ends.
-func serve(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, what string) {
-	if addr == "" || addr == "0" {
-		return
-	}
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			_ = srv.Close()
-		}
-		return nil
-	})
-	g.Go(func() error {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("%s server on %s: %w", what, addr, err)
-		}
-		return nil
-	})
 }

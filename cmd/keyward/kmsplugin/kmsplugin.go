@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -27,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	kmsservice "k8s.io/kms/pkg/service"
 
+	"github.com/keyward-io/keyward/internal/httpserve"
 	"github.com/keyward-io/keyward/internal/vault"
 	"github.com/keyward-io/keyward/kms"
 )
@@ -219,21 +219,5 @@ func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, reg *prom
 		}
 		fmt.Fprintf(w, "%s\nkey_id %s\n", st.Healthz, st.KeyID)
 	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	g.Go(func() error {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("--metrics-addr %s: %w", addr, err)
-		}
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
+	httpserve.Serve(ctx, g, addr, mux, "metrics")
 }
