@@ -206,21 +206,6 @@ func (d *DNS) waitReady(ctx context.Context, limit time.Duration) error {
 	})
 }
 
-// LookupTXT asks the server for name's TXT records (what pebble's validation
-// and cert-manager's self-check see).
-func (d *DNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var dl net.Dialer
-		return dl.DialContext(ctx, "tcp", d.Addr)
-	}}
-	txt, err := r.LookupTXT(ctx, name)
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return nil, nil
-	}
-	return txt, err
-}
-
 // Stop kills named and waits for it.
 func (d *DNS) Stop() {
 	if d == nil || d.cmd == nil || d.cmd.Process == nil {

@@ -240,11 +240,6 @@ func (p *Pebble) RootPEM(ctx context.Context) ([]byte, error) {
 	return p.get(ctx, p.Management+"/roots/0")
 }
 
-// IntermediatePEM is the intermediate pebble signs with.
-func (p *Pebble) IntermediatePEM(ctx context.Context) ([]byte, error) {
-	return p.get(ctx, p.Management+"/intermediates/0")
-}
-
 var (
 	pebbleOrderLine   = regexp.MustCompile(`Added order "([^"]+)" to the db`)
 	pebbleIssuedLine  = regexp.MustCompile(`Issued certificate serial ([0-9a-f]+) for order (\S+)`)

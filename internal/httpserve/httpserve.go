@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -39,4 +41,16 @@ func Serve(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, 
 		}
 		return nil
 	})
+}
+
+// Registry returns reg, or when it is nil a new registry with the Go
+// runtime and process collectors: what a side process exposes on /metrics
+// besides its own metrics.
+func Registry(reg *prometheus.Registry) *prometheus.Registry {
+	if reg != nil {
+		return reg
+	}
+	reg = prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }

@@ -20,7 +20,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
@@ -134,10 +133,7 @@ func Run(ctx context.Context, o *Options, log logr.Logger, reg *prometheus.Regis
 	if err != nil {
 		return err
 	}
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
+	reg = httpserve.Registry(reg)
 	metrics, err := kms.NewMetrics(reg)
 	if err != nil {
 		return err
