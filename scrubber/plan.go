@@ -165,10 +165,11 @@ var (
 
 // InScope reports whether a Secret is one Keyward takes custody of, ignoring
 // its namespace (scoped by the webhook's namespaceSelector and the watcher's
-// namespace check): a kubernetes.io/tls Secret written by cert-manager for a
+// namespace check): a kubernetes.io/tls Secret (or an Envoy Gateway SDS
+// reference Secret, custody.SecretTypeSDS) written by cert-manager for a
 // Certificate, not a temporary next-private-key Secret.
 func InScope(s *corev1.Secret) bool {
-	return s.Type == corev1.SecretTypeTLS &&
+	return custody.IsCustodySecretType(s.Type) &&
 		s.Annotations[AnnotationCertificateName] != "" &&
 		s.Labels[LabelNextPrivateKey] != "true"
 }
@@ -187,7 +188,7 @@ func HoldsKeyMaterial(s *corev1.Secret) bool {
 // never puts key bytes in errors or Reason.
 func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
 	if !InScope(s) {
-		return &ScrubPlan{Action: ActionIgnore, Reason: "not a cert-manager kubernetes.io/tls secret"}, nil
+		return &ScrubPlan{Action: ActionIgnore, Reason: "not a cert-manager TLS secret"}, nil
 	}
 	if !HoldsKeyMaterial(s) {
 		if _, ok := custody.ParsePlaceholder(s); ok {

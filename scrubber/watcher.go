@@ -19,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -93,6 +92,10 @@ type WatcherOptions struct {
 	// manager's cache so that one copy of every TLS Secret is kept).
 	// Default: a cache of the watcher's own.
 	SecretCache cache.Cache
+	// SDSSecretCache, when set, is the cache of custody.SecretTypeSDS
+	// Secrets (SDSSecretsByObject; NewSDSSecretCache), shared with the
+	// guard. Default: a cache of the watcher's own.
+	SDSSecretCache cache.Cache
 	// Metrics, when set, are used as is (share them with the webhook).
 	// Otherwise metrics are created on Registry (default controller-runtime's
 	// metrics.Registry).
@@ -106,8 +109,9 @@ type WatcherOptions struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWatcher adds the custody watcher to mgr:
-//   - a reconciler over kubernetes.io/tls Secrets (from its own cache, filtered
-//     by field type=kubernetes.io/tls) that scrubs any in-scope Secret still
+//   - a reconciler over custody Secrets (kubernetes.io/tls and
+//     gateway.envoyproxy.io/sds, each type in a cache filtered by that type:
+//     SecretReader) that scrubs any in-scope Secret still
 //     holding key material, exactly as the webhook would, and records
 //     keyward_key_exposure_seconds;
 //   - a watch on cert-manager's next-private-key Secrets (label-filtered cache)
@@ -135,6 +139,12 @@ func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
 			return fmt.Errorf("adding cache to manager: %w", err)
 		}
 	}
+	sdsCache := opts.SDSSecretCache
+	if sdsCache == nil {
+		if sdsCache, err = NewSDSSecretCache(mgr); err != nil {
+			return err
+		}
+	}
 	nextKeyCache, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(),
 		Mapper: mgr.GetRESTMapper(),
@@ -155,13 +165,14 @@ func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
 	if err := mgr.Add(nextKeyCache); err != nil {
 		return fmt.Errorf("adding cache to manager: %w", err)
 	}
-	w.secrets = tlsCache
+	w.secrets = SecretReader{Main: tlsCache, SDS: sdsCache}
 
 	inScope := predicate.NewTypedPredicateFuncs(func(s *corev1.Secret) bool { return InScope(s) })
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named(WatcherControllerName).
 		WithOptions(controller.Options{MaxConcurrentReconciles: w.workers}).
 		WatchesRawSource(source.Kind(tlsCache, &corev1.Secret{}, &handler.TypedEnqueueRequestForObject[*corev1.Secret]{}, inScope)).
+		WatchesRawSource(source.Kind(sdsCache, &corev1.Secret{}, &handler.TypedEnqueueRequestForObject[*corev1.Secret]{}, inScope)).
 		WatchesRawSource(source.Kind(nextKeyCache, &corev1.Secret{}, handler.TypedFuncs[*corev1.Secret, reconcile.Request]{
 			CreateFunc: func(context.Context, event.TypedCreateEvent[*corev1.Secret], workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 				if w.metrics != nil {
@@ -183,26 +194,6 @@ func SetupWatcher(mgr ctrl.Manager, opts WatcherOptions) error {
 		}
 	}
 	return nil
-}
-
-// TLSSecretsByObject is how the custody components cache Secrets: type
-// kubernetes.io/tls only (the field selector keeps every other Secret out of
-// memory), without managedFields, and with the data of TLS Secrets that are
-// not cert-manager's dropped (they are never scrubbed, so their keys have
-// no business in this process).
-func TLSSecretsByObject() cache.ByObject {
-	return cache.ByObject{
-		Field: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)),
-		Transform: func(o any) (any, error) {
-			if s, ok := o.(*corev1.Secret); ok {
-				s.ManagedFields = nil
-				if !InScope(s) {
-					s.Data, s.StringData = nil, nil
-				}
-			}
-			return o, nil
-		},
-	}
 }
 
 // watcher is the reconciler. Its readers are injected so tests can run it

@@ -57,8 +57,9 @@ type ConfigOptions struct {
 }
 
 // SecretScrubMatchConditions are the CEL conditions under which the apiserver
-// calls the scrub webhook: a kubernetes.io/tls Secret written for a
-// cert-manager Certificate that holds key material. In CEL, object.data
+// calls the scrub webhook: a kubernetes.io/tls Secret (or an Envoy Gateway
+// SDS reference Secret, custody.SecretTypeSDS) written for a cert-manager
+// Certificate that holds key material. In CEL, object.data
 // values are base64 strings, so "non-empty" means "not the empty string". Keys are
 // tested with has()/in first: a missing key would be an evaluation error.
 func SecretScrubMatchConditions() []admissionregistrationv1.MatchCondition {
@@ -69,7 +70,7 @@ func SecretScrubMatchConditions() []admissionregistrationv1.MatchCondition {
 	return []admissionregistrationv1.MatchCondition{
 		{
 			Name:       "tls-secret",
-			Expression: "has(object.type) && object.type == 'kubernetes.io/tls'",
+			Expression: "has(object.type) && (object.type == 'kubernetes.io/tls' || object.type == '" + string(custody.SecretTypeSDS) + "')",
 		},
 		{
 			Name: "cert-manager-certificate",

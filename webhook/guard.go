@@ -22,6 +22,7 @@ import (
 	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/guard"
 	"github.com/keyward-io/keyward/internal/promreg"
+	"github.com/keyward-io/keyward/scrubber"
 )
 
 // DefaultGuardLookupTimeout bounds all lookups (cache reads, the live
@@ -81,8 +82,9 @@ var _ admission.Handler = (*CertificateGuard)(nil)
 
 // guardConfig collects GuardOptions.
 type guardConfig struct {
-	timeout time.Duration
-	loader  []guard.LoaderOption
+	timeout    time.Duration
+	loader     []guard.LoaderOption
+	sdsSecrets client.Reader
 }
 
 // GuardOption adjusts a CertificateGuard built by NewCertificateGuard.
@@ -112,6 +114,13 @@ func WithGuardLiveReader(r client.Reader) GuardOption {
 	return func(c *guardConfig) { c.loader = append(c.loader, guard.WithLiveReader(r)) }
 }
 
+// WithGuardSDSSecrets makes the guard also read target Secrets of type
+// custody.SecretTypeSDS from r (the cache scrubber.NewSDSSecretCache makes),
+// through a scrubber.SecretReader.
+func WithGuardSDSSecrets(r client.Reader) GuardOption {
+	return func(c *guardConfig) { c.sdsSecrets = r }
+}
+
 // WithGuardOwnerIndex makes the guard list a Certificate's requests through
 // guard.CertificateRequestOwnerIndex, which the reader's cache must have.
 func WithGuardOwnerIndex() GuardOption {
@@ -131,6 +140,9 @@ func NewCertificateGuard(reader client.Reader, store custody.Store, clk clock.Pa
 	}
 	if clk == nil {
 		clk = clock.RealClock{}
+	}
+	if cfg.sdsSecrets != nil {
+		reader = scrubber.SecretReader{Main: reader, SDS: cfg.sdsSecrets}
 	}
 	loader, err := guard.NewLoader(reader, store, clk, reg, log, cfg.loader...)
 	if err != nil {

@@ -46,6 +46,8 @@ const SecretScrubPath = "/mutate-v1-secret"
 //     allowed unmodified, with a warning saying so. A dry-run patch would have
 //     to invent a custody version that does not exist.
 //   - already-scrubbed placeholders and out-of-scope objects: allowed untouched.
+//   - with WithSDS, a placeholder being created for an Envoy Gateway listener
+//     of a class marked for SDS becomes an SDS reference (custody.MarkSDS).
 //
 // Namespace scope comes from the webhook's namespaceSelector; strict mode
 // from a StrictMode (a cache read, never an API call per request).
@@ -55,6 +57,47 @@ type SecretScrubber struct {
 	// certs and recorder, when set, report denials on the Certificate.
 	certs    client.Reader
 	recorder events.EventRecorder
+	// sds, when set, says which Secrets are created as SDS references.
+	sds SDSResolver
+}
+
+// SDSResolver names the SDS address a custody Secret being created must
+// point at ("" for none): listeners.SDSResolver. It must read only a cache.
+type SDSResolver interface {
+	URL(ctx context.Context, namespace, name string) (string, error)
+}
+
+// WithSDS makes the handler create the custody Secrets that r names as Envoy
+// Gateway SDS references (custody.MarkSDS): type gateway.envoyproxy.io/sds,
+// pointing at `keyward sds`. Only a CREATE can choose the type (it is
+// immutable), and cert-manager keeps it on every later write. When r cannot
+// answer within sdsLookupTimeout the Secret is created as kubernetes.io/tls
+// and listeners.Checker reports the listener.
+func (h *SecretScrubber) WithSDS(r SDSResolver) *SecretScrubber {
+	h.sds = r
+	return h
+}
+
+// sdsLookupTimeout bounds the cache lookup of the Secret's Gateways.
+const sdsLookupTimeout = 100 * time.Millisecond
+
+// markSDS turns the placeholder being created into an SDS reference when
+// its Gateways ask for one.
+func (h *SecretScrubber) markSDS(ctx context.Context, req admission.Request, placeholder *corev1.Secret) {
+	if h.sds == nil || req.Operation != admissionv1.Create || placeholder.Type != corev1.SecretTypeTLS {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, sdsLookupTimeout)
+	defer cancel()
+	url, err := h.sds.URL(ctx, placeholder.Namespace, placeholder.Name)
+	if err != nil {
+		logf.FromContext(ctx).Info("secret created as kubernetes.io/tls: its gateways could not be looked up", "error", err.Error())
+		return
+	}
+	if url != "" {
+		custody.MarkSDS(placeholder, url)
+		logf.FromContext(ctx).V(1).Info("secret created as an SDS reference", "url", url)
+	}
 }
 
 // WithRejectionEvents makes the handler record a Warning event
@@ -154,6 +197,7 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 	case out.Secret == nil:
 		return admission.Allowed(out.Plan.Reason)
 	}
+	h.markSDS(ctx, req, out.Secret)
 	out.Secret.Namespace = origNamespace
 	patched, err := json.Marshal(out.Secret)
 	if err != nil {
@@ -164,7 +208,8 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 	// (creationTimestamp: null and the like) are not ours to write.
 	kept := resp.Patches[:0]
 	for _, op := range resp.Patches {
-		if strings.HasPrefix(op.Path, "/data") || strings.HasPrefix(op.Path, "/metadata/annotations") || strings.HasPrefix(op.Path, "/metadata/labels") {
+		if strings.HasPrefix(op.Path, "/data") || strings.HasPrefix(op.Path, "/metadata/annotations") ||
+			strings.HasPrefix(op.Path, "/metadata/labels") || op.Path == "/type" {
 			kept = append(kept, op)
 		}
 	}

@@ -20,9 +20,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/guard"
+	"github.com/keyward-io/keyward/listeners"
 	"github.com/keyward-io/keyward/scrubber"
 )
 
@@ -50,6 +52,12 @@ type CustodyOptions struct {
 	AuditPeriod    time.Duration
 	WriteTimeout   time.Duration
 	WatcherWorkers int
+	// Served is which optional APIs (Gateway API, ListenerSets, APISIX's
+	// ApisixTls) the apiserver serves (listeners.Discover): the TLS
+	// reference check watches those, and the scrub webhook creates SDS
+	// references only when Gateways are served. mgr's scheme must know the
+	// Gateway API types when Served.Gateways is set.
+	Served listeners.Served
 }
 
 // SetupCustody adds everything custody needs to mgr, the way production
@@ -82,6 +90,10 @@ func SetupCustody(ctx context.Context, mgr ctrl.Manager, o CustodyOptions) error
 	if err != nil {
 		return err
 	}
+	sdsSecrets, err := scrubber.NewSDSSecretCache(mgr)
+	if err != nil {
+		return err
+	}
 	if err := scrubber.SetupWatcher(mgr, scrubber.WatcherOptions{
 		Scrubber:          scrub,
 		Clock:             o.Clock,
@@ -90,22 +102,32 @@ func SetupCustody(ctx context.Context, mgr ctrl.Manager, o CustodyOptions) error
 		AuditPeriod:       o.AuditPeriod,
 		Workers:           o.WatcherWorkers,
 		SecretCache:       mgr.GetCache(),
+		SDSSecretCache:    sdsSecrets,
 	}); err != nil {
 		return fmt.Errorf("setting up the custody watcher: %w", err)
 	}
-	// Strict mode reads Namespaces; the scrub webhook reads Certificates to
-	// report denials.
-	for _, obj := range []client.Object{&corev1.Namespace{}, &cmapi.Certificate{}} {
-		if _, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
-			return fmt.Errorf("starting the %T informer: %w", obj, err)
-		}
+	sds, err := listeners.Setup(mgr, listeners.Options{
+		Served:       o.Served,
+		SecretCaches: []cache.Cache{mgr.GetCache(), sdsSecrets},
+		Secrets:      scrubber.SecretReader{Main: mgr.GetCache(), SDS: sdsSecrets},
+		Registerer:   o.Registerer,
+	})
+	if err != nil {
+		return err
+	}
+	if err := startAdmissionInformers(ctx, mgr, o.Served); err != nil {
+		return err
 	}
 	scrubHandler, err := NewSecretScrubber(scrub, scrubber.NamespaceStrictMode{Reader: mgr.GetCache(), Default: o.StrictDefault})
 	if err != nil {
 		return err
 	}
 	scrubHandler.WithRejectionEvents(mgr.GetCache(), mgr.GetEventRecorder("keyward-scrub-webhook"))
-	guardHandler, err := SetupCertificateGuard(ctx, mgr, o.GuardStore, o.Clock, o.Registerer, o.Logger.WithName("guard"))
+	if sds != nil {
+		scrubHandler.WithSDS(sds)
+	}
+	guardHandler, err := SetupCertificateGuard(ctx, mgr, o.GuardStore, o.Clock, o.Registerer, o.Logger.WithName("guard"),
+		WithGuardSDSSecrets(sdsSecrets))
 	if err != nil {
 		return err
 	}
@@ -113,6 +135,27 @@ func SetupCustody(ctx context.Context, mgr ctrl.Manager, o CustodyOptions) error
 	// on a fresh placeholder reads no Vault.
 	scrub.OnCustodyWrite(guardHandler.Prime)
 	mgr.GetWebhookServer().Register(SecretScrubPath, &ctrlwebhook.Admission{Handler: scrubHandler})
+	return nil
+}
+
+// startAdmissionInformers starts, without waiting, the informers the scrub
+// webhook reads. Strict mode reads Namespaces; the scrub webhook reads
+// Certificates to report denials, and Gateways, ListenerSets and
+// GatewayClasses to choose SDS references. The controllers that also watch
+// them start only on the leader; every replica serves the webhook.
+func startAdmissionInformers(ctx context.Context, mgr ctrl.Manager, served listeners.Served) error {
+	informers := []client.Object{&corev1.Namespace{}, &cmapi.Certificate{}}
+	if served.Gateways {
+		informers = append(informers, &gwapiv1.Gateway{}, &gwapiv1.GatewayClass{})
+	}
+	if served.ListenerSets {
+		informers = append(informers, &gwapiv1.ListenerSet{})
+	}
+	for _, obj := range informers {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
+			return fmt.Errorf("starting the %T informer: %w", obj, err)
+		}
+	}
 	return nil
 }
 

@@ -37,6 +37,7 @@ func wantAlerts() []string {
 		"KeywardNextPrivateKeyLongLived",
 		"KeywardScrubLatencyHigh",
 		"KeywardSignErrors",
+		"KeywardTLSReferenceUnservable",
 	}
 }
 

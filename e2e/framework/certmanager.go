@@ -19,10 +19,14 @@ import (
 	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	cmcontroller "github.com/cert-manager/cert-manager/pkg/controller"
+	cmfeature "github.com/cert-manager/cert-manager/pkg/util/feature"
+
 	// cert-manager's controllers register themselves with cmcontroller.Known()
 	// in their init(): importing a package is what makes it run here.
 	_ "github.com/cert-manager/cert-manager/pkg/controller/acmechallenges"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/acmeorders"
+	gatewayshim "github.com/cert-manager/cert-manager/pkg/controller/certificate-shim/gateways"
+	listenersetshim "github.com/cert-manager/cert-manager/pkg/controller/certificate-shim/listenerset"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/acme"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/approver"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/ca"
@@ -42,6 +46,10 @@ import (
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/vault"
 )
 
+// gatewayShims are cert-manager's controllers that need the Gateway API
+// CRDs (Options.GatewayAPI).
+var gatewayShims = []string{gatewayshim.ControllerName, listenersetshim.ControllerName}
+
 // certManager runs cert-manager's controllers in this process.
 type certManager struct {
 	cancel      context.CancelFunc
@@ -58,7 +66,7 @@ type certManager struct {
 // RBAC, is not part of the in-process stack). Logs go to dir/cert-manager.log
 // (appended to on a restart). dns01 are the only nameservers the DNS-01
 // self-check asks (none: the machine's resolver, cert-manager's default).
-func startCertManager(ctx context.Context, env *envtest.Environment, dir string, disabled, dns01 []string) (*certManager, error) {
+func startCertManager(ctx context.Context, env *envtest.Environment, dir string, disabled, dns01 []string, gatewayAPI bool) (*certManager, error) {
 	user, err := env.AddUser(envtest.User{Name: "cert-manager", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("creating cert-manager's apiserver identity: %w", err)
@@ -96,6 +104,8 @@ func startCertManager(ctx context.Context, env *envtest.Environment, dir string,
 			DNS01CheckAuthoritative: len(dns01) == 0,
 			DNS01CheckRetryPeriod:   DNS01CheckRetryPeriod,
 		},
+		// --enable-gateway-api and --enable-gateway-api-listenerset.
+		ConfigOptions: cmcontroller.ConfigOptions{EnableGatewayAPI: gatewayAPI, EnableGatewayAPIListenerSet: gatewayAPI},
 		CertificateOptions: cmcontroller.CertificateOptions{
 			// cert-manager's defaults (1h, 32h): a failed request is retried
 			// after an hour. Tests keep the default so a re-issue loop cannot
@@ -103,6 +113,14 @@ func startCertManager(ctx context.Context, env *envtest.Environment, dir string,
 			CertificateRequestMinimumBackoffDuration: time.Hour,
 			CertificateRequestMaximumBackoffDuration: 32 * time.Hour,
 		},
+	}
+	if gatewayAPI {
+		// --feature-gates=ListenerSets=true (alpha in v1.21). Process-wide,
+		// and read only where EnableGatewayAPIListenerSet is set.
+		if err := cmfeature.DefaultMutableFeatureGate.Set("ListenerSets=true"); err != nil {
+			cancel()
+			return nil, fmt.Errorf("enabling cert-manager's ListenerSets feature gate: %w", err)
+		}
 	}
 	factory, err := cmcontroller.NewContextFactory(runCtx, opts)
 	if err != nil {
@@ -171,7 +189,7 @@ func (e *Env) RestartCertManager(ctx context.Context) error {
 		return errors.New("restarting cert-manager: not running")
 	}
 	e.cm.stop()
-	cm, err := startCertManager(ctx, e.kube, e.Dir, e.cmDisabled, e.dns01Nameservers())
+	cm, err := startCertManager(ctx, e.kube, e.Dir, e.cmDisabled, e.dns01Nameservers(), e.gatewayAPI)
 	if err != nil {
 		e.cm = nil
 		return err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Options configure Start.
@@ -68,6 +70,13 @@ type Options struct {
 	// with an EncryptionConfiguration naming only that plugin. Env.KMS is
 	// the plugin.
 	KMS bool
+	// GatewayAPI installs the Gateway API standard CRDs (sigs.k8s.io/gateway-api
+	// v1.6, ListenerSet included) and a stand-in for APISIX's ApisixTls CRD
+	// (GatewayAPICRDs), and runs cert-manager's gateway-shim and ListenerSet
+	// shim (the ListenerSets feature gate on, as
+	// --enable-gateway-api-listenerset does). Without it those two shims are
+	// not run.
+	GatewayAPI bool
 }
 
 // Env is the running stack.
@@ -100,8 +109,11 @@ type Env struct {
 
 	kube *envtest.Environment
 	cm   *certManager
-	// cmDisabled is Options.DisabledCertManagerControllers, for restarts.
+	// cmDisabled is Options.DisabledCertManagerControllers, plus the Gateway
+	// API shims without Options.GatewayAPI, for restarts.
 	cmDisabled []string
+	// gatewayAPI is Options.GatewayAPI, for restarts.
+	gatewayAPI bool
 	logs       []*os.File
 	// apiserverCertDir is set with Options.RestartableAPIServer.
 	apiserverCertDir string
@@ -168,7 +180,14 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 			return env, err
 		}
 	}
-	kube, kubeErr := startKube(opts.Dir, envtest.WebhookInstallOptions{MutatingWebhooks: opts.MutatingWebhooks}, env.apiserverCertDir, encryptionConfig)
+	var extraCRDs []string
+	if opts.GatewayAPI {
+		if extraCRDs, err = GatewayAPICRDs(); err != nil {
+			return env, err
+		}
+		utilruntime.Must(gwapiv1.Install(env.Scheme))
+	}
+	kube, kubeErr := startKube(opts.Dir, envtest.WebhookInstallOptions{MutatingWebhooks: opts.MutatingWebhooks}, env.apiserverCertDir, encryptionConfig, extraCRDs)
 	vr := <-vch
 	env.kube, env.Vault = kube, vr.v
 	if kubeErr != nil || vr.err != nil {
@@ -201,8 +220,11 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		}
 	}
 	if !opts.WithoutCertManager {
-		env.cmDisabled = opts.DisabledCertManagerControllers
-		if env.cm, err = startCertManager(ctx, kube, opts.Dir, env.cmDisabled, env.dns01Nameservers()); err != nil {
+		env.cmDisabled = slices.Clone(opts.DisabledCertManagerControllers)
+		if env.gatewayAPI = opts.GatewayAPI; !env.gatewayAPI {
+			env.cmDisabled = append(env.cmDisabled, gatewayShims...)
+		}
+		if env.cm, err = startCertManager(ctx, kube, opts.Dir, env.cmDisabled, env.dns01Nameservers(), env.gatewayAPI); err != nil {
 			return env, err
 		}
 		env.CertManagerControllers = env.cm.Controllers

@@ -34,7 +34,7 @@ const (
 // non-empty certDir keeps the apiserver's certificates and keys there (see
 // Options.RestartableAPIServer); empty leaves it to envtest. A non-empty
 // encryptionConfig is the apiserver's --encryption-provider-config.
-func startKube(dir string, webhooks envtest.WebhookInstallOptions, certDir, encryptionConfig string) (*envtest.Environment, error) {
+func startKube(dir string, webhooks envtest.WebhookInstallOptions, certDir, encryptionConfig string, extraCRDs []string) (*envtest.Environment, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -56,6 +56,7 @@ func startKube(dir string, webhooks envtest.WebhookInstallOptions, certDir, encr
 	if _, err := os.Stat(filepath.Join(root, "deploy", "crds")); err == nil {
 		crdDirs = append(crdDirs, filepath.Join(root, "deploy", "crds"))
 	}
+	crdDirs = append(crdDirs, extraCRDs...)
 
 	apiLog, err := os.Create(filepath.Join(dir, "kube-apiserver.log"))
 	if err != nil {

@@ -32,8 +32,11 @@ import (
 	"github.com/keyward-io/keyward/internal/vault"
 	"github.com/keyward-io/keyward/internal/vault/tokenrequest"
 	"github.com/keyward-io/keyward/issuer"
+	"github.com/keyward-io/keyward/listeners"
 	"github.com/keyward-io/keyward/scrubber"
 	"github.com/keyward-io/keyward/webhook"
+	"k8s.io/client-go/discovery"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Scheme returns a scheme with every type Keyward reads or writes.
@@ -41,6 +44,11 @@ func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	if err := issuer.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	// Gateways, ListenerSets and GatewayClasses: the TLS reference check
+	// and the scrub webhook's choice of SDS references (package listeners).
+	if err := gwapiv1.Install(s); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -164,6 +172,15 @@ func managerOptions(o *Options, deps Deps, scheme *runtime.Scheme) ctrl.Options 
 // webhook.SetupCustody.
 func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) ([]func(), error) {
 	var closers []func()
+	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("discovery client: %w", err)
+	}
+	served, err := listeners.Discover(dc)
+	if err != nil {
+		return nil, err
+	}
+	deps.Logger.Info("TLS reference check", "gatewayAPI", served.Gateways, "listenerSets", served.ListenerSets, "apisixTls", served.ApisixTls)
 	vcfg := vault.Config{Server: o.VaultAddr, Namespace: o.VaultNamespace}
 	if o.VaultCAFile != "" {
 		ca, err := os.ReadFile(o.VaultCAFile)
@@ -222,6 +239,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		AuditPeriod:       o.CustodyAuditPeriod,
 		WriteTimeout:      o.CustodyWriteTimeout,
 		WatcherWorkers:    o.CustodyWatcherWorkers,
+		Served:            served,
 	})
 }
 

@@ -137,6 +137,19 @@ when watchNamespaces is set. No wildcard verbs anywhere.
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# TLS reference check: which listeners, Ingress tls entries and ApisixTls
+# objects reference a custody placeholder (read only; a group that is not
+# installed is simply not watched). The scrub webhook reads Gateways and
+# ListenerSets to create SDS references.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways", "listenersets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["apisix.apache.org"]
+  resources: ["apisixtlses"]
+  verbs: ["get", "list", "watch"]
 {{- end -}}
 
 {{/*
