@@ -54,6 +54,11 @@ type AgentOptions struct {
 	// (Vault is not read again). It repairs a gateway that lost its
 	// configuration (an APISIX or DB-less Kong restart) without a rotation.
 	ResyncPeriod time.Duration
+	// Dynamic lets Secrets be empty: the set of served Secrets is then
+	// changed at runtime with Add and Remove (`keyward sds` follows its
+	// Gateways that way). Add and Remove work on any agent; Dynamic only
+	// lifts the check that there is something to serve from the start.
+	Dynamic bool
 }
 
 // Resyncer is implemented by sinks whose consumer may lose what was
@@ -63,23 +68,38 @@ type Resyncer interface {
 	Resync()
 }
 
-// Agent delivers the custody records of a fixed set of placeholder Secrets
-// to its sinks. It is driven by Kubernetes watch events on the Secrets'
-// custody version annotation; Vault is read only when that version changes
-// (or a delivery is retried).
+// Agent delivers the custody records of a set of placeholder Secrets to its
+// sinks. It is driven by Kubernetes watch events on the Secrets' custody
+// version annotation; Vault is read only when that version changes (or a
+// delivery is retried). The set is fixed by AgentOptions.Secrets, and can
+// change at runtime with Add and Remove.
 type Agent struct {
 	o       AgentOptions
 	log     logr.Logger
 	metrics *agentMetrics
 	sinkMu  map[string]*sync.Mutex
-	started time.Time // when Run began: latency is observed only for versions written since
+
+	// changeMu serialises Add and Remove, so a Secret removed and added
+	// again never has its metrics cleared by the older removal.
+	changeMu sync.Mutex
+	// mu guards the fields below; readers (Status, Ready, Resync) hold it
+	// only to copy the map.
+	mu      sync.Mutex
 	secrets map[types.NamespacedName]*secretState
+	run     context.Context // Run's context once it started; nil before
+	stopped bool            // Run's context ended: nothing may start any more
+	wg      sync.WaitGroup  // every informer and loop goroutine
+	started time.Time       // when Run began: latency is observed only for versions written since
 }
 
 // secretState is what the agent knows and has done for one Secret.
 type secretState struct {
 	key  types.NamespacedName
 	kick chan struct{}
+	// cancel stops the Secret's informer and loop; done is closed once
+	// both returned. Both are set when the Secret starts being served.
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	mu        sync.Mutex
 	observed  bool              // the Secret was seen in the API
@@ -96,7 +116,7 @@ type secretState struct {
 
 // NewAgent checks o and returns an agent; Run starts it.
 func NewAgent(o AgentOptions) (*Agent, error) {
-	if len(o.Secrets) == 0 {
+	if len(o.Secrets) == 0 && !o.Dynamic {
 		return nil, errors.New("delivery agent: no Secrets to serve")
 	}
 	if o.Metadata == nil || o.Reader == nil {
@@ -125,13 +145,13 @@ func NewAgent(o AgentOptions) (*Agent, error) {
 		a.sinkMu[s.Name()] = &sync.Mutex{}
 	}
 	for _, k := range o.Secrets {
-		if k.Namespace == "" || k.Name == "" {
-			return nil, fmt.Errorf("delivery agent: Secret %q needs a namespace and a name", k)
+		if err := checkKey(k); err != nil {
+			return nil, err
 		}
 		if _, dup := a.secrets[k]; dup {
 			continue
 		}
-		a.secrets[k] = &secretState{key: k, kick: make(chan struct{}, 1), delivered: map[string]string{}, measured: map[string]string{}, lastErr: map[string]string{}}
+		a.secrets[k] = newSecretState(k)
 	}
 	m, err := newAgentMetrics(o.Registerer)
 	if err != nil {
@@ -141,23 +161,144 @@ func NewAgent(o AgentOptions) (*Agent, error) {
 	return a, nil
 }
 
-// Run watches the Secrets and delivers until ctx ends.
-func (a *Agent) Run(ctx context.Context) error {
-	a.started = a.o.Clock.Now()
-	var wg sync.WaitGroup
-	for _, st := range a.secrets {
-		inf := a.informer(st)
-		wg.Add(2)
-		go func() { defer wg.Done(); inf.RunWithContext(ctx) }()
-		go func() { defer wg.Done(); a.loop(ctx, st) }()
+func newSecretState(k types.NamespacedName) *secretState {
+	return &secretState{key: k, kick: make(chan struct{}, 1), delivered: map[string]string{}, measured: map[string]string{}, lastErr: map[string]string{}}
+}
+
+func checkKey(k types.NamespacedName) error {
+	if k.Namespace == "" || k.Name == "" {
+		return fmt.Errorf("delivery agent: Secret %q needs a namespace and a name", k)
 	}
-	if a.o.ResyncPeriod > 0 {
-		wg.Add(1)
-		go func() { defer wg.Done(); a.resyncLoop(ctx) }()
-	}
-	a.log.Info("delivery agent started", "secrets", len(a.secrets), "sinks", a.sinkNames(), "resyncPeriod", a.o.ResyncPeriod)
-	wg.Wait()
 	return nil
+}
+
+// Run watches the Secrets and delivers until ctx ends. It returns once every
+// goroutine it (or Add) started has returned.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.run != nil {
+		a.mu.Unlock()
+		return errors.New("delivery agent: Run called twice")
+	}
+	a.started = a.o.Clock.Now()
+	a.run = ctx
+	for _, st := range a.secrets {
+		a.startLocked(st)
+	}
+	n := len(a.secrets)
+	if a.o.ResyncPeriod > 0 {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); a.resyncLoop(ctx) }()
+	}
+	a.mu.Unlock()
+	a.log.Info("delivery agent started", "secrets", n, "sinks", a.sinkNames(), "resyncPeriod", a.o.ResyncPeriod, "dynamic", a.o.Dynamic)
+	<-ctx.Done()
+	a.mu.Lock()
+	a.stopped = true // no wg.Add after this: Wait below may run
+	a.mu.Unlock()
+	a.wg.Wait()
+	return nil
+}
+
+// startLocked starts st's informer and delivery loop under a context of its
+// own, so Remove can stop them. a.mu must be held and Run started.
+func (a *Agent) startLocked(st *secretState) {
+	ctx, cancel := context.WithCancel(a.run)
+	st.cancel, st.done = cancel, make(chan struct{})
+	inf := a.informer(st)
+	var both sync.WaitGroup
+	both.Add(3)
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); defer both.Done(); inf.RunWithContext(ctx) }()
+	go func() { defer a.wg.Done(); defer both.Done(); a.loop(ctx, st) }()
+	go func() {
+		defer a.wg.Done()
+		defer both.Done()
+		// A Secret that does not exist produces no event: record the
+		// absence once the first list is in (ReadyServable reads it).
+		if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			if _, found, _ := inf.GetStore().GetByKey(st.key.String()); !found {
+				a.observeAbsent(st)
+			}
+		}
+	}()
+	go func() { defer a.wg.Done(); both.Wait(); close(st.done) }()
+}
+
+// observeAbsent records that the first list did not find st's Secret,
+// unless an event already said otherwise.
+func (a *Agent) observeAbsent(st *secretState) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.observed {
+		st.observed, st.exists = true, false
+	}
+}
+
+// Add starts serving the Secret k: at once when Run is running, else when
+// it starts. Adding a Secret already served does nothing. After Run's
+// context ended, Add does nothing either.
+func (a *Agent) Add(k types.NamespacedName) error {
+	if err := checkKey(k); err != nil {
+		return err
+	}
+	a.changeMu.Lock()
+	defer a.changeMu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.secrets[k]; ok || a.stopped {
+		return nil
+	}
+	st := newSecretState(k)
+	a.secrets[k] = st
+	if a.run != nil {
+		a.startLocked(st)
+	}
+	a.log.V(1).Info("serving Secret", "secret", k)
+	return nil
+}
+
+// Remove stops serving the Secret k: its watch and delivery loop stop, it
+// leaves Status, Ready and the per-Secret metrics. When Remove returns no
+// sink receives k again (until it is added again); sinks keep what they
+// have, and a sink that must forget it is told by the caller.
+func (a *Agent) Remove(k types.NamespacedName) {
+	a.changeMu.Lock()
+	defer a.changeMu.Unlock()
+	a.mu.Lock()
+	st, ok := a.secrets[k]
+	delete(a.secrets, k)
+	a.mu.Unlock()
+	if !ok {
+		return
+	}
+	if st.cancel != nil {
+		st.cancel()
+		<-st.done // a delivery in flight ends (its context is cancelled) before we return
+	}
+	a.forgetMetrics(k)
+	a.log.V(1).Info("stopped serving Secret", "secret", k)
+}
+
+// forgetMetrics drops k's per-Secret series, so a Secret no longer served
+// does not keep reporting its last version, expiry and failures.
+func (a *Agent) forgetMetrics(k types.NamespacedName) {
+	a.metrics.version.DeleteLabelValues(k.Namespace, k.Name)
+	a.metrics.expiry.DeleteLabelValues(k.Namespace, k.Name)
+	for _, sink := range append(a.sinkNames(), "vault") {
+		a.metrics.failures.DeleteLabelValues(sink, k.Namespace, k.Name)
+	}
+}
+
+// snapshot returns the states of the Secrets served now.
+func (a *Agent) snapshot() []*secretState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*secretState, 0, len(a.secrets))
+	for _, st := range a.secrets {
+		out = append(out, st)
+	}
+	return out
 }
 
 // resyncLoop re-delivers to Resyncer sinks every ResyncPeriod.
@@ -192,7 +333,7 @@ func (a *Agent) Resync() {
 	if len(names) == 0 {
 		return
 	}
-	for _, st := range a.secrets {
+	for _, st := range a.snapshot() {
 		st.mu.Lock()
 		for _, n := range names {
 			delete(st.delivered, n)
@@ -410,7 +551,7 @@ type SecretStatus struct {
 // Status reports every Secret, sorted by namespace/name.
 func (a *Agent) Status() []SecretStatus {
 	var out []SecretStatus
-	for _, st := range a.secrets {
+	for _, st := range a.snapshot() {
 		st.mu.Lock()
 		s := SecretStatus{Secret: st.key.String(), Wanted: st.version, Sinks: map[string]int{}, State: "pending"}
 		all := true
@@ -456,13 +597,34 @@ func (a *Agent) Status() []SecretStatus {
 }
 
 // Ready reports whether every Secret has been delivered to every sink at
-// least once (later rotations may still be in flight).
+// least once (later rotations may still be in flight). An agent serving no
+// Secret (Dynamic, nothing added yet) is ready.
 func (a *Agent) Ready() bool {
-	for _, st := range a.secrets {
+	for _, st := range a.snapshot() {
 		st.mu.Lock()
 		ok := len(a.o.Sinks) > 0
 		for _, s := range a.o.Sinks {
 			ok = ok && st.delivered[s.Name()] != ""
+		}
+		st.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadyServable is Ready restricted to what can be served: Secrets the API
+// has shown to be missing, or to be no custody placeholder, do not count
+// (an SDS server stays ready when one listener's Secret has not been issued
+// yet; its status says which). A Secret not yet seen counts, as in Ready.
+func (a *Agent) ReadyServable() bool {
+	for _, st := range a.snapshot() {
+		st.mu.Lock()
+		skip := st.observed && (!st.exists || st.version == 0)
+		ok := skip || len(a.o.Sinks) > 0
+		for _, s := range a.o.Sinks {
+			ok = ok && (skip || st.delivered[s.Name()] != "")
 		}
 		st.mu.Unlock()
 		if !ok {

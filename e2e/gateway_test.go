@@ -23,6 +23,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -49,7 +50,11 @@ func TestGatewayAPI(t *testing.T) {
 	s := startGatewaySuite(t)
 	t.Run("gateway-shim issues into custody as SDS references", s.issuance)
 	t.Run("ignore-tls-listeners and ListenerSets", s.shimRules)
+	t.Run("keyward sds serves referenced names only", s.sdsServes)
+	t.Run("a forced renewal is pushed", s.sdsRenewal)
+	t.Run("the last key is served while Vault is stopped", s.sdsVaultDown)
 	t.Run("unservable references are reported", s.unservable)
+	t.Run("examples", s.examples)
 	assertNoKeyAtRest(t, s.st, gwNamespace, false)
 }
 
@@ -59,6 +64,9 @@ const (
 )
 
 type gatewaySuite struct {
+	// parent is TestGatewayAPI's t: what outlives one subtest registers its
+	// cleanup there.
+	parent  *testing.T
 	st      *keyward.Stack
 	issuer  map[string]string // the cert-manager annotations that select the Vault issuer
 	sds     *sdsSidecar
@@ -83,7 +91,7 @@ func startGatewaySuite(t *testing.T) *gatewaySuite {
 			t.Fatal(err)
 		}
 	}
-	return &gatewaySuite{st: st, webHost: "web.gw.example.com", issuer: map[string]string{
+	return &gatewaySuite{parent: t, st: st, webHost: "web.gw.example.com", issuer: map[string]string{
 		"cert-manager.io/issuer": iss.Name, "cert-manager.io/issuer-kind": "VaultClusterIssuer", "cert-manager.io/issuer-group": "vault.keyward.io",
 	}}
 }
@@ -208,6 +216,7 @@ type sdsSidecar struct {
 // startSDS runs `keyward sds` as the gateway proxy's sidecar would: its
 // ServiceAccount's kubeconfig (RBAC as deploy/examples/gateway-sds.yaml
 // grants), the keyward-agent Vault role, serving the Gateways of class eg.
+// It runs until TestGatewayAPI ends.
 func (s *gatewaySuite) startSDS(t *testing.T) *sdsSidecar {
 	t.Helper()
 	ctx := context.Background()
@@ -224,7 +233,7 @@ func (s *gatewaySuite) startSDS(t *testing.T) *sdsSidecar {
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "keyward-sds", Namespace: gwNamespace}}}); err != nil {
 		t.Fatal(err)
 	}
-	tokenFile := writeVaultToken(t, s.st, gwNamespace, "keyward-sds")
+	tokenFile := writeVaultToken(s.parent, s.st, gwNamespace, "keyward-sds")
 	bin, err := keyward.BuildKeyward(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +242,7 @@ func (s *gatewaySuite) startSDS(t *testing.T) *sdsSidecar {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	s.parent.Cleanup(func() { _ = os.RemoveAll(dir) })
 	healthPort, _ := framework.FreePort()
 	metricsPort, _ := framework.FreePort()
 	sc := &sdsSidecar{socket: filepath.Join(dir, "sds.sock"),
@@ -243,7 +252,7 @@ func (s *gatewaySuite) startSDS(t *testing.T) *sdsSidecar {
 		t.Fatal(err)
 	}
 	sc.cmd = exec.Command(bin, "sds", "--socket", sc.socket, "--gateway-class", "eg",
-		"--kubeconfig", writeKubeconfigFor(t, cfg), "--vault-server", s.st.Vault.Addr,
+		"--kubeconfig", writeKubeconfigFor(s.parent, cfg), "--vault-server", s.st.Vault.Addr,
 		"--vault-auth-mount", framework.VaultKubernetesMount, "--vault-token-file", tokenFile,
 		"--health-addr", "127.0.0.1:"+strconv.Itoa(healthPort), "--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort), "-v", "1")
 	sc.cmd.Stdout, sc.cmd.Stderr = logFile, logFile
@@ -251,7 +260,7 @@ func (s *gatewaySuite) startSDS(t *testing.T) *sdsSidecar {
 	if err := sc.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sc.cmd.Process.Signal(syscall.SIGTERM); _ = sc.cmd.Wait(); _ = logFile.Close() })
+	s.parent.Cleanup(func() { _ = sc.cmd.Process.Signal(syscall.SIGTERM); _ = sc.cmd.Wait(); _ = logFile.Close() })
 	waitFor(t, 30*time.Second, "keyward sds ready (every referenced Secret delivered)", func(ctx context.Context) (bool, error) {
 		return httpOK(ctx, sc.healthURL+"/readyz"), nil
 	})
@@ -387,6 +396,46 @@ func (s *gatewaySuite) unservable(t *testing.T) {
 	})
 	if _, found, err := findUnservableEvent(ctx, s.st, "Ingress", "fed"); err != nil || found {
 		t.Errorf("the acknowledged Ingress got an event (found %v, %v)", found, err)
+	}
+}
+
+// examples: the Gateway API and RBAC objects of the keyward sds examples are
+// accepted by the apiserver with strict field validation (dry run; the
+// EnvoyProxy and Istio kinds are not installed here, deploy/test checks
+// their wiring).
+func (s *gatewaySuite) examples(t *testing.T) {
+	ctx := context.Background()
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.st.CreateNamespace(ctx, "envoy-gateway-system", nil); err != nil {
+		t.Fatal(err)
+	}
+	checked := map[string]int{}
+	for _, f := range []string{"gateway-sds.yaml", "istio-gateway-sds.yaml"} {
+		data, err := os.ReadFile(filepath.Join(root, "deploy", "examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range decodeManifests(t, data) {
+			switch o.GetKind() {
+			case "EnvoyProxy", "Deployment":
+				continue // not installed here / a strategic merge patch
+			case "Gateway":
+				if o.GroupVersionKind().Group != gwapiv1.GroupName {
+					continue // Istio's classic Gateway
+				}
+			}
+			if err := s.st.Client.Create(ctx, o.DeepCopy(), client.DryRunAll, client.FieldValidation("Strict")); err != nil &&
+				(!apierrors.IsAlreadyExists(err) || dryRunCreate(ctx, t, s.st.Client, o) != nil) {
+				t.Errorf("%s: %s %s rejected: %v", f, o.GetKind(), o.GetName(), err)
+			}
+			checked[o.GetKind()]++
+		}
+	}
+	if checked["GatewayClass"] != 1 || checked["Gateway"] != 1 || checked["Role"] != 1 || checked["ClusterRole"] != 1 {
+		t.Errorf("checked %v, want the GatewayClass, Gateway and RBAC of gateway-sds.yaml", checked)
 	}
 }
 

@@ -190,7 +190,7 @@ func TestCheckerReportsUnservableReferences(t *testing.T) {
 	want := map[[2]string]float64{
 		{tlsref.KindGateway, StateServable}: 1, {tlsref.KindGateway, StateUnservable}: 1,
 		{tlsref.KindListenerSet, StateUnservable}: 1, // late-tls: TLS type on a marked class
-		{tlsref.KindIngress, StateUnservable}: 1, {tlsref.KindIngress, StateAcknowledged}: 1,
+		{tlsref.KindIngress, StateUnservable}:     1, {tlsref.KindIngress, StateAcknowledged}: 1,
 		{tlsref.KindApisixTls, StateUnservable}: 1,
 	}
 	for _, k := range []string{tlsref.KindGateway, tlsref.KindListenerSet, tlsref.KindIngress, tlsref.KindApisixTls} {
@@ -246,7 +246,5 @@ func drain(rec *events.FakeRecorder) []string {
 		}
 	}
 }
-
-
 
 func key(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }

@@ -3,7 +3,8 @@
 
 // Command keyward runs Keyward: the VaultIssuer/VaultClusterIssuer
 // controllers, the custody watcher and the admission webhooks. `keyward
-// agent` runs the delivery sidecar instead (see package agent).
+// agent` runs the delivery sidecar instead (see package agent), `keyward
+// sds` the Envoy SDS sidecar (package sdsserver).
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/keyward-io/keyward/cmd/keyward/agent"
 	"github.com/keyward-io/keyward/cmd/keyward/app"
 	"github.com/keyward-io/keyward/cmd/keyward/kmsplugin"
+	"github.com/keyward-io/keyward/cmd/keyward/sdsserver"
 )
 
 func main() {
@@ -26,6 +28,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "kms" {
 		os.Exit(runKMS(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "sds" {
+		os.Exit(runSDS(os.Args[2:]))
 	}
 	opts := app.NewOptions()
 	fs := pflag.NewFlagSet("keyward", pflag.ExitOnError)
@@ -84,6 +89,25 @@ func runKMS(args []string) int {
 	ctx := ctrl.SetupSignalHandler()
 	if err := kmsplugin.Run(ctx, opts, log.WithName("kms"), nil); err != nil {
 		log.Error(err, "keyward kms stopped")
+		return 1
+	}
+	return 0
+}
+
+// runSDS is `keyward sds`: the Envoy SDS server sidecar fed from custody.
+func runSDS(args []string) int {
+	opts := sdsserver.NewOptions()
+	fs := pflag.NewFlagSet("keyward sds", pflag.ExitOnError)
+	opts.AddFlags(fs)
+	_ = fs.Parse(args)
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "keyward sds: invalid configuration:", err)
+		return 2
+	}
+	log := crzap.New(crzap.UseDevMode(opts.Shared.LogFormat == "text"), crzap.Level(zapcore.Level(-opts.Shared.Verbosity)))
+	ctx := ctrl.SetupSignalHandler()
+	if err := sdsserver.Run(ctx, nil, opts, log.WithName("sds"), nil); err != nil {
+		log.Error(err, "keyward sds stopped")
 		return 1
 	}
 	return 0

@@ -70,6 +70,7 @@ func KnownMetrics() map[string]string {
 		"keyward_kms_healthy":                                  "keyward kms (gauge 0/1: the last status check encrypted and decrypted a probe)",
 		"keyward_kms_requests_total":                           "keyward kms (counter, labels op: encrypt, decrypt, status; result: ok, forbidden, rejected, unreached, invalid)",
 		"keyward_tls_references":                               "TLS reference check (gauge, labels kind: Gateway, ListenerSet, Ingress, ApisixTls; state: servable, unservable, acknowledged; leading replica only)",
+		"keyward_sds_unserved_requests_total":                  "keyward sds (counter, label reason)",
 		"certmanager_certificate_expiration_timestamp_seconds": "cert-manager controller",
 		"certmanager_certificate_renewal_timestamp_seconds":    "cert-manager controller",
 	}

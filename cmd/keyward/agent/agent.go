@@ -104,6 +104,28 @@ func (o *Options) RegisterSink(name string, f SinkFactory) { o.extra[name] = f }
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.Secrets, "secret", o.Secrets, "placeholder Secret to serve, NAMESPACE/NAME or NAME (in --namespace); repeatable")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of Secrets given without one (default $POD_NAMESPACE)")
+	o.AddSharedFlags(fs)
+	fs.StringArrayVar(&o.Sinks, "sink", o.Sinks, "where certificates go: files, apisix or kong; repeatable")
+	fs.StringVar(&o.FilesDir, "files-dir", o.FilesDir, "files sink: directory receiving NAMESPACE/NAME/{tls.crt,tls.key,ca.crt}")
+	fs.BoolVar(&o.FilesAllowNonTmpfs, "files-allow-non-tmpfs", o.FilesAllowNonTmpfs, "files sink: allow a directory that is not on tmpfs (keys would reach a disk)")
+	fs.StringVar(&o.FilesReloadPidfile, "files-reload-pidfile", o.FilesReloadPidfile, "files sink: signal the process in this pidfile after a delivery (nginx: its pid file)")
+	fs.StringVar(&o.FilesReloadSignal, "files-reload-signal", o.FilesReloadSignal, "files sink: the signal for --files-reload-pidfile")
+	fs.StringVar(&o.FilesReloadURL, "files-reload-url", o.FilesReloadURL, "files sink: POST to this URL after a delivery")
+	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often the current certificate is re-sent to gateways that keep it in memory only (apisix, kong), from the agent's memory; 0 disables")
+	names := make([]string, 0, len(o.extra))
+	for n := range o.extra {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		o.extra[n].AddFlags(fs)
+	}
+}
+
+// AddSharedFlags registers the flags every custody reader sidecar has
+// (`keyward agent` and `keyward sds`): Kubernetes, Vault, custody, health,
+// metrics and logging.
+func (o *Options) AddSharedFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file (default: in-cluster configuration)")
 	fs.StringVar(&o.VaultServer, "vault-server", o.VaultServer, "Vault URL (required)")
 	fs.StringVar(&o.VaultCAFile, "vault-ca-file", o.VaultCAFile, "PEM CA bundle trusted for Vault's TLS certificate (default: system roots)")
@@ -113,25 +135,22 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.VaultTokenFile, "vault-token-file", o.VaultTokenFile, "projected ServiceAccount token (audience vault) presented to Vault; re-read at every login")
 	fs.StringVar(&o.CustodyMount, "custody-mount", o.CustodyMount, "custody KV v2 mount")
 	fs.StringVar(&o.CustodyPrefix, "custody-prefix", o.CustodyPrefix, "folder of custody records under the mount")
-	fs.StringArrayVar(&o.Sinks, "sink", o.Sinks, "where certificates go: files, apisix or kong; repeatable")
-	fs.StringVar(&o.FilesDir, "files-dir", o.FilesDir, "files sink: directory receiving NAMESPACE/NAME/{tls.crt,tls.key,ca.crt}")
-	fs.BoolVar(&o.FilesAllowNonTmpfs, "files-allow-non-tmpfs", o.FilesAllowNonTmpfs, "files sink: allow a directory that is not on tmpfs (keys would reach a disk)")
-	fs.StringVar(&o.FilesReloadPidfile, "files-reload-pidfile", o.FilesReloadPidfile, "files sink: signal the process in this pidfile after a delivery (nginx: its pid file)")
-	fs.StringVar(&o.FilesReloadSignal, "files-reload-signal", o.FilesReloadSignal, "files sink: the signal for --files-reload-pidfile")
-	fs.StringVar(&o.FilesReloadURL, "files-reload-url", o.FilesReloadURL, "files sink: POST to this URL after a delivery")
 	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "address of /healthz, /readyz and /status (\"0\" disables)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "address of /metrics (\"0\" disables)")
-	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often the current certificate is re-sent to gateways that keep it in memory only (apisix, kong), from the agent's memory; 0 disables")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or text")
 	fs.IntVarP(&o.Verbosity, "v", "v", o.Verbosity, "log verbosity")
-	names := make([]string, 0, len(o.extra))
-	for n := range o.extra {
-		names = append(names, n)
+}
+
+// ValidateShared checks the flags AddSharedFlags registers.
+func (o *Options) ValidateShared() error {
+	var errs []error
+	if o.VaultServer == "" {
+		errs = append(errs, errors.New("--vault-server is required"))
 	}
-	slices.Sort(names)
-	for _, n := range names {
-		o.extra[n].AddFlags(fs)
+	if o.LogFormat != "json" && o.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("--log-format %q: use json or text", o.LogFormat))
 	}
+	return errors.Join(errs...)
 }
 
 // secretRefs parses --secret values.
@@ -269,6 +288,16 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 // metadataClient is the metadata-only Kubernetes client the agent watches
 // its Secrets with: from cfg, else --kubeconfig, else in-cluster.
 func metadataClient(cfg *rest.Config, o *Options) (metadata.Interface, error) {
+	cfg, err := o.RESTConfig(cfg, "keyward-agent")
+	if err != nil {
+		return nil, err
+	}
+	return metadata.NewForConfig(cfg)
+}
+
+// RESTConfig is a copy of cfg, else of the --kubeconfig or in-cluster
+// configuration, with userAgent.
+func (o *Options) RESTConfig(cfg *rest.Config, userAgent string) (*rest.Config, error) {
 	if cfg == nil {
 		var err error
 		if o.Kubeconfig != "" {
@@ -281,8 +310,15 @@ func metadataClient(cfg *rest.Config, o *Options) (metadata.Interface, error) {
 		}
 	}
 	cfg = rest.CopyConfig(cfg)
-	cfg.UserAgent = "keyward-agent"
-	return metadata.NewForConfig(cfg)
+	cfg.UserAgent = userAgent
+	return cfg, nil
+}
+
+// VaultReader is the Vault session of the shared flags (not logged in
+// yet: its Run does) and the custody reader on it, which logs in again on
+// a 403.
+func (o *Options) VaultReader(log logr.Logger) (*delivery.VaultSession, *delivery.VaultReader, error) {
+	return vaultReader(o, log)
 }
 
 // vaultReader is the agent's Vault session (not logged in yet: its Run
