@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -223,13 +224,27 @@ func (s *acmeSuite) quiet(t *testing.T, d time.Duration) {
 // the Certificate stays Ready throughout.
 func (s *acmeSuite) renewsOnSchedule(t *testing.T) {
 	crt := s.short
+	// Stop its renewals whatever happens here: later scenarios take Vault
+	// away for a minute, longer than this certificate lives, and count the
+	// next-private-key Secrets of the others.
+	defer func() {
+		if err := s.st.Client.Delete(context.Background(), crt); err != nil {
+			t.Error(err)
+		}
+	}()
 	ready := waitCertificateReady(t, s.st.Client, client.ObjectKeyFromObject(crt), 2*time.Minute)
 	if ready.Status.NotAfter == nil || ready.Status.NotBefore == nil || ready.Status.RenewalTime == nil {
 		t.Fatalf("status lacks notBefore/notAfter/renewalTime: %+v", ready.Status)
 	}
 	lifetime := ready.Status.NotAfter.Sub(ready.Status.NotBefore.Time)
-	serial, rec := assertScrubbed(t, s.st, acmeNS, crt.Spec.SecretName, false)
-	serials, versions := []string{serial}, []int{rec.Version}
+	var first *corev1.Secret
+	var rec custodyRecord
+	waitFor(t, 30*time.Second, "a consistent first custody snapshot", func(context.Context) (bool, error) {
+		var ok bool
+		first, rec, ok = consistentCustody(t, s.st, acmeNS, crt.Spec.SecretName)
+		return ok, nil
+	})
+	serials, versions := []string{first.Annotations[custody.AnnotationSerial]}, []int{rec.Version}
 	notReady := 0
 	// Two renewals come after about 2 x 2/3 of the lifetime.
 	deadline := time.Now().Add(2*lifetime + 30*time.Second)
@@ -243,17 +258,12 @@ func (s *acmeSuite) renewsOnSchedule(t *testing.T) {
 			notReady++
 			continue
 		}
-		sec := getSecret(t, s.st.Client, client.ObjectKey{Namespace: acmeNS, Name: crt.Spec.SecretName})
-		if !isPlaceholder(sec) || sec.Annotations[custody.AnnotationSerial] == "" {
+		sec, rec, ok := consistentCustody(t, s.st, acmeNS, crt.Spec.SecretName)
+		if !ok {
 			continue
 		}
-		// A renewal writes Vault before the Secret: while one is landing,
-		// the Secret still names the previous version. Sample between them.
-		if rec, ok := readCustody(t, s.st, acmeNS, crt.Spec.SecretName); !ok || strconv.Itoa(rec.Version) != sec.Annotations[custody.AnnotationVersion] {
-			continue
-		}
-		if sn, r := assertScrubbed(t, s.st, acmeNS, crt.Spec.SecretName, false); !slices.Contains(serials, sn) {
-			serials, versions = append(serials, sn), append(versions, r.Version)
+		if sn := sec.Annotations[custody.AnnotationSerial]; !slices.Contains(serials, sn) {
+			serials, versions = append(serials, sn), append(versions, rec.Version)
 		}
 	}
 	if len(serials) < 3 {
@@ -273,11 +283,45 @@ func (s *acmeSuite) renewsOnSchedule(t *testing.T) {
 		t.Errorf("%d orders at the ACME server for %d issuances, want one per issuance", n, rev)
 	}
 	t.Logf("certificate lifetime %s; renewals on schedule (%d issuances so far, one order each), custody versions %v for the last %d, Ready in every sample", lifetime, rev, versions, len(versions))
-	// Stop its renewals: later scenarios take Vault away for a minute,
-	// longer than this certificate lives.
-	if err := s.st.Client.Delete(context.Background(), crt); err != nil {
+}
+
+// consistentCustody reads a placeholder and its custody record as one
+// snapshot: the Secret, then the record, then the Secret again. A renewal
+// writes Vault before the Secret, so while one is landing the two disagree;
+// such a moment (the Secret changed between the reads, or it names another
+// version than the record read) is reported as !ok, not as a failure. A
+// consistent snapshot must be a sound placeholder: empty tls.key, the
+// record's certificate in tls.crt, the record's key its pair, and the
+// annotations naming that key and serial.
+func consistentCustody(t *testing.T, st *keyward.Stack, ns, name string) (*corev1.Secret, custodyRecord, bool) {
+	t.Helper()
+	key := client.ObjectKey{Namespace: ns, Name: name}
+	before := getSecret(t, st.Client, key)
+	rec, found := readCustody(t, st, ns, name)
+	after := getSecret(t, st.Client, key)
+	if !found || !isPlaceholder(after) || before.ResourceVersion != after.ResourceVersion ||
+		strconv.Itoa(rec.Version) != after.Annotations[custody.AnnotationVersion] {
+		return nil, custodyRecord{}, false
+	}
+	if len(after.Data[corev1.TLSPrivateKeyKey]) != 0 {
+		t.Fatalf("Secret %s holds a private key", key)
+	}
+	if !bytes.Equal(after.Data[corev1.TLSCertKey], rec.Cert) {
+		t.Fatalf("Secret %s: tls.crt differs from custody version %d it names", key, rec.Version)
+	}
+	assertKeyMatchesCert(t, rec.Key, rec.Cert)
+	if got := keySHA256(t, rec.Cert); got != after.Annotations[custody.AnnotationKeySHA256] {
+		t.Fatalf("Secret %s names key %s, custody version %d holds %s", key, after.Annotations[custody.AnnotationKeySHA256], rec.Version, got)
+	}
+	b, _ := pem.Decode(rec.Cert)
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if !custody.SerialEqual(after.Annotations[custody.AnnotationSerial], custody.SerialHex(leaf)) {
+		t.Fatalf("Secret %s names serial %s, custody version %d holds %s", key, after.Annotations[custody.AnnotationSerial], rec.Version, custody.SerialHex(leaf))
+	}
+	return after, rec, true
 }
 
 // forcedRenewal: a renewal forced as `cmctl renew` does makes one order.
