@@ -794,7 +794,7 @@ func logErrorContaining(t *testing.T, path, s string) string {
 }
 
 func (b *badInput) opaqueTarget() badInputCase {
-	return badInputCase{name: "Certificate whose target Secret is Opaque", where: "nothing (key stays in the Secret)", start: func(t *testing.T) func(t *testing.T) string {
+	return badInputCase{name: "Certificate whose target Secret is Opaque", where: "admission error to cert-manager + Warning Event CustodyRejected on the Certificate", start: func(t *testing.T) func(t *testing.T) string {
 		mustCreate(t, b.c, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: biCerts, Name: "opaque-tls"},
 			Type:       corev1.SecretTypeOpaque,
@@ -803,22 +803,31 @@ func (b *badInput) opaqueTarget() badInputCase {
 		crt.Spec.SecretName = "opaque-tls"
 		mustCreate(t, b.c, crt)
 		return func(t *testing.T) string {
-			waitCertificateReady(t, b.c, client.ObjectKeyFromObject(crt), 45*time.Second)
-			s := getSecret(t, b.c, client.ObjectKey{Namespace: biCerts, Name: "opaque-tls"})
-			if s.Type != corev1.SecretTypeOpaque || s.Annotations[scrubber.AnnotationCertificateName] != "opaque" {
-				t.Fatalf("cert-manager wrote a %s Secret annotated %v; the case needs an Opaque Secret cert-manager wrote for Certificate opaque", s.Type, s.Annotations)
+			// cert-manager keeps the existing type, so it writes the key into
+			// the Opaque Secret: the scrub webhook refuses the write.
+			ev := b.waitEvent(t, biCerts, "Certificate", "opaque", scrubber.ReasonCustodyRejected)
+			want := "a Secret of type Opaque cannot be a custody placeholder: delete it so that cert-manager creates it again as kubernetes.io/tls for Certificate opaque"
+			if !strings.Contains(ev.Note, want) {
+				t.Fatalf("CustodyRejected event %q, want it to say %q", ev.Note, want)
 			}
-			// Today (scrubber.InScope) only kubernetes.io/tls Secrets are in
-			// custody scope, and cert-manager keeps the type of a Secret that
-			// existed before, so this key is not moved. Reported as a gap,
-			// not pinned: moving it would be the fix.
-			if framework.HoldsPEMPrivateKey(s.Data["tls.key"]) {
-				b.assertNoRecord(t, biCerts, "opaque-tls")
-				t.Logf("GAP: Secret certs/opaque-tls (type Opaque, written by cert-manager for Certificate opaque) keeps its private key in etcd; no event, no warning")
-				return "Certificate Ready; the Opaque Secret keeps tls.key in etcd (out of scope: scrubber.InScope requires kubernetes.io/tls); no event, no warning"
+			s := getSecret(t, b.c, client.ObjectKey{Namespace: biCerts, Name: "opaque-tls"})
+			if len(s.Data) != 0 {
+				t.Fatalf("the refused Opaque Secret holds %v", keysOf(s.Data))
+			}
+			b.assertNoRecord(t, biCerts, "opaque-tls")
+			// The fix the message names: cert-manager creates the Secret
+			// again as kubernetes.io/tls, and custody takes the key.
+			if err := b.c.Delete(b.ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			waitCertificateReady(t, b.c, client.ObjectKeyFromObject(crt), 60*time.Second)
+			if got := getSecret(t, b.c, client.ObjectKey{Namespace: biCerts, Name: "opaque-tls"}); got.Type != corev1.SecretTypeTLS {
+				t.Fatalf("re-created Secret has type %q, want kubernetes.io/tls", got.Type)
 			}
 			assertScrubbed(t, b.st, biCerts, "opaque-tls", false)
-			return "Certificate Ready; the Opaque Secret's key moved to custody"
+			return fmt.Sprintf("denied (the key never reaches etcd): `%s`; after the Opaque Secret was deleted, cert-manager created it as kubernetes.io/tls and the key moved to custody (Ready %s later)",
+				ev.Note, time.Since(start).Round(time.Second))
 		}
 	}}
 }
@@ -842,7 +851,7 @@ func (b *badInput) rotationNever() badInputCase {
 }
 
 func (b *badInput) sharedSecretName() badInputCase {
-	return badInputCase{name: "two Certificates sharing a Secret name", where: "second Certificate's Ready condition", start: func(t *testing.T) func(t *testing.T) string {
+	return badInputCase{name: "two Certificates sharing a Secret name", where: "second Certificate's Ready condition (IncorrectCertificate)", start: func(t *testing.T) func(t *testing.T) string {
 		first := newCertificate(biCerts, "dup-a", b.issuerRef("vault"), "dup-a.example.com")
 		first.Spec.SecretName = "shared-tls"
 		second := newCertificate(biCerts, "dup-b", b.issuerRef("vault"), "dup-b.example.com")
@@ -857,7 +866,7 @@ func (b *badInput) sharedSecretName() badInputCase {
 					return false, err
 				}
 				ready = apiutil.GetCertificateCondition(second, cmapi.CertificateConditionReady)
-				return ready != nil && ready.Status == cmmeta.ConditionFalse && ready.Reason != "DoesNotExist", nil
+				return ready != nil && ready.Status == cmmeta.ConditionFalse && ready.Reason == "IncorrectCertificate", nil
 			})
 			if second.Status.Revision != nil {
 				t.Errorf("dup-b was issued (revision %d): both Certificates write shared-tls", *second.Status.Revision)
@@ -865,8 +874,10 @@ func (b *badInput) sharedSecretName() badInputCase {
 			if s2, _ := assertScrubbed(t, b.st, biCerts, "shared-tls", false); s2 != serial {
 				t.Errorf("shared-tls was re-issued (serial %s → %s): the duplicates fight", serial, s2)
 			}
-			if ready.Reason != "IncorrectCertificate" {
-				t.Logf("WEAKNESS: dup-b reports Ready=False/%s %q; without key custody cert-manager would say IncorrectCertificate (Secret was issued for dup-a)", ready.Reason, ready.Message)
+			// cert-manager's own reason, as without key custody (the guard
+			// rewrites the MissingData that the empty tls.key causes).
+			if !strings.Contains(ready.Message, `Secret was issued for Certificate "dup-a"`) {
+				t.Errorf("dup-b Ready=False/%s %q: want the message naming dup-a", ready.Reason, ready.Message)
 			}
 			return fmt.Sprintf("dup-a Ready, owns shared-tls; dup-b never issued, Ready=False reason=%s message=%q", ready.Reason, ready.Message)
 		}

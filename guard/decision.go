@@ -229,6 +229,9 @@ func CompletesIssuance(old, new *cmapi.Certificate) bool {
 //   - Secrets not in custody, without a custody record, or whose record does
 //     not describe the certificate they hold pass untouched: cert-manager
 //     re-issues, which costs one issuance and never loses a key.
+//   - A placeholder that cert-manager wrote for another Certificate (two
+//     Certificates with one secretName) passes with cert-manager's own
+//     reason, IncorrectCertificate, instead of MissingData.
 //   - Otherwise the checks cert-manager could not reach are re-run on public
 //     data. A genuine reason passes with that reason (PassRewritten);
 //     none drops the change (Veto): Issuing keeps its old state, Ready
@@ -252,6 +255,13 @@ func Decide(in Input) Decision {
 	}
 	if !inCustody(in.Secret) {
 		return pass(DecisionNotInCustody, fmt.Sprintf("Secret %q is not in Keyward custody", in.Secret.Name))
+	}
+	if owner := in.Secret.Annotations[cmapi.CertificateNameKey]; owner != "" && owner != in.New.Name && !completion {
+		// Another Certificate's Secret (two Certificates share a
+		// secretName): cert-manager's own reason, which the empty tls.key
+		// hid behind MissingData. The record, if any, is that Certificate's.
+		f := &finding{reason: cmReasonIncorrectCertificate, message: fmt.Sprintf("Secret was issued for Certificate %q", owner)}
+		return rewriteTransitions(in, certView{}, issuing, ready, f, f)
 	}
 	if in.Custody == nil {
 		return pass(DecisionCustodyRecordNotFound, fmt.Sprintf("no custody record for Secret %q", in.Secret.Name))

@@ -424,6 +424,18 @@ func TestDecideGuard(t *testing.T) {
 			wantOutcome: PassRewritten, wantReason: "IncorrectCertificate",
 		},
 		{
+			// Two Certificates with one secretName: the Secret and its record
+			// are the other Certificate's.
+			name: "Secret and record of another Certificate: IncorrectCertificate, not MissingData",
+			setup: func(_ *testing.T, f *fix) {
+				f.secret.Annotations[cmapi.CertificateNameKey] = "dup-a"
+			},
+			update:      func(f *fix, c *cmapi.Certificate) { readyRedacted(c, f.now) },
+			adjust:      func(_ *fix, in *Input) { in.Custody.CertificateName = "dup-a"; in.CurrentRequest = nil },
+			wantOutcome: PassRewritten, wantReason: "IncorrectCertificate",
+			checks: []check{wantCond(cmapi.CertificateConditionReady, cmmeta.ConditionFalse, "IncorrectCertificate", `Secret was issued for Certificate "dup-a"`)},
+		},
+		{
 			name: "key algorithm changed in spec: SecretMismatch",
 			setup: func(_ *testing.T, f *fix) {
 				f.crt.Spec.PrivateKey = &cmapi.CertificatePrivateKey{Algorithm: cmapi.RSAKeyAlgorithm}

@@ -160,6 +160,7 @@ var (
 	ErrKeyCertMismatch    = errors.New("private key does not match the certificate's public key")
 	ErrUnsupportedKeyType = errors.New("unsupported private key type")
 	ErrKeyBearingExtras   = errors.New("key-bearing output formats are not supported under key custody")
+	ErrOpaqueTarget       = errors.New("a Secret of type Opaque cannot be a custody placeholder")
 	ErrSecretTooLarge     = errors.New("secret data exceeds the Kubernetes limit of 1 MiB")
 )
 
@@ -170,6 +171,18 @@ var (
 // Certificate, not a temporary next-private-key Secret.
 func InScope(s *corev1.Secret) bool {
 	return custody.IsCustodySecretType(s.Type) &&
+		s.Annotations[AnnotationCertificateName] != "" &&
+		s.Labels[LabelNextPrivateKey] != "true"
+}
+
+// OpaqueTarget reports whether s is a Certificate's target Secret that was
+// created as Opaque before cert-manager wrote it: cert-manager keeps an
+// existing Secret's type, so it writes the key into an Opaque Secret. Such a
+// Secret is refused rather than scrubbed: Keyward caches custody Secrets by
+// type (every Opaque Secret of the cluster is not worth holding), so the
+// guard, the watcher and the audit would never see its placeholder.
+func OpaqueTarget(s *corev1.Secret) bool {
+	return (s.Type == corev1.SecretTypeOpaque || s.Type == "") &&
 		s.Annotations[AnnotationCertificateName] != "" &&
 		s.Labels[LabelNextPrivateKey] != "true"
 }
@@ -187,6 +200,10 @@ func HoldsKeyMaterial(s *corev1.Secret) bool {
 // Plan decides what to do with a Secret. It is pure: no I/O, no clock. It
 // never puts key bytes in errors or Reason.
 func Plan(s *corev1.Secret, opts PlanOptions) (*ScrubPlan, error) {
+	if OpaqueTarget(s) && HoldsKeyMaterial(s) {
+		return nil, fmt.Errorf("planning custody for secret %s/%s: %w: delete it so that cert-manager creates it again as kubernetes.io/tls for Certificate %s",
+			s.Namespace, s.Name, ErrOpaqueTarget, s.Annotations[AnnotationCertificateName])
+	}
 	if !InScope(s) {
 		return &ScrubPlan{Action: ActionIgnore, Reason: "not a cert-manager TLS secret"}, nil
 	}

@@ -159,6 +159,12 @@ func TestPlanErrors(t *testing.T) {
 			wantMsg: prefix + fmt.Sprintf("secret data exceeds the Kubernetes limit of 1 MiB: data is %d bytes", MaxSecretSize+len(pair.KeyPEM)+2*len(pair.CertPEM)),
 		},
 		{
+			name:    "Certificate's Secret pre-created as Opaque",
+			mutate:  func(s *corev1.Secret) { s.Type = corev1.SecretTypeOpaque },
+			wantErr: ErrOpaqueTarget,
+			wantMsg: prefix + "a Secret of type Opaque cannot be a custody placeholder: delete it so that cert-manager creates it again as kubernetes.io/tls for Certificate web",
+		},
+		{
 			name:    "no name",
 			mutate:  func(s *corev1.Secret) { s.Name = ""; s.GenerateName = "web-" },
 			wantErr: ErrNoName,
@@ -205,7 +211,18 @@ func TestPlanDecisions(t *testing.T) {
 		secret func() *corev1.Secret
 		want   Action
 	}{
-		{"opaque", func() *corev1.Secret { s := scrubTestSecret(pair); s.Type = corev1.SecretTypeOpaque; return s }, ActionIgnore},
+		// An Opaque Secret holding a key is refused (TestPlanErrors); one without is left alone.
+		{"opaque without a key", func() *corev1.Secret {
+			s := scrubTestSecret(pair)
+			s.Type, s.Data[custody.DataKey] = corev1.SecretTypeOpaque, nil
+			return s
+		}, ActionIgnore},
+		{"opaque, not cert-manager's", func() *corev1.Secret {
+			s := scrubTestSecret(pair)
+			s.Type = corev1.SecretTypeOpaque
+			delete(s.Annotations, AnnotationCertificateName)
+			return s
+		}, ActionIgnore},
 		{"no certificate-name", func() *corev1.Secret {
 			s := scrubTestSecret(pair)
 			delete(s.Annotations, AnnotationCertificateName)

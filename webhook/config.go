@@ -59,7 +59,9 @@ type ConfigOptions struct {
 // SecretScrubMatchConditions are the CEL conditions under which the apiserver
 // calls the scrub webhook: a kubernetes.io/tls Secret (or an Envoy Gateway
 // SDS reference Secret, custody.SecretTypeSDS) written for a cert-manager
-// Certificate that holds key material. In CEL, object.data
+// Certificate that holds key material; also an Opaque one, which the
+// webhook refuses (scrubber.ErrOpaqueTarget: a Certificate's Secret created
+// as Opaque before cert-manager wrote it). In CEL, object.data
 // values are base64 strings, so "non-empty" means "not the empty string". Keys are
 // tested with has()/in first: a missing key would be an evaluation error.
 func SecretScrubMatchConditions() []admissionregistrationv1.MatchCondition {
@@ -70,7 +72,7 @@ func SecretScrubMatchConditions() []admissionregistrationv1.MatchCondition {
 	return []admissionregistrationv1.MatchCondition{
 		{
 			Name:       "tls-secret",
-			Expression: "has(object.type) && (object.type == 'kubernetes.io/tls' || object.type == '" + string(custody.SecretTypeSDS) + "')",
+			Expression: "has(object.type) && object.type in ['kubernetes.io/tls', '" + string(custody.SecretTypeSDS) + "', 'Opaque']",
 		},
 		{
 			Name: "cert-manager-certificate",

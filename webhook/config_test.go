@@ -45,7 +45,9 @@ func TestSecretScrubMatchConditions(t *testing.T) {
 		{"no tls.key entry", map[string]any{"type": "kubernetes.io/tls", "metadata": map[string]any{"annotations": ann}, "data": map[string]any{"tls.crt": "LS0t"}}, false},
 		{"no annotations", map[string]any{"type": "kubernetes.io/tls", "metadata": map[string]any{}, "data": map[string]any{"tls.key": "LS0t"}}, false},
 		{"empty certificate-name", map[string]any{"type": "kubernetes.io/tls", "metadata": map[string]any{"annotations": map[string]any{"cert-manager.io/certificate-name": ""}}, "data": map[string]any{"tls.key": "LS0t"}}, false},
-		{"opaque", map[string]any{"type": "Opaque", "metadata": map[string]any{"annotations": ann}, "data": map[string]any{"tls.key": "LS0t"}}, false},
+		{"opaque with key (refused by the handler)", map[string]any{"type": "Opaque", "metadata": map[string]any{"annotations": ann}, "data": map[string]any{"tls.key": "LS0t"}}, true},
+		{"sds reference with key", map[string]any{"type": "gateway.envoyproxy.io/sds", "metadata": map[string]any{"annotations": ann}, "data": map[string]any{"tls.key": "LS0t"}}, true},
+		{"other type with key", map[string]any{"type": "example.com/other", "metadata": map[string]any{"annotations": ann}, "data": map[string]any{"tls.key": "LS0t"}}, false},
 		{"no type", map[string]any{"metadata": map[string]any{"annotations": ann}, "data": map[string]any{"tls.key": "LS0t"}}, false},
 	}
 	for _, tc := range tests {

@@ -46,6 +46,8 @@ const SecretScrubPath = "/mutate-v1-secret"
 //     allowed unmodified, with a warning saying so. A dry-run patch would have
 //     to invent a custody version that does not exist.
 //   - already-scrubbed placeholders and out-of-scope objects: allowed untouched.
+//   - a Certificate's Secret pre-created as Opaque and now holding a key:
+//     denied (scrubber.ErrOpaqueTarget), with the rejection event.
 //   - with WithSDS, a placeholder being created for an Envoy Gateway listener
 //     of a class marked for SDS becomes an SDS reference (custody.MarkSDS).
 //
@@ -161,7 +163,7 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 	if sec.Namespace == "" {
 		sec.Namespace = req.Namespace
 	}
-	if !scrubber.InScope(&sec) {
+	if !scrubber.InScope(&sec) && !scrubber.OpaqueTarget(&sec) {
 		return admission.Allowed("not a cert-manager TLS secret")
 	}
 	ref := sec.Namespace + "/" + sec.Name

@@ -80,3 +80,31 @@ func TestSecretScrubberSDS(t *testing.T) {
 		})
 	}
 }
+
+// A Certificate's Secret pre-created as Opaque is refused when cert-manager
+// writes the key into it, with a message that says what to do; nothing is
+// written to custody.
+func TestSecretScrubberRefusesOpaqueTarget(t *testing.T) {
+	t.Parallel()
+	pair := scrubTNewPair(t)
+	store := newScrubFakeStore()
+	h, _ := newScrubHandler(t, store, false)
+	sec := scrubTSecret(pair)
+	sec.Type = corev1.SecretTypeOpaque
+	for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Update} {
+		resp := h.Handle(context.Background(), scrubTRequest(t, sec, op, false))
+		want := "keyward: secret team-a/web-tls not admitted: planning custody for secret team-a/web-tls: a Secret of type Opaque cannot be a custody placeholder: " +
+			"delete it so that cert-manager creates it again as kubernetes.io/tls for Certificate web"
+		if resp.Allowed || resp.Result == nil || resp.Result.Message != want {
+			t.Errorf("%s: allowed=%v, result %+v; want denied with %q", op, resp.Allowed, resp.Result, want)
+		}
+	}
+	if store.puts != 0 {
+		t.Errorf("%d custody writes for a refused Secret", store.puts)
+	}
+	// Without the key (the Secret as the user pre-created it) it is admitted untouched.
+	delete(sec.Data, "tls.key")
+	if resp := h.Handle(context.Background(), scrubTRequest(t, sec, admissionv1.Create, false)); !resp.Allowed || len(resp.Patches) != 0 {
+		t.Errorf("an empty Opaque Secret: allowed=%v, %d patches; want admitted untouched", resp.Allowed, len(resp.Patches))
+	}
+}

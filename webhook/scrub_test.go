@@ -345,8 +345,11 @@ func TestSecretScrubber(t *testing.T) {
 		t.Parallel()
 		store := newScrubFakeStore()
 		h, _ := newScrubHandler(t, store, false)
+		// Not cert-manager's: no certificate-name annotation (an Opaque
+		// Secret that is cert-manager's is refused: TestSecretScrubberRefusesOpaqueTarget).
 		s := scrubTSecret(pair)
 		s.Type = corev1.SecretTypeOpaque
+		delete(s.Annotations, scrubber.AnnotationCertificateName)
 		resp := h.Handle(context.Background(), scrubTRequest(t, s, admissionv1.Create, false))
 		if !resp.Allowed || len(resp.Patches) != 0 || store.puts != 0 {
 			t.Fatalf("allowed=%v patches=%d puts=%d", resp.Allowed, len(resp.Patches), store.puts)

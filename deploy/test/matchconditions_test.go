@@ -74,7 +74,9 @@ func checkMatchConditions(t *testing.T, wh *admissionregistrationv1.MutatingWebh
 		{"empty certificate-name annotation", `{"type":"kubernetes.io/tls","metadata":{"annotations":{"cert-manager.io/certificate-name":""}},"data":{"tls.key":"a2V5"}}`, false},
 		{"placeholder with empty keystore", `{"type":"kubernetes.io/tls","metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}},"data":{"tls.key":"","keystore.p12":""}}`, false},
 		{"TLS Secret not from cert-manager", `{"type":"kubernetes.io/tls","metadata":{},"data":{"tls.key":"a2V5"}}`, false},
-		{"opaque Secret with annotation", `{"type":"Opaque","metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}},"data":{"tls.key":"a2V5"}}`, false},
+		{"opaque Secret with annotation (refused by the handler)", `{"type":"Opaque","metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}},"data":{"tls.key":"a2V5"}}`, true},
+		{"SDS reference Secret with a key", `{"type":"gateway.envoyproxy.io/sds","metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}},"data":{"tls.key":"a2V5","url":"dW5peDovLy94","secretName":"YS9i"}}`, true},
+		{"opaque Secret without annotation", `{"type":"Opaque","metadata":{},"data":{"tls.key":"a2V5"}}`, false},
 		{"Secret without type or data", `{"metadata":{"annotations":{"cert-manager.io/certificate-name":"demo"}}}`, false},
 	} {
 		if got := calls(scrubWebhook, tc.object, "{}"); got != tc.want {
