@@ -169,3 +169,56 @@ func (e *Env) ScanEtcdFiles() (EtcdFileScan, error) {
 	})
 	return s, err
 }
+
+// PurgeEtcdHistory does what an operator does to drop superseded revisions
+// from etcd's disk: compact the keyspace up to the current revision (with
+// WithCompactPhysical, so the call returns once the compaction is applied
+// to the backend) and defragment the member, which rewrites its database
+// file with live data only. It returns the compaction revision. The
+// write-ahead log is not rewritten: etcd drops WAL files only after a
+// snapshot (--snapshot-count) and beyond --max-wals.
+func (e *Env) PurgeEtcdHistory(ctx context.Context) (int64, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.EtcdEndpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return 0, fmt.Errorf("connecting to etcd %s: %w", e.EtcdEndpoint, err)
+	}
+	defer cli.Close()
+	cur, err := cli.Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("reading etcd revision: %w", err)
+	}
+	rev := cur.Header.Revision
+	if _, err := cli.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil {
+		return 0, fmt.Errorf("compacting etcd at revision %d: %w", rev, err)
+	}
+	if _, err := cli.Defragment(ctx, e.EtcdEndpoint); err != nil {
+		return 0, fmt.Errorf("defragmenting etcd: %w", err)
+	}
+	return rev, nil
+}
+
+// FindInEtcdFiles reports, for each named byte string, the files of etcd's
+// data directory that contain it (paths relative to the directory).
+func (e *Env) FindInEtcdFiles(needles map[string][]byte) (map[string][]string, error) {
+	dir := e.kube.ControlPlane.Etcd.DataDir
+	if dir == "" {
+		return nil, errors.New("etcd's data directory is unknown")
+	}
+	found := map[string][]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for name, n := range needles {
+			if bytes.Contains(b, n) {
+				found[name] = append(found[name], strings.TrimPrefix(p, dir+"/"))
+			}
+		}
+		return nil
+	})
+	return found, err
+}
