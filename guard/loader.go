@@ -60,9 +60,10 @@ const (
 //     record is read again a few times; when the store does not answer, an
 //     expired answer for the same record up to StaleMax old stands in;
 //   - the cache is distrusted before a veto (and before passing the end of
-//     an issuance the cached Secret could not complete): the Secret is read
-//     once more with the live reader, from the apiserver's watch cache, and
-//     the decision is taken again if it changed.
+//     an issuance the cached Secret could not complete, or a redaction
+//     candidate whose cached Secret is missing or not a placeholder): the
+//     Secret is read once more with the live reader, from the apiserver's
+//     watch cache, and the decision is taken again if it changed.
 //
 // A Loader is safe for concurrent use.
 type Loader struct {
@@ -145,8 +146,11 @@ func (l *Loader) Decide(ctx context.Context, old, new *cmapi.Certificate) (Decis
 	// The write that ends an issuance comes right after cert-manager wrote
 	// the new Secret, which the cache may not hold yet: when the cached one
 	// does not let the guard complete the issuance, look at the live one.
+	// Likewise when the cached Secret is not (yet) a placeholder: the
+	// redaction cert-manager reacts to may not have reached this cache.
 	completing := d.Outcome == Pass && CompletesIssuance(old, new)
-	if (d.Outcome != Veto && !completing) || l.live == nil {
+	lagging := d.Outcome == Pass && (d.Reason == DecisionNotInCustody || d.Reason == DecisionSecretNotFound)
+	if (d.Outcome != Veto && !completing && !lagging) || l.live == nil {
 		return d, nil
 	}
 	// A veto stops an issuance, and cert-manager will not ask again until

@@ -910,3 +910,34 @@ func TestCertificateGuardCompletesIssuanceOnTheLiveSecret(t *testing.T) {
 		t.Fatalf("pass_rewritten decisions = %v, want 1", n)
 	}
 }
+
+// TestCertificateGuardVetoesOnTheLiveSecretWhenTheCacheLags: the key was
+// just moved to custody, cert-manager (whose informer saw the placeholder)
+// reports MissingData, but the guard's cache still holds the Secret as it
+// was before the scrub. The guard reads it live and vetoes instead of
+// letting the redaction-induced change through.
+func TestCertificateGuardVetoesOnTheLiveSecretWhenTheCacheLags(t *testing.T) {
+	t.Parallel()
+	f := ghNewFixture(t)
+	before := f.secret.DeepCopy()
+	before.ResourceVersion = "998"
+	delete(before.Labels, custody.LabelCustody)
+	for _, k := range custody.Annotations() {
+		delete(before.Annotations, k)
+	}
+	before.Data[corev1.TLSPrivateKeyKey] = []byte("-----BEGIN PRIVATE KEY-----\n(the key before the scrub)\n-----END PRIVATE KEY-----\n")
+	cached := f.reader(t, before, f.cr)
+	live := f.reader(t, f.secret, f.cr)
+	req := f.request(t, f.issuingMissingData)
+
+	if resp := f.guard(t, cached).Handle(context.Background(), req); len(resp.Patch) != 0 {
+		t.Fatalf("without a live reader the lagging cache lets the change through (what this test guards against); got a patch %s", resp.Patch)
+	}
+	// The same fixture (its store holds the record of f.secret's key).
+	if resp := f.guard(t, cached, WithGuardLiveReader(live)).Handle(context.Background(), req); len(resp.Patch) == 0 {
+		t.Fatal("live Secret is the placeholder: want the veto")
+	}
+	if n := ghDecisions(t, f.reg, GuardDecisionVeto); n != 1 {
+		t.Fatalf("veto decisions = %v, want 1", n)
+	}
+}
