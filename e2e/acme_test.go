@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -550,17 +549,9 @@ func (s *acmeSuite) delivery(t *testing.T) {
 // namespace is created for real, as applying the file would).
 func (s *acmeSuite) examples(t *testing.T) {
 	ctx := context.Background()
-	root, err := framework.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	kinds := map[string]int{}
 	for _, f := range []string{"acme-clusterissuer.yaml", "acme-certificate.yaml"} {
-		data, err := os.ReadFile(filepath.Join(root, "deploy", "examples", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range decodeManifests(t, data) {
+		for _, o := range exampleObjects(t, f) {
 			kinds[o.GetKind()]++
 			if o.GetKind() == "Namespace" {
 				if err := s.st.Client.Create(ctx, o); err != nil {

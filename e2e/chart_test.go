@@ -259,3 +259,17 @@ func decodeManifests(t *testing.T, manifests []byte) []*unstructured.Unstructure
 	}
 	return objs
 }
+
+// exampleObjects decodes deploy/examples/<file>.
+func exampleObjects(t *testing.T, file string) []*unstructured.Unstructured {
+	t.Helper()
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "examples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeManifests(t, data)
+}

@@ -629,6 +629,20 @@ func TestCustodyVaultDown(t *testing.T) {
 // include labels.
 func counterValue(t *testing.T, st *keyward.Stack, name string, labels map[string]string) float64 {
 	t.Helper()
+	return metricSum(t, st, name, labels)
+}
+
+// gaugeSum sums the gauge series of Keyward's registry whose labels
+// include labels.
+func gaugeSum(t *testing.T, st *keyward.Stack, name string, labels map[string]string) float64 {
+	t.Helper()
+	return metricSum(t, st, name, labels)
+}
+
+// metricSum sums the counter or gauge series named name (a series holds
+// one or the other) whose labels include labels.
+func metricSum(t *testing.T, st *keyward.Stack, name string, labels map[string]string) float64 {
+	t.Helper()
 	mfs, err := st.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -646,7 +660,7 @@ func counterValue(t *testing.T, st *keyward.Stack, name string, labels map[strin
 					continue series
 				}
 			}
-			sum += m.GetCounter().GetValue()
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return sum

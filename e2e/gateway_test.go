@@ -405,20 +405,12 @@ func (s *gatewaySuite) unservable(t *testing.T) {
 // their wiring).
 func (s *gatewaySuite) examples(t *testing.T) {
 	ctx := context.Background()
-	root, err := framework.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := s.st.CreateNamespace(ctx, "envoy-gateway-system", nil); err != nil {
 		t.Fatal(err)
 	}
 	checked := map[string]int{}
 	for _, f := range []string{"gateway-sds.yaml", "istio-gateway-sds.yaml"} {
-		data, err := os.ReadFile(filepath.Join(root, "deploy", "examples", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range decodeManifests(t, data) {
+		for _, o := range exampleObjects(t, f) {
 			switch o.GetKind() {
 			case "EnvoyProxy", "Deployment":
 				continue // not installed here / a strategic merge patch
@@ -461,32 +453,6 @@ func findUnservableEvent(ctx context.Context, st *keyward.Stack, kind, name stri
 		}
 	}
 	return eventsv1.Event{}, false, nil
-}
-
-// gaugeSum sums the gauges named name whose labels include labels.
-func gaugeSum(t *testing.T, st *keyward.Stack, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := st.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			lbl := labelMap(m)
-			for k, v := range labels {
-				if lbl[k] != v {
-					continue series
-				}
-			}
-			sum += m.GetGauge().GetValue()
-		}
-	}
-	return sum
 }
 
 // handshake completes a TLS handshake served with the SDS pair and returns

@@ -21,13 +21,7 @@ func TestAgentBinaryMatchesContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "keyward")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/keyward")
-	build.Dir = root
-	build.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/keyward: %v\n%s", err, out)
-	}
+	bin := buildKeyward(t, root)
 	out, _ := exec.Command(bin, "agent", "--help").CombinedOutput() // pflag exits 0 or 2 on --help
 	// pflag prints "  -v, --v int" or "      --secret stringArray"; booleans have no type word.
 	line := regexp.MustCompile(`(?m)^\s+(?:-\w, )?(--[a-z0-9-]+)(?: (\w+))?`)
@@ -63,4 +57,18 @@ func TestAgentBinaryMatchesContract(t *testing.T) {
 	if len(extra) > 0 {
 		t.Errorf("in the binary but not in the contract (add them to AgentFlags): %v", extra)
 	}
+}
+
+// buildKeyward builds the keyward binary of the repository at root into a
+// temporary directory.
+func buildKeyward(t *testing.T, root string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "keyward")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/keyward")
+	build.Dir = root
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/keyward: %v\n%s", err, out)
+	}
+	return bin
 }

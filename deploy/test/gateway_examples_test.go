@@ -4,7 +4,6 @@
 package deploytest
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -104,13 +103,7 @@ func TestGatewayExamples(t *testing.T) {
 // --help` lists.
 func sdsFlags(t *testing.T, root string) map[string]bool {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "keyward")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/keyward")
-	build.Dir = root
-	build.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/keyward: %v\n%s", err, out)
-	}
+	bin := buildKeyward(t, root)
 	out, _ := exec.Command(bin, "sds", "--help").CombinedOutput()
 	got := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^\s+(?:-\w, )?(--[a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {

@@ -148,11 +148,24 @@ type EtcdFileScan struct {
 // would show, free pages and not yet compacted history included.
 func (e *Env) ScanEtcdFiles() (EtcdFileScan, error) {
 	var s EtcdFileScan
+	err := e.walkEtcdFiles(func(rel string, b []byte) {
+		s.Files++
+		s.Bytes += int64(len(b))
+		if HoldsPEMPrivateKey(b) {
+			s.Hits = append(s.Hits, rel)
+		}
+	})
+	return s, err
+}
+
+// walkEtcdFiles calls f with every file of etcd's data directory (its path
+// relative to the directory, and its bytes).
+func (e *Env) walkEtcdFiles(f func(rel string, b []byte)) error {
 	dir := e.kube.ControlPlane.Etcd.DataDir
 	if dir == "" {
-		return s, errors.New("etcd's data directory is unknown")
+		return errors.New("etcd's data directory is unknown")
 	}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -160,14 +173,9 @@ func (e *Env) ScanEtcdFiles() (EtcdFileScan, error) {
 		if err != nil {
 			return err
 		}
-		s.Files++
-		s.Bytes += int64(len(b))
-		if HoldsPEMPrivateKey(b) {
-			s.Hits = append(s.Hits, strings.TrimPrefix(p, dir+"/"))
-		}
+		f(strings.TrimPrefix(p, dir+"/"), b)
 		return nil
 	})
-	return s, err
 }
 
 // PurgeEtcdHistory does what an operator does to drop superseded revisions
@@ -200,25 +208,13 @@ func (e *Env) PurgeEtcdHistory(ctx context.Context) (int64, error) {
 // FindInEtcdFiles reports, for each named byte string, the files of etcd's
 // data directory that contain it (paths relative to the directory).
 func (e *Env) FindInEtcdFiles(needles map[string][]byte) (map[string][]string, error) {
-	dir := e.kube.ControlPlane.Etcd.DataDir
-	if dir == "" {
-		return nil, errors.New("etcd's data directory is unknown")
-	}
 	found := map[string][]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
+	err := e.walkEtcdFiles(func(rel string, b []byte) {
 		for name, n := range needles {
 			if bytes.Contains(b, n) {
-				found[name] = append(found[name], strings.TrimPrefix(p, dir+"/"))
+				found[name] = append(found[name], rel)
 			}
 		}
-		return nil
 	})
 	return found, err
 }
