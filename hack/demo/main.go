@@ -31,6 +31,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
@@ -58,7 +60,16 @@ func run(ctx context.Context, dev, acme bool) error {
 		return err
 	}
 	say("Keyward demo: starting the embedded stack (Vault, keyward kms, kube-apiserver + etcd encrypting Secrets, pebble + BIND, cert-manager, Keyward)...")
-	st, err := keyward.StartStack(ctx, keyward.StackOptions{Framework: framework.Options{Name: "demo", ACME: true}})
+	dir := filepath.Join(root, "e2e", "_artifacts", "demo-"+started.Format("20060102-150405.000"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	restore, err := quietLibraries(filepath.Join(dir, "demo-libraries.log"))
+	if err != nil {
+		return err
+	}
+	defer restore()
+	st, err := keyward.StartStack(ctx, keyward.StackOptions{Framework: framework.Options{Dir: dir, ACME: true}})
 	if err != nil {
 		return err
 	}
@@ -69,7 +80,7 @@ func run(ctx context.Context, dev, acme bool) error {
 	say("  pebble          %s   (Let's Encrypt's test ACME CA; DNS-01 through BIND %s, zone %s)", st.ACME.Pebble.Directory, st.ACME.DNS.Addr, framework.ACMEZone)
 	say("  cert-manager    %d controllers in-process", len(st.CertManagerControllers))
 	say("  keyward         issuer + Secret scrub webhook + watcher + custody guard")
-	say("  logs            %s", st.Dir)
+	say("  logs            %s (libraries' warnings, such as gRPC dial retries: demo-libraries.log)", st.Dir)
 	say("  stack up in %s", time.Since(started).Round(time.Millisecond))
 
 	c := st.Client
@@ -84,6 +95,7 @@ func run(ctx context.Context, dev, acme bool) error {
 	}
 	var crt *cmapi.Certificate
 	var issuerName string
+	applied := time.Now()
 	for _, o := range objs {
 		switch obj := o.(type) {
 		case *v1alpha1.VaultClusterIssuer:
@@ -116,12 +128,13 @@ func run(ctx context.Context, dev, acme bool) error {
 	}); err != nil {
 		return fmt.Errorf("VaultClusterIssuer %s not Ready: %w", issuerName, err)
 	}
-	t0 := time.Now()
+	issuerReady := time.Now()
 	ready, err := waitReady(ctx, c, client.ObjectKeyFromObject(crt), 90*time.Second)
 	if err != nil {
 		return err
 	}
-	say("\n2. Certificate %s/%s Ready in %s (revision %d)", crt.Namespace, crt.Name, time.Since(t0).Round(time.Millisecond), *ready.Status.Revision)
+	say("\n2. Certificate %s/%s Ready %s after it was applied (%s after its issuer became Ready; revision %d)", crt.Namespace, crt.Name,
+		time.Since(applied).Round(time.Millisecond), time.Since(issuerReady).Round(time.Millisecond), *ready.Status.Revision)
 	leaf, err := describeCustody(ctx, st, ready)
 	if err != nil {
 		return err
@@ -389,4 +402,30 @@ func poll(ctx context.Context, limit time.Duration, cond func(context.Context) (
 		}
 		return ok, nil
 	})
+}
+
+// quietLibraries sends what the libraries in this process write to stderr
+// (gRPC's dial retries, net/http's TLS handshake EOFs, klog warnings) to the
+// file path, so the console shows the demo's story only. It returns the
+// function that gives stderr back.
+func quietLibraries(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	saved, err := unix.Dup(2)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("keeping stderr: %w", err)
+	}
+	if err := unix.Dup2(int(f.Fd()), 2); err != nil {
+		f.Close()
+		_ = unix.Close(saved)
+		return nil, fmt.Errorf("sending library output to %s: %w", path, err)
+	}
+	return func() {
+		_ = unix.Dup2(saved, 2)
+		_ = unix.Close(saved)
+		_ = f.Close()
+	}, nil
 }
