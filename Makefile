@@ -55,6 +55,12 @@ $(BIN)/controller-gen:
 	cd hack/tools/controller-gen && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
 $(BIN)/helm:
 	cd hack/tools/helm && go build -o $@ helm.sh/helm/v3/cmd/helm
+# kubectl for `make dev` (not a test tool): from the same Kubernetes release
+# as kube-apiserver, its version stamped as the release build does.
+KUBE_VERSION = $(shell awk '$$1 == "require" && $$2 == "k8s.io/kubernetes" {print $$3}' hack/tools/kubectl/go.mod)
+KUBE_MINOR = $(word 2,$(subst ., ,$(KUBE_VERSION)))
+$(BIN)/kubectl:
+	cd hack/tools/kubectl && go build -o $@ -ldflags "$(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,-X $(p).gitVersion=$(KUBE_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(KUBE_MINOR))" k8s.io/kubernetes/cmd/kubectl
 
 generate: $(BIN)/controller-gen ## Regenerate CRDs, RBAC and deepcopy.
 	bash hack/generate.sh
@@ -94,7 +100,7 @@ fuzz: ## A longer run of every fuzz target (FUZZTIME each, default 10m).
 demo: tools build ## Start the embedded stack, issue a certificate into custody, print what happened (ACME=1 adds the ACME chapter).
 	go run ./hack/demo $(if $(ACME),-acme)
 
-dev: tools build ## Keep the embedded stack running (pebble and BIND included); writes bin/dev.env.
+dev: tools build $(BIN)/kubectl ## Keep the embedded stack running (pebble and BIND included); writes bin/dev.env; builds bin/kubectl.
 	go run ./hack/demo -dev
 
 bench: tools ## Benchmarks (prints figures; never asserted in make test).

@@ -315,7 +315,7 @@ func keepRunning(ctx context.Context, st *keyward.Stack, root string) error {
 	}
 	say("\nThe stack keeps running (namespace demo is custody-enabled, VaultClusterIssuer vault and ClusterIssuer acme are Ready;")
 	say("ACME certificates: names under %s, DNS-01 through BIND at $ACME_DNS_SERVER, pebble's root at $ACME_MANAGEMENT/roots/0).", framework.ACMEZone)
-	say("In another shell: source %s   (bin/vault works; kubectl is not built here, use any kubectl v1.36)", envFile)
+	say("In another shell: source %s   (then bin/kubectl, built from the stack's Kubernetes release, and bin/vault work: kubectl get certificates -n demo)", envFile)
 	fmt.Print(env)
 	say("Ctrl-C stops everything.")
 	<-ctx.Done()
