@@ -85,15 +85,9 @@ func (c *Checker) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile
 // check lists the referencing objects and judges each reference to a
 // custody placeholder.
 func (c *Checker) check(ctx context.Context) ([]finding, error) {
-	objs, refs, err := c.references(ctx)
+	objs, refs, gateways, err := c.references(ctx)
 	if err != nil {
 		return nil, err
-	}
-	gateways := map[types.NamespacedName]*gwapiv1.Gateway{}
-	for _, o := range objs {
-		if gw, ok := o.(*gwapiv1.Gateway); ok {
-			gateways[types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}] = gw
-		}
 	}
 	var found []finding
 	for i, ref := range refs {
@@ -122,36 +116,25 @@ func (c *Checker) check(ctx context.Context) ([]finding, error) {
 func served(o client.Object) bool { return o.GetAnnotations()[AnnotationTLSServedBy] != "" }
 
 // references lists every reference, with its referencing object at the
-// same index.
-func (c *Checker) references(ctx context.Context) ([]client.Object, []tlsref.Ref, error) {
+// same index, and the Gateways read.
+func (c *Checker) references(ctx context.Context) ([]client.Object, []tlsref.Ref, map[types.NamespacedName]*gwapiv1.Gateway, error) {
 	var objs []client.Object
 	var refs []tlsref.Ref
+	var gateways map[types.NamespacedName]*gwapiv1.Gateway
+	if c.served.Gateways {
+		var err error
+		if objs, refs, gateways, err = attachedRefs(ctx, c.reader, c.served); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	add := func(o client.Object, rs []tlsref.Ref) {
 		for _, r := range rs {
 			objs, refs = append(objs, o), append(refs, r)
 		}
 	}
-	if c.served.Gateways {
-		var gws gwapiv1.GatewayList
-		if err := c.reader.List(ctx, &gws); err != nil {
-			return nil, nil, fmt.Errorf("listing gateways: %w", err)
-		}
-		for i := range gws.Items {
-			add(&gws.Items[i], tlsref.GatewaySecrets(&gws.Items[i]))
-		}
-	}
-	if c.served.ListenerSets {
-		var sets gwapiv1.ListenerSetList
-		if err := c.reader.List(ctx, &sets); err != nil {
-			return nil, nil, fmt.Errorf("listing listenersets: %w", err)
-		}
-		for i := range sets.Items {
-			add(&sets.Items[i], tlsref.ListenerSetSecrets(&sets.Items[i]))
-		}
-	}
 	var ings networkingv1.IngressList
 	if err := c.reader.List(ctx, &ings); err != nil {
-		return nil, nil, fmt.Errorf("listing ingresses: %w", err)
+		return nil, nil, nil, fmt.Errorf("listing ingresses: %w", err)
 	}
 	for i := range ings.Items {
 		add(&ings.Items[i], tlsref.IngressSecrets(&ings.Items[i]))
@@ -160,14 +143,14 @@ func (c *Checker) references(ctx context.Context) ([]client.Object, []tlsref.Ref
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(ApisixTlsGVK.GroupVersion().WithKind(ApisixTlsGVK.Kind + "List"))
 		if err := c.reader.List(ctx, list); err != nil {
-			return nil, nil, fmt.Errorf("listing apisixtlses: %w", err)
+			return nil, nil, nil, fmt.Errorf("listing apisixtlses: %w", err)
 		}
 		for i := range list.Items {
 			u := &list.Items[i]
 			add(u, tlsref.ApisixTlsSecret(u.GetNamespace(), u.GetName(), u.Object))
 		}
 	}
-	return objs, refs, nil
+	return objs, refs, gateways, nil
 }
 
 // publish sets the gauge and records events for references that became

@@ -38,7 +38,11 @@ func gatewayClass(name, url string) *gwapiv1.GatewayClass {
 }
 
 func gateway(ns, name, class string, secrets ...string) *gwapiv1.Gateway {
-	gw := &gwapiv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: gwapiv1.GatewaySpec{GatewayClassName: gwapiv1.ObjectName(class)}}
+	same := gwapiv1.NamespacesFromSame
+	gw := &gwapiv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: gwapiv1.GatewaySpec{
+		GatewayClassName: gwapiv1.ObjectName(class),
+		AllowedListeners: &gwapiv1.AllowedListeners{Namespaces: &gwapiv1.ListenerNamespaces{From: &same}},
+	}}
 	for i, s := range secrets {
 		gw.Spec.Listeners = append(gw.Spec.Listeners, gwapiv1.Listener{
 			Name: gwapiv1.SectionName("https-" + s), Port: gwapiv1.PortNumber(443 + i), Protocol: gwapiv1.HTTPSProtocolType,
@@ -133,6 +137,8 @@ func TestSDSResolver(t *testing.T) {
 		gateway("a", "third", "eg2", "mixed-tls"),
 		gateway("a", "fourth", "eg", "mixed-tls"),
 		listenerSet("a", "extra", "web", "api-tls"),
+		closed(gateway("a", "closed", "eg")),
+		listenerSet("a", "shut", "closed", "shut-tls"),
 		gateway("b", "web", "eg", "b-tls"),
 	), Served{Gateways: true, ListenerSets: true})
 	cases := map[string]string{
@@ -142,6 +148,7 @@ func TestSDSResolver(t *testing.T) {
 		"a/shared-tls": "",     // referenced by a marked and an unmarked class
 		"a/mixed-tls":  "",     // two marked classes, two addresses
 		"a/none-tls":   "",     // no Gateway
+		"a/shut-tls":   "",     // a ListenerSet its parent does not admit
 		"b/b-tls":      sdsURL,
 	}
 	for key, want := range cases {
@@ -248,3 +255,10 @@ func drain(rec *events.FakeRecorder) []string {
 }
 
 func key(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+// closed makes gw admit no ListenerSet (allowedListeners From: None).
+func closed(gw *gwapiv1.Gateway) *gwapiv1.Gateway {
+	none := gwapiv1.NamespacesFromNone
+	gw.Spec.AllowedListeners.Namespaces.From = &none
+	return gw
+}

@@ -35,15 +35,16 @@ func NewSDSResolver(reader client.Reader, served Served) *SDSResolver {
 
 // URL returns the SDS address for the Secret namespace/name: the value of
 // custody.GatewayClassAnnotationSDSURL on the class of every Gateway whose
-// listener (its own or a ListenerSet's) references the Secret. It returns
-// "" when no Gateway references it, or when one of them is of a class that
-// is not marked or is marked with another address: an SDS reference would
-// break that Gateway, so the Secret stays kubernetes.io/tls and the Checker
-// reports the listener. Only references from the Secret's own namespace
-// count (cert-manager's gateway-shim creates Certificates only for those).
+// listener (its own or an admitted ListenerSet's) references the Secret. It
+// returns "" when no Gateway references it, or when one of them is of a
+// class that is not marked or is marked with another address: an SDS
+// reference would break that Gateway, so the Secret stays kubernetes.io/tls
+// and the Checker reports the listener. Only references from the Secret's
+// own namespace count (cert-manager's gateway-shim creates Certificates only
+// for those).
 func (r *SDSResolver) URL(ctx context.Context, namespace, name string) (string, error) {
 	secret := types.NamespacedName{Namespace: namespace, Name: name}
-	refs, err := gatewayRefs(ctx, r.reader, r.served, client.InNamespace(namespace))
+	_, refs, gws, err := attachedRefs(ctx, r.reader, r.served, client.InNamespace(namespace))
 	if err != nil {
 		return "", err
 	}
@@ -52,22 +53,13 @@ func (r *SDSResolver) URL(ctx context.Context, namespace, name string) (string, 
 		if ref.Secret != secret {
 			continue
 		}
-		u, err := r.gatewayURL(ctx, ref.Gateway)
+		u, err := classURL(ctx, r.reader, string(gws[ref.Gateway].Spec.GatewayClassName))
 		if err != nil || u == "" || (url != "" && u != url) {
 			return "", err
 		}
 		url = u
 	}
 	return url, nil
-}
-
-// gatewayURL is the SDS address of gw's class ("" when unmarked).
-func (r *SDSResolver) gatewayURL(ctx context.Context, gw types.NamespacedName) (string, error) {
-	var g gwapiv1.Gateway
-	if err := r.reader.Get(ctx, gw, &g); err != nil {
-		return "", client.IgnoreNotFound(err)
-	}
-	return classURL(ctx, r.reader, string(g.Spec.GatewayClassName))
 }
 
 func classURL(ctx context.Context, reader client.Reader, class string) (string, error) {
@@ -78,26 +70,55 @@ func classURL(ctx context.Context, reader client.Reader, class string) (string, 
 	return gc.Annotations[custody.GatewayClassAnnotationSDSURL], nil
 }
 
-// gatewayRefs lists the Secret references of the Gateways and ListenerSets
-// that opts select.
-func gatewayRefs(ctx context.Context, reader client.Reader, served Served, opts ...client.ListOption) ([]tlsref.Ref, error) {
-	var refs []tlsref.Ref
-	var gws gwapiv1.GatewayList
-	if err := reader.List(ctx, &gws, opts...); err != nil {
-		return nil, fmt.Errorf("listing gateways: %w", err)
+// attachedRefs lists the Secret references of the Gateways that opts
+// select and of the ListenerSets that opts select and whose parent Gateway
+// exists and admits them (tlsref.ListenerSetAdmitted), each with its
+// referencing object at the same index; gws holds every Gateway read, so
+// each reference's Ref.Gateway is in it.
+func attachedRefs(ctx context.Context, reader client.Reader, served Served, opts ...client.ListOption) (
+	objs []client.Object, refs []tlsref.Ref, gws map[types.NamespacedName]*gwapiv1.Gateway, err error) {
+	add := func(o client.Object, rs []tlsref.Ref) {
+		for _, r := range rs {
+			objs, refs = append(objs, o), append(refs, r)
+		}
 	}
-	for i := range gws.Items {
-		refs = append(refs, tlsref.GatewaySecrets(&gws.Items[i])...)
+	var list gwapiv1.GatewayList
+	if err := reader.List(ctx, &list, opts...); err != nil {
+		return nil, nil, nil, fmt.Errorf("listing gateways: %w", err)
+	}
+	gws = map[types.NamespacedName]*gwapiv1.Gateway{}
+	for i := range list.Items {
+		gw := &list.Items[i]
+		gws[types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}] = gw
+		add(gw, tlsref.GatewaySecrets(gw))
 	}
 	if !served.ListenerSets {
-		return refs, nil
+		return objs, refs, gws, nil
 	}
 	var sets gwapiv1.ListenerSetList
 	if err := reader.List(ctx, &sets, opts...); err != nil {
-		return nil, fmt.Errorf("listing listenersets: %w", err)
+		return nil, nil, nil, fmt.Errorf("listing listenersets: %w", err)
 	}
 	for i := range sets.Items {
-		refs = append(refs, tlsref.ListenerSetSecrets(&sets.Items[i])...)
+		ls := &sets.Items[i]
+		parent, ok := tlsref.ListenerSetParent(ls)
+		if !ok {
+			continue
+		}
+		gw := gws[parent]
+		if gw == nil { // a parent in another namespace
+			gw = &gwapiv1.Gateway{}
+			if err := reader.Get(ctx, parent, gw); err != nil {
+				if client.IgnoreNotFound(err) != nil {
+					return nil, nil, nil, fmt.Errorf("reading gateway %s of listenerset %s/%s: %w", parent, ls.Namespace, ls.Name, err)
+				}
+				continue
+			}
+			gws[parent] = gw
+		}
+		if tlsref.ListenerSetAdmitted(gw, ls) {
+			add(ls, tlsref.ListenerSetSecrets(ls))
+		}
 	}
-	return refs, nil
+	return objs, refs, gws, nil
 }

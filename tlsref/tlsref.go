@@ -77,6 +77,26 @@ func ListenerSetParent(ls *gwapiv1.ListenerSet) (types.NamespacedName, bool) {
 	return types.NamespacedName{Namespace: ns, Name: string(p.Name)}, true
 }
 
+// ListenerSetAdmitted reports whether gw (ls's parent) admits ls, per its
+// spec.allowedListeners: None (the default) admits no ListenerSet, Same only
+// those in gw's namespace, All every one. Selector counts as admitting: the
+// namespace labels it selects on are not read here, and the gateway
+// controller has the final word. A ListenerSet its parent does not admit
+// is not attached: its listeners reference nothing a data plane loads.
+func ListenerSetAdmitted(gw *gwapiv1.Gateway, ls *gwapiv1.ListenerSet) bool {
+	from := gwapiv1.NamespacesFromNone
+	if al := gw.Spec.AllowedListeners; al != nil && al.Namespaces != nil && al.Namespaces.From != nil {
+		from = *al.Namespaces.From
+	}
+	switch from {
+	case gwapiv1.NamespacesFromAll, gwapiv1.NamespacesFromSelector:
+		return true
+	case gwapiv1.NamespacesFromSame:
+		return ls.Namespace == gw.Namespace
+	}
+	return false
+}
+
 // ListenerSetSecrets returns the Secrets ls's listeners terminate TLS with;
 // Ref.Gateway is its parent. A ListenerSet whose parentRef is not a Gateway
 // references nothing.

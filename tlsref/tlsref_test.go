@@ -90,3 +90,34 @@ func TestIngressAndApisixTls(t *testing.T) {
 		t.Errorf("malformed ApisixTls gave %+v", a)
 	}
 }
+
+func TestListenerSetAdmitted(t *testing.T) {
+	t.Parallel()
+	ls := func(ns string) *gwapiv1.ListenerSet {
+		return &gwapiv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "extra"}}
+	}
+	gw := func(from *gwapiv1.FromNamespaces) *gwapiv1.Gateway {
+		g := &gwapiv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "web"}}
+		if from != nil {
+			g.Spec.AllowedListeners = &gwapiv1.AllowedListeners{Namespaces: &gwapiv1.ListenerNamespaces{From: from}}
+		}
+		return g
+	}
+	for _, tc := range []struct {
+		name string
+		from *gwapiv1.FromNamespaces
+		ns   string
+		want bool
+	}{
+		{"unset is None", nil, "infra", false},
+		{"None", ptr.To(gwapiv1.NamespacesFromNone), "infra", false},
+		{"Same, same namespace", ptr.To(gwapiv1.NamespacesFromSame), "infra", true},
+		{"Same, other namespace", ptr.To(gwapiv1.NamespacesFromSame), "apps", false},
+		{"All", ptr.To(gwapiv1.NamespacesFromAll), "apps", true},
+		{"Selector (labels not read)", ptr.To(gwapiv1.NamespacesFromSelector), "apps", true},
+	} {
+		if got := ListenerSetAdmitted(gw(tc.from), ls(tc.ns)); got != tc.want {
+			t.Errorf("%s: ListenerSetAdmitted = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

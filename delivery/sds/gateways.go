@@ -48,10 +48,8 @@ type Ignored struct {
 // Secrets the selected Gateways and the ListenerSets attached to them
 // reference in their own namespace. A reference to another namespace is
 // ignored (it needs a ReferenceGrant, which is not evaluated), and so are
-// the ListenerSets their parent Gateway does not allow
-// (spec.allowedListeners: None, the default, or Same for another
-// namespace; Selector is taken as allowing, since namespace labels are not
-// read: the gateway controller decides whether the ListenerSet attaches).
+// the ListenerSets their parent Gateway does not admit
+// (tlsref.ListenerSetAdmitted).
 func Allowed(sel Selection, gateways []*gwapiv1.Gateway, sets []*gwapiv1.ListenerSet) ([]types.NamespacedName, []Ignored) {
 	selected := map[types.NamespacedName]*gwapiv1.Gateway{}
 	for _, gw := range gateways {
@@ -71,7 +69,7 @@ func Allowed(sel Selection, gateways []*gwapiv1.Gateway, sets []*gwapiv1.Listene
 		if !ok || gw == nil {
 			continue
 		}
-		if !listenerSetAllowed(gw, ls) {
+		if !tlsref.ListenerSetAdmitted(gw, ls) {
 			for _, r := range tlsref.ListenerSetSecrets(ls) {
 				ignored = append(ignored, Ignored{Ref: r, Reason: IgnoredListenerSetNotAllowed})
 			}
@@ -97,20 +95,6 @@ func Allowed(sel Selection, gateways []*gwapiv1.Gateway, sets []*gwapiv1.Listene
 	}
 	sortKeys(out)
 	return out, ignored
-}
-
-func listenerSetAllowed(gw *gwapiv1.Gateway, ls *gwapiv1.ListenerSet) bool {
-	from := gwapiv1.NamespacesFromNone
-	if al := gw.Spec.AllowedListeners; al != nil && al.Namespaces != nil && al.Namespaces.From != nil {
-		from = *al.Namespaces.From
-	}
-	switch from {
-	case gwapiv1.NamespacesFromAll, gwapiv1.NamespacesFromSelector:
-		return true
-	case gwapiv1.NamespacesFromSame:
-		return ls.Namespace == gw.Namespace
-	}
-	return false
 }
 
 func sortKeys(keys []types.NamespacedName) {
