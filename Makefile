@@ -101,6 +101,7 @@ demo: tools build ## Start the embedded stack, issue a certificate into custody,
 	go run ./hack/demo $(if $(ACME),-acme)
 
 dev: tools build $(BIN)/kubectl ## Keep the embedded stack running (pebble and BIND included); writes bin/dev.env; builds bin/kubectl.
+	ln -sf keyward $(BIN)/kubectl-keyward # kubectl plugin: kubectl keyward status
 	go run ./hack/demo -dev
 
 bench: tools ## Benchmarks (prints figures; never asserted in make test).

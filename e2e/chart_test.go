@@ -213,6 +213,8 @@ func renderChart(t *testing.T, values string) []byte {
 		"--kube-version", chartKubeVersion,
 		"--include-crds",
 	}
+	// clusterName is required with custody; a later values file may override it.
+	args = append(args, "--values", filepath.Join(root, "deploy", "test", "testdata", "cluster-name.yaml"))
 	if values != "" {
 		args = append(args, "--values", filepath.Join(root, values))
 	}

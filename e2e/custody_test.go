@@ -58,7 +58,7 @@ func keywardClusterIssuer(st *keyward.Stack, name string) *v1alpha1.VaultCluster
 			Path:   framework.VaultIntPKIMount + "/sign/" + framework.VaultKeywardRole,
 			Auth: v1alpha1.VaultAuth{Kubernetes: &v1alpha1.KubernetesAuth{
 				Role:              "keyward-issuer",
-				MountPath:         framework.VaultKubernetesMount,
+				MountPath:         st.VaultKubernetesMount,
 				ServiceAccountRef: v1alpha1.ServiceAccountRef{Name: framework.KeywardServiceAccount, Audiences: []string{framework.VaultAudience}},
 			}},
 		},
@@ -118,11 +118,18 @@ type custodyRecord struct {
 
 func readCustody(t *testing.T, st *keyward.Stack, ns, secret string) (custodyRecord, bool) {
 	t.Helper()
+	return readCustodyAt(t, st, custody.ClusterPrefix(framework.VaultCustodyPrefix, st.Options().ClusterName), ns, secret)
+}
+
+// readCustodyAt reads the record of ns/secret under prefix (a cluster's
+// folder, custody.ClusterPrefix) with the root token.
+func readCustodyAt(t *testing.T, st *keyward.Stack, prefix, ns, secret string) (custodyRecord, bool) {
+	t.Helper()
 	vc, err := st.Vault.RootClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := vc.KVv2(framework.VaultCustodyMount).Get(context.Background(), framework.VaultCustodyPrefix+"/"+ns+"/"+secret)
+	sec, err := vc.KVv2(framework.VaultCustodyMount).Get(context.Background(), prefix+"/"+ns+"/"+secret)
 	if err != nil {
 		if strings.Contains(err.Error(), "secret not found") {
 			return custodyRecord{}, false

@@ -37,6 +37,10 @@ const (
 const (
 	ByWebhook = "webhook"
 	ByWatcher = "watcher"
+	// ByAdoption: the record was copied from another cluster's custody
+	// (package adopt), not scrubbed from a Secret; there was never a key
+	// in this cluster's API.
+	ByAdoption = "adoption"
 )
 
 // Data keys of a kubernetes.io/tls Secret written by cert-manager, besides
@@ -120,7 +124,7 @@ type PlanOptions struct {
 	Strict bool
 	// Now is the scrub time recorded in custody.AnnotationScrubbedAt.
 	Now time.Time
-	// By is ByWebhook or ByWatcher.
+	// By is ByWebhook, ByWatcher or ByAdoption.
 	By string
 	// Path is the store's name for the record (custody.Store.Path), recorded in
 	// custody.AnnotationPath.

@@ -88,7 +88,7 @@ type ScrubRequest struct {
 	Secret *corev1.Secret
 	// Strict selects strict mode (certificates also moved to custody).
 	Strict bool
-	// By is ByWebhook or ByWatcher.
+	// By is ByWebhook, ByWatcher or ByAdoption.
 	By string
 	// DryRun plans without writing anything.
 	DryRun bool

@@ -20,6 +20,7 @@ const GuardPath = "/mutate-cert-manager-io-v1-certificate-status"
 const (
 	SecretScrubWebhookName = "secret-scrub.keyward.io"
 	GuardWebhookName       = "custody-guard.keyward.io"
+	AdoptWebhookName       = "custody-adopt.keyward.io"
 )
 
 // Defaults for ConfigOptions.
@@ -54,6 +55,12 @@ type ConfigOptions struct {
 	// Default DefaultTimeoutSeconds.
 	SecretTimeoutSeconds int32
 	GuardTimeoutSeconds  int32
+	// Adoption adds the adoption webhook (AdoptPath): Certificates created
+	// in custody namespaces that also carry the label
+	// custody.NamespaceLabelAdoptFromCluster. Its failure policy is Fail:
+	// without Keyward the Certificate is refused rather than issued with a
+	// new key.
+	Adoption bool
 }
 
 // SecretScrubMatchConditions are the CEL conditions under which the apiserver
@@ -87,11 +94,53 @@ func SecretScrubMatchConditions() []admissionregistrationv1.MatchCondition {
 	}
 }
 
-// MutatingWebhookConfiguration returns Keyward's two mutating webhooks: the
+// MutatingWebhookConfiguration returns Keyward's mutating webhooks: the
 // Secret scrub (SecretScrubPath) and the custody guard on
-// certificates/status (GuardPath), both scoped to custody namespaces.
+// certificates/status (GuardPath), both scoped to custody namespaces, and
+// with opts.Adoption the adoption webhook (AdoptPath).
 func MutatingWebhookConfiguration(opts ConfigOptions) *admissionregistrationv1.MutatingWebhookConfiguration {
 	opts = opts.withDefaults()
+	cfg := baseWebhookConfiguration(opts)
+	if opts.Adoption {
+		cfg.Webhooks = append(cfg.Webhooks, adoptWebhook(opts))
+	}
+	return cfg
+}
+
+// adoptWebhook calls the adoption handler for Certificates created in
+// custody namespaces labelled custody.NamespaceLabelAdoptFromCluster.
+func adoptWebhook(opts ConfigOptions) admissionregistrationv1.MutatingWebhook {
+	sel := opts.NamespaceSelector.DeepCopy()
+	sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{
+		Key: custody.NamespaceLabelAdoptFromCluster, Operator: metav1.LabelSelectorOpExists,
+	})
+	fail := admissionregistrationv1.Fail
+	equivalent := admissionregistrationv1.Equivalent
+	return admissionregistrationv1.MutatingWebhook{
+		Name:         AdoptWebhookName,
+		ClientConfig: opts.clientConfig(AdoptPath),
+		Rules: []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+			Rule: admissionregistrationv1.Rule{
+				APIGroups: []string{"cert-manager.io"}, APIVersions: []string{"v1"}, Resources: []string{"certificates"},
+				Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+			},
+		}},
+		FailurePolicy:     &fail,
+		MatchPolicy:       &equivalent,
+		NamespaceSelector: sel,
+		ObjectSelector:    &metav1.LabelSelector{},
+		// The handler writes to Vault and creates a Secret, but not for
+		// dry-run requests.
+		SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
+		TimeoutSeconds:          ptr.To(DefaultTimeoutSeconds),
+		AdmissionReviewVersions: []string{"v1"},
+		ReinvocationPolicy:      ptr.To(admissionregistrationv1.NeverReinvocationPolicy),
+	}
+}
+
+// baseWebhookConfiguration is the scrub and guard webhooks.
+func baseWebhookConfiguration(opts ConfigOptions) *admissionregistrationv1.MutatingWebhookConfiguration {
 	clientConfig := opts.clientConfig
 	equivalent := admissionregistrationv1.Equivalent
 	return &admissionregistrationv1.MutatingWebhookConfiguration{

@@ -9,6 +9,7 @@ import (
 	"github.com/google/cel-go/cel"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 )
 
@@ -112,5 +113,33 @@ func TestMutatingWebhookConfiguration(t *testing.T) {
 	byURL := MutatingWebhookConfiguration(ConfigOptions{URL: "https://127.0.0.1:9443/"})
 	if *byURL.Webhooks[0].ClientConfig.URL != "https://127.0.0.1:9443"+SecretScrubPath || byURL.Webhooks[0].ClientConfig.Service != nil {
 		t.Errorf("url config %+v", byURL.Webhooks[0].ClientConfig)
+	}
+}
+
+func TestMutatingWebhookConfigurationAdoption(t *testing.T) {
+	t.Parallel()
+	cfg := MutatingWebhookConfiguration(ConfigOptions{URL: "https://127.0.0.1:9443", Adoption: true})
+	if len(cfg.Webhooks) != 3 || cfg.Webhooks[2].Name != AdoptWebhookName {
+		t.Fatalf("want the adoption webhook third, got %d webhooks", len(cfg.Webhooks))
+	}
+	w := cfg.Webhooks[2]
+	if *w.ClientConfig.URL != "https://127.0.0.1:9443"+AdoptPath || *w.FailurePolicy != admissionregistrationv1.Fail ||
+		*w.SideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun {
+		t.Errorf("adoption webhook %+v", w)
+	}
+	if r := w.Rules[0]; r.Resources[0] != "certificates" || len(r.Operations) != 1 || r.Operations[0] != admissionregistrationv1.Create {
+		t.Errorf("adoption rule %+v", r)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(w.NamespaceSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.Matches(labels.Set{"keyward.io/custody": "enabled"}) || !sel.Matches(labels.Set{"keyward.io/custody": "enabled", "keyward.io/adopt-from-cluster": "east"}) ||
+		sel.Matches(labels.Set{"keyward.io/adopt-from-cluster": "east"}) {
+		t.Errorf("adoption namespaceSelector %q: want custody namespaces with the adoption label only", sel)
+	}
+	// The other two keep the plain custody selector.
+	if len(cfg.Webhooks[0].NamespaceSelector.MatchExpressions) != 0 {
+		t.Errorf("the adoption label leaked into the scrub webhook's selector")
 	}
 }

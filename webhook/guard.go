@@ -15,6 +15,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -73,6 +74,7 @@ type CertificateGuard struct {
 	clock   clock.PassiveClock
 	log     logr.Logger
 	timeout time.Duration
+	events  events.EventRecorder
 
 	decisions *prometheus.CounterVec
 	duration  prometheus.Histogram
@@ -85,6 +87,7 @@ type guardConfig struct {
 	timeout    time.Duration
 	loader     []guard.LoaderOption
 	sdsSecrets client.Reader
+	events     events.EventRecorder
 }
 
 // GuardOption adjusts a CertificateGuard built by NewCertificateGuard.
@@ -121,6 +124,14 @@ func WithGuardSDSSecrets(r client.Reader) GuardOption {
 	return func(c *guardConfig) { c.sdsSecrets = r }
 }
 
+// WithGuardEvents makes the guard record a Normal event on the Certificate
+// for each decision guard.EventFor names (a veto, a genuine reason let
+// through, an issuance completed in custody), so `kubectl describe` and
+// `keyward status` show why cert-manager's write was changed or not.
+func WithGuardEvents(r events.EventRecorder) GuardOption {
+	return func(c *guardConfig) { c.events = r }
+}
+
 // WithGuardOwnerIndex makes the guard list a Certificate's requests through
 // guard.CertificateRequestOwnerIndex, which the reader's cache must have.
 func WithGuardOwnerIndex() GuardOption {
@@ -148,7 +159,7 @@ func NewCertificateGuard(reader client.Reader, store custody.Store, clk clock.Pa
 	if err != nil {
 		return nil, err
 	}
-	g := &CertificateGuard{loader: loader, clock: clk, log: log, timeout: cfg.timeout}
+	g := &CertificateGuard{loader: loader, clock: clk, log: log, timeout: cfg.timeout, events: cfg.events}
 	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyward_guard_decisions_total",
 		Help: "Custody guard answers to certificates/status updates, by decision (pass, pass_rewritten, veto, fail_open).",
@@ -217,6 +228,7 @@ func (g *CertificateGuard) handle(ctx context.Context, req admission.Request) (a
 		return g.failOpen(log, err)
 	}
 	log.V(1).Info("custody guard decision", "decision", d.Outcome.String(), "reason", d.Reason, "message", d.Message)
+	g.recordDecision(req, &newCrt, d)
 	if d.Outcome == guard.Pass {
 		return admission.Allowed(d.Reason), GuardDecisionPass
 	}
@@ -248,6 +260,19 @@ func (g *CertificateGuard) patch(log logr.Logger, oldCrt, newCrt *cmapi.Certific
 			newCrt.Namespace, newCrt.Name, newCrt.Spec.SecretName, d.Message)), GuardDecisionVeto
 	}
 	return resp.WithWarnings(fmt.Sprintf("keyward: Certificate %s/%s: %s", newCrt.Namespace, newCrt.Name, d.Message)), GuardDecisionPassRewritten
+}
+
+// recordDecision records the decision as an event on the Certificate
+// (not for a dry run, which stores nothing). The recorder is asynchronous
+// (it queues the event and writes it from its own goroutine, aggregating
+// repeats into a series), so this adds no API call to the admission path.
+func (g *CertificateGuard) recordDecision(req admission.Request, crt *cmapi.Certificate, d guard.Decision) {
+	if g.events == nil || (req.DryRun != nil && *req.DryRun) {
+		return
+	}
+	if reason, note, ok := guard.EventFor(d); ok {
+		g.events.Eventf(crt, nil, corev1.EventTypeNormal, reason, "Guard", "%s", note)
+	}
 }
 
 // guardPatchOp is one RFC 6902 operation.

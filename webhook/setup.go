@@ -22,6 +22,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/keyward-io/keyward/adopt"
 	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/guard"
 	"github.com/keyward-io/keyward/listeners"
@@ -58,6 +59,9 @@ type CustodyOptions struct {
 	// references only when Gateways are served. mgr's scheme must know the
 	// Gateway API types when Served.Gateways is set.
 	Served listeners.Served
+	// Adoption, when set, serves the adoption webhook at AdoptPath
+	// (package adopt). Its Scrubber and Secret client are filled in here.
+	Adoption *adopt.Adopter
 }
 
 // SetupCustody adds everything custody needs to mgr, the way production
@@ -127,7 +131,7 @@ func SetupCustody(ctx context.Context, mgr ctrl.Manager, o CustodyOptions) error
 		scrubHandler.WithSDS(sds)
 	}
 	guardHandler, err := SetupCertificateGuard(ctx, mgr, o.GuardStore, o.Clock, o.Registerer, o.Logger.WithName("guard"),
-		WithGuardSDSSecrets(sdsSecrets))
+		WithGuardSDSSecrets(sdsSecrets), WithGuardEvents(mgr.GetEventRecorder("keyward-custody-guard")))
 	if err != nil {
 		return err
 	}
@@ -135,6 +139,16 @@ func SetupCustody(ctx context.Context, mgr ctrl.Manager, o CustodyOptions) error
 	// on a fresh placeholder reads no Vault.
 	scrub.OnCustodyWrite(guardHandler.Prime)
 	mgr.GetWebhookServer().Register(SecretScrubPath, &ctrlwebhook.Admission{Handler: scrubHandler})
+	if o.Adoption != nil {
+		a := *o.Adoption
+		a.Scrubber, a.SecretReader, a.SecretWriter, a.Clock = scrub, mgr.GetAPIReader(), mgr.GetClient(), o.Clock
+		a.Strict = scrubber.NamespaceStrictMode{Reader: mgr.GetCache(), Default: o.StrictDefault}
+		h, err := NewCertificateAdopter(&a, mgr.GetCache(), o.Registerer, o.Logger.WithName("adopt"))
+		if err != nil {
+			return err
+		}
+		mgr.GetWebhookServer().Register(AdoptPath, &ctrlwebhook.Admission{Handler: h})
+	}
 	return nil
 }
 

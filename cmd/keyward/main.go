@@ -4,12 +4,17 @@
 // Command keyward runs Keyward: the VaultIssuer/VaultClusterIssuer
 // controllers, the custody watcher and the admission webhooks. `keyward
 // agent` runs the delivery sidecar instead (see package agent), `keyward
-// sds` the Envoy SDS sidecar (package sdsserver).
+// sds` the Envoy SDS sidecar (package sdsserver), `keyward status` shows
+// what custody holds (package status). Installed as kubectl-keyward on
+// PATH it is a kubectl plugin: `kubectl keyward status`.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
@@ -20,9 +25,20 @@ import (
 	"github.com/keyward-io/keyward/cmd/keyward/app"
 	"github.com/keyward-io/keyward/cmd/keyward/kmsplugin"
 	"github.com/keyward-io/keyward/cmd/keyward/sdsserver"
+	"github.com/keyward-io/keyward/cmd/keyward/status"
 )
 
+// kubectlPlugin is the name kubectl looks for on PATH to run `kubectl
+// keyward ...`; invoked so, only the plugin's subcommands exist.
+const kubectlPlugin = "kubectl-keyward"
+
 func main() {
+	if strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe") == kubectlPlugin {
+		os.Exit(runPlugin(os.Args[1:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "status" {
+		os.Exit(status.Main(context.Background(), "keyward status", os.Args[2:], os.Stdout, os.Stderr))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "agent" {
 		os.Exit(runAgent(os.Args[2:]))
 	}
@@ -111,4 +127,17 @@ func runSDS(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// runPlugin is `kubectl keyward SUBCOMMAND`: kubectl runs kubectl-keyward
+// with the words after `keyward`.
+func runPlugin(args []string) int {
+	if len(args) > 0 && args[0] == "status" {
+		return status.Main(context.Background(), "kubectl keyward status", args[1:], os.Stdout, os.Stderr)
+	}
+	fmt.Fprintln(os.Stderr, "Usage: kubectl keyward status [NAME...] [flags]   (see kubectl keyward status --help)")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		return 0
+	}
+	return 2
 }

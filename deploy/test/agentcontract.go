@@ -34,6 +34,7 @@ func AgentFlags() map[string]AgentFlag {
 		"--vault-token-file":          {},
 		"--custody-mount":             {},
 		"--custody-prefix":            {},
+		"--cluster-name":              {},
 		"--sink":                      {Repeatable: true},
 		"--health-addr":               {},
 		"--metrics-addr":              {},

@@ -682,7 +682,8 @@ func TestSecretProviderClassExample(t *testing.T) {
 	if err := yaml.UnmarshalStrict([]byte(p["objects"]), &objects); err != nil {
 		t.Fatalf("parameters.objects: %v", err)
 	}
-	want := "custody/data/tls/" + spc.Metadata.Namespace + "/web-tls"
+	// my-cluster: the clusterName the agent examples pass as --cluster-name.
+	want := "custody/data/tls/my-cluster/" + spc.Metadata.Namespace + "/web-tls"
 	var keys []string
 	for _, o := range objects {
 		if o.SecretPath != want || o.ObjectName != o.SecretKey {

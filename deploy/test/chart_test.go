@@ -185,6 +185,8 @@ func TestChartAllOptions(t *testing.T) {
 		"--v=2",
 		"--leader-elect=true",
 		"--extra-test-flag=1",
+		"--cluster-name=prod-eu-1",
+		"--vault-adopt-role=keyward-adopter-east",
 	} {
 		if !slices.Contains(args, want) {
 			t.Errorf("all-options args lack %q: %v", want, args)
@@ -270,6 +272,8 @@ func TestChartRejectsBadValues(t *testing.T) {
 		name, values, wantErr string
 	}{
 		{"custody without vault", "vault:\n  addr: \"\"\n", "vault.addr is required"},
+		{"custody without a cluster name", "clusterName: \"\"\n", "clusterName is required"},
+		{"adoption without custody", "adoption:\n  enabled: true\ncustody:\n  enabled: false\n", "adoption.enabled needs custody.enabled"},
 		{"two replicas without leader election", "leaderElection:\n  enabled: false\n", "leaderElection.enabled must be true"},
 		{"bad anti-affinity", "podAntiAffinity: sometimes\n", "podAntiAffinity must be"},
 		{"empty custody selector", "custody:\n  namespaceSelector:\n    matchLabels: null\n", "must select something"},
@@ -727,8 +731,12 @@ func checkApprover(t *testing.T, m *manifests) {
 func checkWebhooks(t *testing.T, m *manifests, svc *corev1.Service) {
 	t.Helper()
 	wh := one[*admissionregistrationv1.MutatingWebhookConfiguration](t, m)
-	if len(wh.Webhooks) != 2 {
-		t.Fatalf("want 2 webhooks, got %d", len(wh.Webhooks))
+	adoption := slices.ContainsFunc(wh.Webhooks, func(w admissionregistrationv1.MutatingWebhook) bool { return w.Name == adoptWebhook })
+	if want := 2 + btoi(adoption); len(wh.Webhooks) != want {
+		t.Fatalf("want %d webhooks, got %d", want, len(wh.Webhooks))
+	}
+	if adoption {
+		checkAdoptWebhook(t, webhook(t, wh, adoptWebhook), svc)
 	}
 	for _, tc := range []struct {
 		name, path, group, resource string
@@ -770,6 +778,46 @@ func checkWebhooks(t *testing.T, m *manifests, svc *corev1.Service) {
 		checkNamespaceSelector(t, tc.name, w.NamespaceSelector)
 	}
 	checkMatchConditions(t, wh)
+}
+
+const adoptWebhook = "custody-adopt.keyward.io"
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkAdoptWebhook: Certificates CREATE only, at the Go handler's path,
+// failing closed, only in custody namespaces that carry the adoption label.
+func checkAdoptWebhook(t *testing.T, w *admissionregistrationv1.MutatingWebhook, svc *corev1.Service) {
+	t.Helper()
+	if s := w.ClientConfig.Service; s == nil || s.Name != svc.Name || s.Path == nil || *s.Path != "/adopt-cert-manager-io-v1-certificate" {
+		t.Errorf("%s: clientConfig.service = %+v", adoptWebhook, s)
+	}
+	if len(w.Rules) != 1 || !reflect.DeepEqual(w.Rules[0].Resources, []string{"certificates"}) ||
+		!reflect.DeepEqual(w.Rules[0].Operations, []admissionregistrationv1.OperationType{"CREATE"}) {
+		t.Errorf("%s: rules = %+v", adoptWebhook, w.Rules)
+	}
+	if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail {
+		t.Errorf("%s: failurePolicy = %v, want Fail", adoptWebhook, w.FailurePolicy)
+	}
+	if w.SideEffects == nil || *w.SideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun {
+		t.Errorf("%s: sideEffects = %v, want NoneOnDryRun", adoptWebhook, w.SideEffects)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(w.NamespaceSelector)
+	if err != nil {
+		t.Fatalf("%s: namespaceSelector: %v", adoptWebhook, err)
+	}
+	base := map[string]string{custodyLabel: "enabled", "tier": "prod", "team": "a", "kubernetes.io/metadata.name": "team-a"}
+	adopting := map[string]string{"keyward.io/adopt-from-cluster": "east"}
+	for k, v := range base {
+		adopting[k] = v
+	}
+	if sel.Matches(labels.Set(base)) || !sel.Matches(labels.Set(adopting)) {
+		t.Errorf("%s: namespaceSelector %q must match custody namespaces with keyward.io/adopt-from-cluster only", adoptWebhook, sel)
+	}
 }
 
 // checkNamespaceSelector: in custody scope only, never the release namespace.

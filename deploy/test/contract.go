@@ -35,6 +35,8 @@ func BinaryFlags() map[string]bool {
 		"--service-account-name":           true,
 		"--custody-mount":                  true,
 		"--custody-prefix":                 true,
+		"--cluster-name":                   true,
+		"--vault-adopt-role":               false, // only with adoption.enabled
 		"--custody-max-versions":           true,
 		"--custody-write-timeout":          true,
 		"--custody-audit-period":           true,

@@ -75,7 +75,8 @@ func HelmBinary() (string, error) {
 
 // RenderChart runs `helm template` on deploy/charts/keyward as release
 // ReleaseName in ReleaseNamespace, CRDs included, and returns the multi-document
-// YAML. valuesFile is passed with -f unless empty (chart defaults). helm runs
+// YAML. testdata/cluster-name.yaml (the required clusterName) is passed
+// first, then valuesFile unless empty. helm runs
 // with throwaway config and cache directories, so it never touches the
 // user's helm setup or the network.
 func RenderChart(valuesFile string) ([]byte, error) {
@@ -99,6 +100,9 @@ func RenderChart(valuesFile string) ([]byte, error) {
 		"--include-crds",
 		"--kube-version", KubeVersion,
 	}
+	// clusterName is required with custody; a later values file may
+	// override it.
+	args = append(args, "--values", filepath.Join(root, "deploy", "test", "testdata", "cluster-name.yaml"))
 	if valuesFile != "" {
 		args = append(args, "--values", valuesFile)
 	}

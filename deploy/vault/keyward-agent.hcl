@@ -8,6 +8,13 @@
 # response carries the version's created_time, so it needs no metadata read,
 # no list, and no write anywhere.
 #
+# Records live at custody/data/tls/<cluster>/<namespace>/<secret> when
+# Keyward runs with a cluster name (--cluster-name; the chart requires
+# clusterName), and at custody/data/tls/<namespace>/<secret> without one
+# (the embedded dev stack of `make dev` and the tests). Put the cluster
+# segment into every path below for a chart install, e.g.
+# custody/data/tls/prod-eu-1/demo/*.
+#
 # This example grants the namespace "demo" of deploy/examples. Copy it per
 # consumer (one Kubernetes auth role and one policy each) and narrow it to the
 # Secrets that consumer serves, one path per --secret, e.g.

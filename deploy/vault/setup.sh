@@ -47,6 +47,10 @@
 #                                unless that file already holds one
 #   KMS_CERT_FILE                with KMS=true: also enable cert auth with a role keyward-kms trusting this
 #                                CA PEM, for plugins that log in with a TLS client certificate instead
+#   ADOPT_FROM_CLUSTER           a cluster name: write the policy keyward-adopter for that cluster's
+#                                custody records (read on custody/data/tls/<name>/* and its metadata)
+#                                and the role keyward-adopter bound to Keyward's ServiceAccount, for a
+#                                cluster that adopts them (chart adoption.enabled; docs/operations.md)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -267,6 +271,15 @@ k8s_role keyward-issuer "${kw_sa}" "${kw_ns}" keyward-issuer
 k8s_role keyward-custody-writer "${kw_sa}" "${kw_ns}" keyward-custody-writer
 k8s_role keyward-guard "${kw_sa}" "${kw_ns}" keyward-guard
 k8s_role cert-manager "${cm_sa}" "${cm_ns}" cert-manager-baseline
+if [[ -n "${ADOPT_FROM_CLUSTER:-}" ]]; then
+  [[ "${ADOPT_FROM_CLUSTER}" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] ||
+    { echo "ADOPT_FROM_CLUSTER=${ADOPT_FROM_CLUSTER} is not a DNS label" >&2; exit 1; }
+  # keyward-adopter.hcl with the source cluster's name in place of "east".
+  sed "s#custody/\(data\|metadata\)/tls/east/#custody/\1/tls/${ADOPT_FROM_CLUSTER}/#" \
+    "${here}/keyward-adopter.hcl" | vault policy write keyward-adopter - >/dev/null
+  log "policy keyward-adopter (records of cluster ${ADOPT_FROM_CLUSTER})"
+  k8s_role keyward-adopter "${kw_sa}" "${kw_ns}" keyward-adopter
+fi
 # Example consumer: copy per workload and narrow keyward-consumer.hcl.
 k8s_role keyward-consumer "${consumer_sa}" "${consumer_ns}" keyward-consumer
 # keyward agent (deploy/examples/*-agent.yaml): copy per gateway with its own

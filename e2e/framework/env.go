@@ -77,6 +77,14 @@ type Options struct {
 	// --enable-gateway-api-listenerset does). Without it those two shims are
 	// not run.
 	GatewayAPI bool
+	// SharedVault, when set, is a running Vault this stack uses instead of
+	// starting its own (two clusters, one Vault). The stack adds its
+	// Kubernetes auth at VaultKubernetesMount and does not stop it.
+	SharedVault *Vault
+	// VaultKubernetesMount is where this apiserver's Kubernetes auth is
+	// mounted in Vault. Default VaultKubernetesMount; a second stack on a
+	// SharedVault needs its own.
+	VaultKubernetesMount string
 }
 
 // Env is the running stack.
@@ -93,6 +101,11 @@ type Env struct {
 	Kubernetes kubernetes.Interface
 	// Vault is the configured Vault dev server.
 	Vault *Vault
+	// VaultKubernetesMount is Options.VaultKubernetesMount, defaulted: the
+	// Vault auth mount that trusts this apiserver's ServiceAccount tokens.
+	VaultKubernetesMount string
+	// sharedVault is set with Options.SharedVault: Stop leaves Vault running.
+	sharedVault bool
 	// Webhook says where the apiserver expects the webhook server (envtest
 	// generates its serving certificate in LocalServingCertDir).
 	Webhook *envtest.WebhookInstallOptions
@@ -132,7 +145,10 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating artifacts dir: %w", err)
 	}
-	env = &Env{Dir: opts.Dir, Scheme: runtime.NewScheme()}
+	env = &Env{Dir: opts.Dir, Scheme: runtime.NewScheme(), VaultKubernetesMount: opts.VaultKubernetesMount, sharedVault: opts.SharedVault != nil}
+	if env.VaultKubernetesMount == "" {
+		env.VaultKubernetesMount = VaultKubernetesMount
+	}
 	defer func() {
 		if err != nil {
 			env.Stop()
@@ -160,6 +176,10 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	}
 	vch := make(chan vaultResult, 1)
 	go func() {
+		if opts.SharedVault != nil {
+			vch <- vaultResult{opts.SharedVault, nil}
+			return
+		}
 		v, err := StartVault(ctx, VaultOptions{Dir: opts.Dir})
 		vch <- vaultResult{v, err}
 	}()
@@ -211,7 +231,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	if err != nil {
 		return env, err
 	}
-	if err := env.Vault.ConfigureKubernetesAuth(ctx, env.RESTConfig.Host, env.RESTConfig.CAData, reviewer, DefaultKubernetesAuthRoles()); err != nil {
+	if err := env.Vault.ConfigureKubernetesAuth(ctx, env.VaultKubernetesMount, env.RESTConfig.Host, env.RESTConfig.CAData, reviewer, DefaultKubernetesAuthRoles()); err != nil {
 		return env, err
 	}
 	if opts.ACME {
@@ -296,7 +316,7 @@ func (e *Env) Stop() {
 	if e.apiserverCertDir != "" {
 		_ = os.RemoveAll(e.apiserverCertDir)
 	}
-	if e.Vault != nil {
+	if e.Vault != nil && !e.sharedVault {
 		_ = e.Vault.Stop()
 	}
 	e.ACME.Stop()

@@ -48,6 +48,9 @@ const (
 	PolicyGuard         = "keyward-guard"
 	PolicyConsumer      = "keyward-consumer"
 	PolicyBaseline      = "cert-manager-baseline"
+	// PolicyAdopter reads the custody records of cluster "east" (the
+	// example in deploy/vault/keyward-adopter.hcl) for adoption.
+	PolicyAdopter = "keyward-adopter"
 )
 
 // VaultOptions configure StartVault.
@@ -496,21 +499,23 @@ func DefaultKubernetesAuthRoles() []KubernetesAuthRole {
 		{Name: "keyward-issuer", ServiceAccount: KeywardServiceAccount, Namespace: KeywardNamespace, Policies: []string{PolicyIssuer}},
 		{Name: "keyward-custody-writer", ServiceAccount: KeywardServiceAccount, Namespace: KeywardNamespace, Policies: []string{PolicyCustodyWriter}},
 		{Name: "keyward-guard", ServiceAccount: KeywardServiceAccount, Namespace: KeywardNamespace, Policies: []string{PolicyGuard}},
+		{Name: "keyward-adopter", ServiceAccount: KeywardServiceAccount, Namespace: KeywardNamespace, Policies: []string{PolicyAdopter}},
 		{Name: "cert-manager", ServiceAccount: CertManagerServiceAccount, Namespace: CertManagerNamespace, Policies: []string{PolicyBaseline}},
 	}
 }
 
-// ConfigureKubernetesAuth enables Kubernetes auth checking tokens through the
-// given apiserver's TokenReview API with reviewerJWT, and writes the roles.
-func (v *Vault) ConfigureKubernetesAuth(ctx context.Context, host string, caPEM []byte, reviewerJWT string, roles []KubernetesAuthRole) error {
+// ConfigureKubernetesAuth enables Kubernetes auth at mount, checking tokens
+// through the given apiserver's TokenReview API with reviewerJWT, and
+// writes the roles.
+func (v *Vault) ConfigureKubernetesAuth(ctx context.Context, mount, host string, caPEM []byte, reviewerJWT string, roles []KubernetesAuthRole) error {
 	c, err := v.RootClient()
 	if err != nil {
 		return err
 	}
-	if err := c.Sys().EnableAuthWithOptionsWithContext(ctx, VaultKubernetesMount, &vaultapi.EnableAuthOptions{Type: "kubernetes"}); err != nil {
+	if err := c.Sys().EnableAuthWithOptionsWithContext(ctx, mount, &vaultapi.EnableAuthOptions{Type: "kubernetes"}); err != nil {
 		return fmt.Errorf("enabling kubernetes auth: %w", err)
 	}
-	if _, err := c.Logical().WriteWithContext(ctx, "auth/"+VaultKubernetesMount+"/config", map[string]any{
+	if _, err := c.Logical().WriteWithContext(ctx, "auth/"+mount+"/config", map[string]any{
 		"kubernetes_host":      host,
 		"kubernetes_ca_cert":   string(caPEM),
 		"token_reviewer_jwt":   reviewerJWT,
@@ -519,7 +524,7 @@ func (v *Vault) ConfigureKubernetesAuth(ctx context.Context, host string, caPEM 
 		return fmt.Errorf("configuring kubernetes auth: %w", err)
 	}
 	for _, r := range roles {
-		if _, err := c.Logical().WriteWithContext(ctx, "auth/"+VaultKubernetesMount+"/role/"+r.Name, map[string]any{
+		if _, err := c.Logical().WriteWithContext(ctx, "auth/"+mount+"/role/"+r.Name, map[string]any{
 			"bound_service_account_names":      []string{r.ServiceAccount},
 			"bound_service_account_namespaces": []string{r.Namespace},
 			"audience":                         VaultAudience,

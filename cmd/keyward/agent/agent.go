@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/delivery"
 	"github.com/keyward-io/keyward/internal/httpserve"
@@ -47,6 +48,9 @@ type Options struct {
 	VaultTokenFile string
 	CustodyMount   string
 	CustodyPrefix  string
+	// ClusterName is the cluster whose records to read, as Keyward's
+	// --cluster-name: records at <prefix>/<cluster-name>/<namespace>/<secret>.
+	ClusterName string
 
 	Sinks []string
 
@@ -135,6 +139,7 @@ func (o *Options) AddSharedFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.VaultTokenFile, "vault-token-file", o.VaultTokenFile, "projected ServiceAccount token (audience vault) presented to Vault; re-read at every login")
 	fs.StringVar(&o.CustodyMount, "custody-mount", o.CustodyMount, "custody KV v2 mount")
 	fs.StringVar(&o.CustodyPrefix, "custody-prefix", o.CustodyPrefix, "folder of custody records under the mount")
+	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "the cluster name Keyward runs with (--cluster-name): records at <prefix>/<cluster-name>/<namespace>/<secret>; empty: <prefix>/<namespace>/<secret>")
 	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "address of /healthz, /readyz and /status (\"0\" disables)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "address of /metrics (\"0\" disables)")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or text")
@@ -149,6 +154,11 @@ func (o *Options) ValidateShared() error {
 	}
 	if o.LogFormat != "json" && o.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("--log-format %q: use json or text", o.LogFormat))
+	}
+	if o.ClusterName != "" {
+		if err := custody.ValidateClusterName(o.ClusterName); err != nil {
+			errs = append(errs, fmt.Errorf("--cluster-name: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -339,7 +349,7 @@ func vaultReader(o *Options, log logr.Logger) (*delivery.VaultSession, *delivery
 		return nil, nil, err
 	}
 	reader, err := delivery.NewVaultReader(session.Client, delivery.VaultReaderOptions{
-		Mount: o.CustodyMount, Prefix: o.CustodyPrefix, OnForbidden: session.Relogin,
+		Mount: o.CustodyMount, Prefix: custody.ClusterPrefix(o.CustodyPrefix, o.ClusterName), OnForbidden: session.Relogin,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -28,6 +28,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/keyward-io/keyward/adopt"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/internal/vault"
 	"github.com/keyward-io/keyward/internal/vault/tokenrequest"
@@ -215,7 +217,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	}
 	closers = append(closers, guardClient.Close)
 
-	storeOpts := vaultkv.Options{Mount: o.CustodyMount, Prefix: o.CustodyPrefix, MaxVersions: o.CustodyMaxVersions}
+	storeOpts := vaultkv.Options{Mount: o.CustodyMount, Prefix: custody.ClusterPrefix(o.CustodyPrefix, o.ClusterName), MaxVersions: o.CustodyMaxVersions}
 	store, err := vaultkv.New(writer.API(), storeOpts)
 	if err != nil {
 		return closers, fmt.Errorf("custody store: %w", err)
@@ -227,6 +229,15 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 	sel, err := labels.Parse(o.CustodyNamespaceSelector)
 	if err != nil {
 		return closers, fmt.Errorf("custodyNamespaceSelector %q: %w", o.CustodyNamespaceSelector, err)
+	}
+	var adoption *adopt.Adopter
+	if o.VaultAdoptRole != "" {
+		adopter, err := login(o.VaultAdoptRole)
+		if err != nil {
+			return closers, err
+		}
+		closers = append(closers, adopter.Close)
+		adoption = &adopt.Adopter{Self: o.ClusterName, Sources: adoptionSources(adopter, o)}
 	}
 	return closers, webhook.SetupCustody(ctx, mgr, webhook.CustodyOptions{
 		Writer:            store,
@@ -240,7 +251,42 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		WriteTimeout:      o.CustodyWriteTimeout,
 		WatcherWorkers:    o.CustodyWatcherWorkers,
 		Served:            served,
+		Adoption:          adoption,
 	})
+}
+
+// adoptionSources reads other clusters' records with the adoption role:
+// metadata through a Store, the key through a Reader, both under
+// <prefix>/<cluster>. The role's Vault policy says which clusters.
+func adoptionSources(c *vault.Client, o *Options) func(cluster string) (adopt.Source, error) {
+	return func(cluster string) (adopt.Source, error) {
+		if err := custody.ValidateClusterName(cluster); err != nil {
+			return nil, err
+		}
+		prefix := custody.ClusterPrefix(o.CustodyPrefix, cluster)
+		meta, err := vaultkv.New(c.API(), vaultkv.Options{Mount: o.CustodyMount, Prefix: prefix})
+		if err != nil {
+			return nil, err
+		}
+		data, err := vaultkv.NewReader(c.API, vaultkv.ReaderOptions{Mount: o.CustodyMount, Prefix: prefix})
+		if err != nil {
+			return nil, err
+		}
+		return adoptionSource{meta, data}, nil
+	}
+}
+
+type adoptionSource struct {
+	*vaultkv.Store
+	*vaultkv.Reader
+}
+
+func (s adoptionSource) Metadata(ctx context.Context, namespace, name string) (custody.Metadata, error) {
+	return s.Store.Metadata(ctx, namespace, name)
+}
+
+func (s adoptionSource) Read(ctx context.Context, namespace, name string, version int) (custody.Record, error) {
+	return s.Reader.Read(ctx, namespace, name, version)
 }
 
 // Run builds the manager and runs it until ctx is cancelled.

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/issuer"
 	"github.com/keyward-io/keyward/scrubber"
@@ -64,8 +65,20 @@ type Options struct {
 	ServiceAccountNamespace string `json:"serviceAccountNamespace"`
 	ServiceAccountName      string `json:"serviceAccountName"`
 
-	CustodyMount        string        `json:"custodyMount"`
-	CustodyPrefix       string        `json:"custodyPrefix"`
+	CustodyMount  string `json:"custodyMount"`
+	CustodyPrefix string `json:"custodyPrefix"`
+
+	// ClusterName separates this cluster's custody records from those of
+	// other clusters sharing the Vault: records live at
+	// <mount>/<prefix>/<clusterName>/<namespace>/<secret>. Empty keeps the
+	// single-cluster layout <mount>/<prefix>/<namespace>/<secret>.
+	ClusterName string `json:"clusterName"`
+	// VaultAdoptRole is the Kubernetes auth role that may read the custody
+	// records of the clusters this one adopts from (package adopt). Empty
+	// turns adoption off: namespaces labelled keyward.io/adopt-from-cluster
+	// are then refused by the adoption webhook, if it is installed.
+	VaultAdoptRole string `json:"vaultAdoptRole"`
+
 	CustodyMaxVersions  int           `json:"custodyMaxVersions"`
 	CustodyWriteTimeout time.Duration `json:"-"`
 	// RedactCertificates turns strict mode on by default (namespace label overrides).
@@ -157,6 +170,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceAccountName, "service-account-name", o.ServiceAccountName, "Keyward's own ServiceAccount, whose tokens log in to Vault")
 	fs.StringVar(&o.CustodyMount, "custody-mount", o.CustodyMount, "Vault KV v2 mount holding custody records")
 	fs.StringVar(&o.CustodyPrefix, "custody-prefix", o.CustodyPrefix, "path prefix of custody records inside the mount")
+	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "this cluster's name in custody paths (<prefix>/<cluster-name>/<namespace>/<secret>); empty: <prefix>/<namespace>/<secret>")
+	fs.StringVar(&o.VaultAdoptRole, "vault-adopt-role", o.VaultAdoptRole, "Kubernetes auth role that reads other clusters' custody records for adoption; empty disables adoption")
 	fs.IntVar(&o.CustodyMaxVersions, "custody-max-versions", o.CustodyMaxVersions, fmt.Sprintf("versions kept per custody record (1..%d)", vaultkv.MaxVersionsLimit))
 	fs.DurationVar(&o.CustodyWriteTimeout, "custody-write-timeout", o.CustodyWriteTimeout, "bound on one custody write on the admission path")
 	fs.BoolVar(&o.RedactCertificates, "redact-certificates", o.RedactCertificates, "strict mode: move certificates to Vault too (namespace label keyward.io/redact-certificates overrides)")
@@ -222,6 +237,14 @@ func (o *Options) Validate() error {
 		}
 		if o.CustodyMount == "" || strings.Contains(o.CustodyMount, "/") {
 			errs = append(errs, fmt.Errorf("custodyMount: %q must be a single path segment", o.CustodyMount))
+		}
+		if o.ClusterName != "" {
+			if err := custody.ValidateClusterName(o.ClusterName); err != nil {
+				errs = append(errs, fmt.Errorf("clusterName: %w", err))
+			}
+		}
+		if o.VaultAdoptRole != "" && o.ClusterName == "" {
+			errs = append(errs, errors.New("vaultAdoptRole: adoption needs clusterName (records of two clusters must live apart)"))
 		}
 		if o.CustodyWatcherWorkers < 1 || o.CustodyWatcherWorkers > 64 {
 			errs = append(errs, fmt.Errorf("custodyWatcherWorkers: %d not in 1..64", o.CustodyWatcherWorkers))

@@ -50,6 +50,10 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"bad watch namespace", func(o *Options) { o.WatchNamespaces = []string{"a", ""} }, "watchNamespaces"},
 		{"watch list", func(o *Options) { o.WatchNamespaces = []string{"a", "b"} }, ""},
 		{"no cluster resource namespace", func(o *Options) { o.ClusterResourceNamespace = "" }, "clusterResourceNamespace"},
+		{"cluster name", func(o *Options) { o.ClusterName = "prod-eu-1" }, ""},
+		{"cluster name not a DNS label", func(o *Options) { o.ClusterName = "Prod/EU" }, "clusterName"},
+		{"adoption", func(o *Options) { o.ClusterName = "west"; o.VaultAdoptRole = "keyward-adopter" }, ""},
+		{"adoption without a cluster name", func(o *Options) { o.VaultAdoptRole = "keyward-adopter" }, "vaultAdoptRole"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,7 +118,8 @@ func TestChartArgsParse(t *testing.T) {
 	}
 	helm := filepath.Join(bin, "helm")
 	for _, values := range []string{"", filepath.Join(root, "deploy", "test", "testdata", "all-options.yaml")} {
-		args := []string{"template", "keyward", filepath.Join(root, "deploy", "charts", "keyward"), "--namespace", "keyward-system", "--kube-version", "1.36.3"}
+		args := []string{"template", "keyward", filepath.Join(root, "deploy", "charts", "keyward"), "--namespace", "keyward-system", "--kube-version", "1.36.3",
+			"-f", filepath.Join(root, "deploy", "test", "testdata", "cluster-name.yaml")}
 		if values != "" {
 			args = append(args, "-f", values)
 		}

@@ -48,6 +48,9 @@ type StackOptions struct {
 	// default the stack is the production setup Keyward recommends: Secrets
 	// encrypted by `keyward kms` (framework.Options.KMS).
 	PlaintextEtcd bool
+	// ChartValues are --set arguments for rendering the chart's RBAC (e.g.
+	// "adoption.enabled=true"), when Keyward runs as its ServiceAccount.
+	ChartValues []string
 }
 
 // Stack is the real stack plus a running Keyward.
@@ -107,7 +110,7 @@ func StartStack(ctx context.Context, opts StackOptions) (*Stack, error) {
 	}
 	st := &Stack{Env: env, Registry: prometheus.NewRegistry(), opts: opts, keywardConfig: env.RESTConfig}
 	if !opts.AdminKeyward {
-		if st.keywardConfig, err = applyChartRBAC(ctx, env); err != nil {
+		if st.keywardConfig, err = applyChartRBAC(ctx, env, opts.ChartValues); err != nil {
 			env.Stop()
 			return nil, err
 		}
@@ -156,6 +159,7 @@ func (s *Stack) Options() *app.Options {
 	o.WebhookCertDir = s.Webhook.LocalServingCertDir
 	o.ClusterResourceNamespace = framework.KeywardNamespace
 	o.VaultAddr = s.Vault.Addr
+	o.VaultAuthMount = s.VaultKubernetesMount
 	o.ServiceAccountNamespace = framework.KeywardNamespace
 	o.ServiceAccountName = framework.KeywardServiceAccount
 	o.CustodyMount = framework.VaultCustodyMount

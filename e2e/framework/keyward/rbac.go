@@ -21,11 +21,12 @@ import (
 	"github.com/keyward-io/keyward/e2e/framework"
 )
 
-// applyChartRBAC renders the Helm chart with its default values, creates its
+// applyChartRBAC renders the Helm chart with its default values (and
+// values, each a --set argument), creates its
 // RBAC objects, and returns a config that impersonates Keyward's
 // ServiceAccount, so Keyward runs with exactly the permissions the chart
 // grants.
-func applyChartRBAC(ctx context.Context, env *framework.Env) (*rest.Config, error) {
+func applyChartRBAC(ctx context.Context, env *framework.Env, values []string) (*rest.Config, error) {
 	root, err := framework.RepoRoot()
 	if err != nil {
 		return nil, err
@@ -34,9 +35,13 @@ func applyChartRBAC(ctx context.Context, env *framework.Env) (*rest.Config, erro
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.CommandContext(ctx, filepath.Join(bin, "helm"), "template", "keyward",
-		filepath.Join(root, "deploy", "charts", "keyward"),
-		"--namespace", framework.KeywardNamespace, "--kube-version", "1.36.3").CombinedOutput()
+	// The chart requires a cluster name with custody; the RBAC does not depend on it.
+	args := []string{"template", "keyward", filepath.Join(root, "deploy", "charts", "keyward"),
+		"--namespace", framework.KeywardNamespace, "--kube-version", "1.36.3", "--set", "clusterName=e2e"}
+	for _, v := range values {
+		args = append(args, "--set", v)
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(bin, "helm"), args...).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("rendering the chart for its RBAC: %w: %s", err, out)
 	}

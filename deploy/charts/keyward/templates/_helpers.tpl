@@ -115,6 +115,13 @@ when watchNamespaces is set. No wildcard verbs anywhere.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "update", "patch"]
+{{- if and .Values.custody.enabled .Values.adoption.enabled }}
+# Adoption: create the placeholder Secret of a Certificate whose custody
+# record is adopted from another cluster (it never holds a key).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
+{{- end }}
 # Guard and watcher: map Secrets to their Certificates and read status.
 - apiGroups: ["cert-manager.io"]
   resources: ["certificates"]
