@@ -411,6 +411,7 @@ func TestLeastPrivilegeRBAC(t *testing.T) {
 		// all-options.yaml: watchNamespaces [team-a, team-b],
 		// clusterResourceNamespace keyward-issuers,
 		// rbac.tokenRequestServiceAccountNames [vault-issuer, team-vault],
+		// adoption.enabled,
 		// approver bound to security/cm-controller.
 		approver := serviceAccount("security", "cm-controller")
 		watched := []string{"team-a", "team-b", "keyward-issuers"}
@@ -454,9 +455,15 @@ func TestLeastPrivilegeRBAC(t *testing.T) {
 			access{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: "kube-system", name: "clusterrole-aggregation-controller"},
 			access{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: framework.CertManagerNamespace, name: framework.CertManagerServiceAccount},
 		)...)
-		cases = append(cases, expect(kw, false, "never create or delete Secrets, even where it may redact them",
-			access{verb: "create", resource: "secrets", namespace: "team-a"},
+		// adoption.enabled: Keyward creates the placeholder Secret of an
+		// adopted custody record (it never holds a key), in watched
+		// namespaces only; it never deletes one.
+		cases = append(cases, expect(kw, true, "adoption.enabled: create placeholder Secrets in watched namespaces",
+			access{verb: "create", resource: "secrets", namespace: "team-a"})...)
+		cases = append(cases, expect(kw, false, "never delete Secrets, nor create them outside the watched namespaces",
 			access{verb: "delete", resource: "secrets", namespace: "team-a"},
+			access{verb: "create", resource: "secrets", namespace: "other"},
+			access{verb: "create", resource: "secrets", namespace: "kube-system"},
 		)...)
 		cases = append(cases, expect(cm, false, "the approver binding names security/cm-controller, not cert-manager/cert-manager",
 			access{verb: "approve", group: "cert-manager.io", resource: "signers", name: "vaultclusterissuers.vault.keyward.io/*"})...)
@@ -593,6 +600,18 @@ func TestVaultLeastPrivilege(t *testing.T) {
 			_, err := c.Logical().DeleteWithContext(ctx, "custody/metadata/tls/demo/least-tls")
 			return err
 		}}
+		// Cluster east's record, for the adoption role (keyward-adopter.hcl).
+		writeEast    = vaultOp{"write cluster east's custody data", write("custody/data/tls/east/demo/least-tls", map[string]any{"data": map[string]any{"tls.key": "not-a-real-key"}})}
+		readEast     = vaultOp{"read cluster east's custody data", read("custody/data/tls/east/demo/least-tls")}
+		readEastMeta = vaultOp{"read cluster east's custody metadata", read("custody/metadata/tls/east/demo/least-tls")}
+		// Vault answers 400 (unknown serial) once the policy allows the call.
+		revokeSerial = vaultOp{"revoke a serial at pki_int/revoke", func(ctx context.Context, c *vaultapi.Client) error {
+			_, err := c.Logical().WriteWithContext(ctx, "pki_int/revoke", map[string]any{"serial_number": "00:11:22:33"})
+			if vaultStatus(err) == http.StatusBadRequest {
+				return nil
+			}
+			return err
+		}}
 		readPolicy  = vaultOp{"read sys/policies/acl/keyward-issuer", read("sys/policies/acl/keyward-issuer")}
 		writePolicy = vaultOp{"write sys/policies/acl/keyward-escalate", write("sys/policies/acl/keyward-escalate", map[string]any{"policy": `path "*" { capabilities = ["sudo", "read"] }`})}
 		listPolicy  = vaultOp{"list sys/policies/acl", func(ctx context.Context, c *vaultapi.Client) error {
@@ -609,8 +628,8 @@ func TestVaultLeastPrivilege(t *testing.T) {
 	}{
 		{
 			name: "keyward-custody-writer", policy: framework.PolicyCustodyWriter,
-			can:    []vaultOp{writeCustody, readMetadata},
-			cannot: []vaultOp{readCustody, writeOutside, signKeyward, signBaseline, readPolicy, writePolicy, listPolicy},
+			can:    []vaultOp{writeCustody, writeEast, readMetadata},
+			cannot: []vaultOp{readCustody, readEast, writeOutside, signKeyward, signBaseline, revokeSerial, readPolicy, writePolicy, listPolicy},
 		},
 		{
 			name: "keyward-guard", policy: framework.PolicyGuard,
@@ -620,7 +639,17 @@ func TestVaultLeastPrivilege(t *testing.T) {
 		{
 			name: "keyward-issuer", policy: framework.PolicyIssuer,
 			can:    []vaultOp{signKeyward},
-			cannot: []vaultOp{writeCustody, readCustody, readMetadata, signBaseline, issueKeyward, writePKIRole, readPolicy, writePolicy, listPolicy},
+			cannot: []vaultOp{writeCustody, readCustody, readMetadata, signBaseline, issueKeyward, writePKIRole, revokeSerial, readPolicy, writePolicy, listPolicy},
+		},
+		{
+			name: "keyward-adopter", policy: framework.PolicyAdopter,
+			can:    []vaultOp{readEast, readEastMeta},
+			cannot: []vaultOp{readCustody, readMetadata, writeCustody, writeEast, signKeyward, revokeSerial, readPolicy, writePolicy},
+		},
+		{
+			name: "keyward-revoker", policy: framework.PolicyRevoker,
+			can:    []vaultOp{revokeSerial},
+			cannot: []vaultOp{signKeyward, issueKeyward, readCustody, readMetadata, writeCustody, readPolicy, writePolicy},
 		},
 	} {
 		t.Run(role.name, func(t *testing.T) {

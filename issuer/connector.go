@@ -64,12 +64,18 @@ func (v *vaultConnector) Forget(iss v1alpha1.GenericIssuer) { v.cache.Forget(met
 func (v *vaultConnector) client(ctx context.Context, iss v1alpha1.GenericIssuer) (*vault.Client, error) {
 	version := fmt.Sprintf("%s/%d", iss.GetUID(), iss.GetGeneration())
 	return v.cache.Get(ctx, metricLabel(iss), version, func(ctx context.Context) (*vault.Client, error) {
-		cfg, auth, err := v.configFor(ctx, iss)
-		if err != nil {
-			return nil, err
-		}
-		return vault.Login(ctx, cfg, auth, vault.LoginOptions{Clock: v.clock, Logger: v.log.WithValues("issuer", issuerName(iss))})
+		return v.login(ctx, iss, iss.IssuerSpec().Auth)
 	})
+}
+
+// login logs in to the issuer's Vault (server, namespace, CA bundle from its
+// spec) with auth, which is spec.auth or another login the spec names.
+func (v *vaultConnector) login(ctx context.Context, iss v1alpha1.GenericIssuer, auth v1alpha1.VaultAuth) (*vault.Client, error) {
+	cfg, method, err := v.configFor(ctx, iss, auth)
+	if err != nil {
+		return nil, err
+	}
+	return vault.Login(ctx, cfg, method, vault.LoginOptions{Clock: v.clock, Logger: v.log.WithValues("issuer", issuerName(iss))})
 }
 
 // vaultConfig is where and how to reach the issuer's Vault.
@@ -86,13 +92,12 @@ func (v *vaultConnector) vaultConfig(ctx context.Context, iss v1alpha1.GenericIs
 	return cfg, nil
 }
 
-func (v *vaultConnector) configFor(ctx context.Context, iss v1alpha1.GenericIssuer) (vault.Config, vault.AuthMethod, error) {
+func (v *vaultConnector) configFor(ctx context.Context, iss v1alpha1.GenericIssuer, a v1alpha1.VaultAuth) (vault.Config, vault.AuthMethod, error) {
 	cfg, err := v.vaultConfig(ctx, iss)
 	if err != nil {
 		return cfg, nil, err
 	}
 	ns := v.resourceNamespace(iss)
-	a := iss.IssuerSpec().Auth
 	switch {
 	case a.Kubernetes != nil:
 		return cfg, &vault.KubernetesAuth{
@@ -209,3 +214,30 @@ func retryAfterRelogin[T any](ctx context.Context, c *vault.Client, f func() (T,
 	}
 	return f()
 }
+
+// VaultLogin logs in to an issuer's Vault with a login other than its
+// signing one (spec.revocation.auth), resolving the ServiceAccounts and
+// Secrets that login references as the issuer does: in the issuer's
+// namespace, or in the cluster resource namespace for a VaultClusterIssuer.
+type VaultLogin struct{ c *vaultConnector }
+
+// NewVaultLogin returns a VaultLogin. secrets should read from the apiserver
+// (uncached); clusterResourceNS is Options.ClusterResourceNamespace.
+func NewVaultLogin(secrets client.Reader, tokens vault.TokenRequester, clusterResourceNS string, timeout time.Duration, clk clock.Clock, log logr.Logger) *VaultLogin {
+	return &VaultLogin{c: &vaultConnector{secrets: secrets, tokens: tokens, clusterResourceNS: clusterResourceNS, timeout: timeout, clock: clk, log: log}}
+}
+
+// Login logs in to iss's Vault with auth. The caller owns (and closes) the client.
+func (l *VaultLogin) Login(ctx context.Context, iss v1alpha1.GenericIssuer, auth v1alpha1.VaultAuth) (*vault.Client, error) {
+	return l.c.login(ctx, iss, auth)
+}
+
+// RetryAfterRelogin calls f, and once more after logging c in again when
+// Vault refused the token (403/401: expired or revoked between renewals).
+func RetryAfterRelogin[T any](ctx context.Context, c *vault.Client, f func() (T, error)) (T, error) {
+	return retryAfterRelogin(ctx, c, f)
+}
+
+// IssuerName is how the issuer's metrics name an issuer (label issuer):
+// "vaultclusterissuer/<name>" or "vaultissuer/<namespace>/<name>".
+func IssuerName(iss v1alpha1.GenericIssuer) string { return metricLabel(iss) }

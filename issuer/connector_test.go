@@ -52,7 +52,7 @@ func TestConfigFor(t *testing.T) {
 	t.Run("cluster issuer reads from the cluster resource namespace", func(t *testing.T) {
 		t.Parallel()
 		iss := &v1alpha1.VaultClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "v"}, Spec: spec(appRole)}
-		cfg, auth, err := v.configFor(ctx, iss)
+		cfg, auth, err := v.configFor(ctx, iss, iss.IssuerSpec().Auth)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func TestConfigFor(t *testing.T) {
 		s := spec(appRole)
 		s.CABundleSecretRef = &v1alpha1.SecretKeySelector{Name: "ca", Key: "ca.crt"}
 		iss := &v1alpha1.VaultIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "v"}, Spec: s}
-		cfg, auth, err := v.configFor(ctx, iss)
+		cfg, auth, err := v.configFor(ctx, iss, iss.IssuerSpec().Auth)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestConfigFor(t *testing.T) {
 		iss := &v1alpha1.VaultIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "v"}, Spec: spec(v1alpha1.VaultAuth{Kubernetes: &v1alpha1.KubernetesAuth{
 			Role: "r", MountPath: "/v1/auth/k8s", ServiceAccountRef: v1alpha1.ServiceAccountRef{Name: "issuer", Audiences: []string{"vault"}},
 		}})}
-		_, auth, err := v.configFor(ctx, iss)
+		_, auth, err := v.configFor(ctx, iss, iss.IssuerSpec().Auth)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func TestConfigFor(t *testing.T) {
 	t.Run("token auth reads the Secret at login", func(t *testing.T) {
 		t.Parallel()
 		iss := &v1alpha1.VaultIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "v"}, Spec: spec(v1alpha1.VaultAuth{Token: &v1alpha1.TokenAuth{SecretRef: v1alpha1.SecretKeySelector{Name: "token", Key: "token"}}})}
-		_, auth, err := v.configFor(ctx, iss)
+		_, auth, err := v.configFor(ctx, iss, iss.IssuerSpec().Auth)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func TestConfigFor(t *testing.T) {
 			s := spec(appRole)
 			s.CABundleSecretRef = &ref
 			iss := &v1alpha1.VaultIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "v"}, Spec: s}
-			_, _, err := v.configFor(ctx, iss)
+			_, _, err := v.configFor(ctx, iss, iss.IssuerSpec().Auth)
 			var ie *IssuerError
 			if !errors.As(err, &ie) || ie.Reason != ReasonInvalidConfig {
 				t.Errorf("ref %+v: err = %v, want IssuerError/%s", ref, err, ReasonInvalidConfig)
@@ -130,7 +130,7 @@ func TestConfigFor(t *testing.T) {
 		t.Parallel()
 		iss := &v1alpha1.VaultIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "v"}, Spec: spec(v1alpha1.VaultAuth{})}
 		var ie *IssuerError
-		if _, _, err := v.configFor(ctx, iss); !errors.As(err, &ie) || ie.Reason != ReasonInvalidConfig {
+		if _, _, err := v.configFor(ctx, iss, iss.IssuerSpec().Auth); !errors.As(err, &ie) || ie.Reason != ReasonInvalidConfig {
 			t.Errorf("err = %v, want IssuerError/%s", err, ReasonInvalidConfig)
 		}
 	})

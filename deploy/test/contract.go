@@ -23,6 +23,7 @@ func BinaryFlags() map[string]bool {
 		"--watch-namespaces":               false, // only with watchNamespaces; NOT YET in cmd/keyward/app
 		"--enable-issuer":                  true,
 		"--issuer-health-period":           true,
+		"--revocation-configmap":           true,
 		"--enable-custody":                 true,
 		"--vault-addr":                     false, // omitted when vault.addr is empty (issuer-only installs)
 		"--vault-ca-file":                  false, // only with vault.caBundle or vault.caConfigMapName
@@ -73,6 +74,9 @@ func KnownMetrics() map[string]string {
 		"keyward_kms_requests_total":                           "keyward kms (counter, labels op: encrypt, decrypt, status; result: ok, forbidden, rejected, unreached, invalid)",
 		"keyward_tls_references":                               "TLS reference check (gauge, labels kind: Gateway, ListenerSet, Ingress, ApisixTls; state: servable, unservable, acknowledged; leading replica only)",
 		"keyward_sds_unserved_requests_total":                  "keyward sds (counter, label reason)",
+		"keyward_revocations_total":                            "revocation (counter, label result: revoked, expired, unknown, rejected, error, abandoned)",
+		"keyward_revocations_pending":                          "revocation (gauge, leading replica only)",
+		"keyward_revocations_overdue_seconds":                  "revocation (gauge: age past due of the oldest pending revocation; leading replica only)",
 		"certmanager_certificate_expiration_timestamp_seconds": "cert-manager controller",
 		"certmanager_certificate_renewal_timestamp_seconds":    "cert-manager controller",
 	}

@@ -35,6 +35,7 @@ func wantAlerts() []string {
 		"KeywardKMSUnhealthy",
 		"KeywardKeyExposed",
 		"KeywardNextPrivateKeyLongLived",
+		"KeywardRevocationFailing",
 		"KeywardScrubLatencyHigh",
 		"KeywardSignErrors",
 		"KeywardTLSReferenceUnservable",

@@ -270,6 +270,8 @@ k8s_role() {
 k8s_role keyward-issuer "${kw_sa}" "${kw_ns}" keyward-issuer
 k8s_role keyward-custody-writer "${kw_sa}" "${kw_ns}" keyward-custody-writer
 k8s_role keyward-guard "${kw_sa}" "${kw_ns}" keyward-guard
+# Revocation of superseded certificates (issuers' spec.revocation.auth).
+k8s_role keyward-revoker "${kw_sa}" "${kw_ns}" keyward-revoker
 k8s_role cert-manager "${cm_sa}" "${cm_ns}" cert-manager-baseline
 if [[ -n "${ADOPT_FROM_CLUSTER:-}" ]]; then
   [[ "${ADOPT_FROM_CLUSTER}" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] ||

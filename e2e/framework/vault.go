@@ -51,6 +51,9 @@ const (
 	// PolicyAdopter reads the custody records of cluster "east" (the
 	// example in deploy/vault/keyward-adopter.hcl) for adoption.
 	PolicyAdopter = "keyward-adopter"
+	// PolicyRevoker may revoke certificates of pki_int by serial
+	// (issuers' spec.revocation.auth).
+	PolicyRevoker = "keyward-revoker"
 )
 
 // VaultOptions configure StartVault.
@@ -499,6 +502,7 @@ func DefaultKubernetesAuthRoles() []KubernetesAuthRole {
 		{Name: "keyward-issuer", ServiceAccount: KeywardServiceAccount, Namespace: KeywardNamespace, Policies: []string{PolicyIssuer}},
 		{Name: "keyward-custody-writer", ServiceAccount: KeywardServiceAccount, Namespace: KeywardNamespace, Policies: []string{PolicyCustodyWriter}},
 		{Name: "keyward-guard", ServiceAccount: KeywardServiceAccount, Namespace: KeywardNamespace, Policies: []string{PolicyGuard}},
+		{Name: "keyward-revoker", ServiceAccount: KeywardServiceAccount, Namespace: KeywardNamespace, Policies: []string{PolicyRevoker}},
 		{Name: "keyward-adopter", ServiceAccount: KeywardServiceAccount, Namespace: KeywardNamespace, Policies: []string{PolicyAdopter}},
 		{Name: "cert-manager", ServiceAccount: CertManagerServiceAccount, Namespace: CertManagerNamespace, Policies: []string{PolicyBaseline}},
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/keyward-io/keyward/internal/vault/tokenrequest"
 	"github.com/keyward-io/keyward/issuer"
 	"github.com/keyward-io/keyward/listeners"
+	"github.com/keyward-io/keyward/revocation"
 	"github.com/keyward-io/keyward/scrubber"
 	"github.com/keyward-io/keyward/webhook"
 	"k8s.io/client-go/discovery"
@@ -117,6 +118,14 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 			Registerer:               deps.Registerer,
 		}); err != nil {
 			return nil, nil, fmt.Errorf("setting up the issuer: %w", err)
+		}
+		// Revocation of superseded certificates, for issuers with
+		// spec.revocation (docs/revocation.md); leader only.
+		if err := revocation.Setup(mgr, revocation.Options{
+			Namespace: o.LeaderElectionNS, ConfigMapName: o.RevocationConfigMap,
+			ClusterResourceNamespace: o.ClusterResourceNamespace, Clock: deps.Clock, Registerer: deps.Registerer,
+		}); err != nil {
+			return nil, nil, fmt.Errorf("setting up revocation: %w", err)
 		}
 	}
 	if o.EnableCustody {

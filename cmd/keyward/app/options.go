@@ -19,6 +19,7 @@ import (
 	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/issuer"
+	"github.com/keyward-io/keyward/revocation"
 	"github.com/keyward-io/keyward/scrubber"
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,6 +99,9 @@ type Options struct {
 
 	// IssuerHealthPeriod is how often a Ready issuer's Vault is re-checked.
 	IssuerHealthPeriod time.Duration `json:"-"`
+	// RevocationConfigMap names the ConfigMap, in the leader election
+	// namespace, that holds pending revocations (docs/revocation.md).
+	RevocationConfigMap string `json:"revocationConfigMap"`
 
 	// Components can be switched off, e.g. to run only the issuer.
 	EnableIssuer  bool `json:"enableIssuer"`
@@ -138,6 +142,7 @@ func NewOptions() *Options {
 		CustodyWatcherWorkers:    scrubber.DefaultWatcherWorkers,
 		CustodyNamespaceSelector: "keyward.io/custody=enabled",
 		IssuerHealthPeriod:       issuer.DefaultHealthCheckPeriod,
+		RevocationConfigMap:      revocation.DefaultConfigMapName,
 		EnableIssuer:             true,
 		EnableCustody:            true,
 		LogFormat:                "json",
@@ -180,6 +185,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CustodyNamespaceSelector, "custody-namespace-selector", o.CustodyNamespaceSelector, "label selector of namespaces whose TLS Secrets are kept in custody")
 	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "comma-separated namespaces whose Secrets, Certificates and requests are watched (empty: all)")
 	fs.DurationVar(&o.IssuerHealthPeriod, "issuer-health-period", o.IssuerHealthPeriod, "how often a Ready issuer's Vault and login are re-checked (a not-Ready one is retried with backoff up to 10s)")
+	fs.StringVar(&o.RevocationConfigMap, "revocation-configmap", o.RevocationConfigMap, "ConfigMap in the leader election namespace holding pending certificate revocations")
 	fs.BoolVar(&o.EnableIssuer, "enable-issuer", o.EnableIssuer, "run the VaultIssuer/VaultClusterIssuer controllers")
 	fs.BoolVar(&o.EnableCustody, "enable-custody", o.EnableCustody, "run the custody webhooks and watcher")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: json or text")
@@ -228,6 +234,9 @@ func (o *Options) Validate() error {
 	}
 	if o.EnableIssuer && (o.IssuerHealthPeriod < 10*time.Second || o.IssuerHealthPeriod > 24*time.Hour) {
 		errs = append(errs, fmt.Errorf("issuerHealthPeriod: %s not in 10s..24h", o.IssuerHealthPeriod))
+	}
+	if o.EnableIssuer && (o.RevocationConfigMap == "" || o.LeaderElectionNS == "") {
+		errs = append(errs, errors.New("revocationConfigMap and leaderElectionNamespace: required when the issuer is enabled (pending revocations live there)"))
 	}
 	if o.EnableCustody {
 		if o.VaultAddr == "" {

@@ -4,6 +4,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -48,6 +50,57 @@ type VaultIssuerSpec struct {
 	// duration and any DNS name (the Vault role still applies its own limits).
 	// +optional
 	Policy *KeyPolicy `json:"policy,omitempty"`
+
+	// Revocation, when set, has Keyward revoke in Vault PKI the certificates
+	// this issuer signed once they are no longer in use: superseded in their
+	// Secret by a renewal or re-key, or left behind by a deleted Certificate.
+	// Each is revoked after GracePeriod, by serial number only (the key is
+	// never read). See docs/revocation.md.
+	// +optional
+	Revocation *Revocation `json:"revocation,omitempty"`
+}
+
+// Revocation configures the revocation of superseded certificates.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.gracePeriod) || (duration(self.gracePeriod) >= duration('1s') && duration(self.gracePeriod) <= duration('720h'))",message="gracePeriod must be between 1s and 720h"
+type Revocation struct {
+	// GracePeriod is how long a superseded certificate stays valid before it
+	// is revoked, so that every gateway and agent has switched to its
+	// successor. Default 1h; between 1s and 720h.
+	// +optional
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+
+	// OnCertificateDeletion also revokes the certificate a Certificate's
+	// Secret holds when the Certificate is deleted. Default true.
+	// +optional
+	// +kubebuilder:default=true
+	OnCertificateDeletion *bool `json:"onCertificateDeletion,omitempty"`
+
+	// Auth is the Vault login used for revocation, separate from the signing
+	// login (spec.auth) so that the signing role never needs `update` on
+	// `<mount>/revoke`. Its token must be allowed to write to `<mount>/revoke`
+	// of the mount in spec.path (deploy/vault/keyward-revoker.hcl).
+	// +required
+	Auth VaultAuth `json:"auth"`
+}
+
+// DefaultRevocationGracePeriod is Revocation.GracePeriod's default.
+const DefaultRevocationGracePeriod = time.Hour
+
+// RevocationGracePeriod returns r.GracePeriod or its default.
+func (r *Revocation) RevocationGracePeriod() time.Duration {
+	if r == nil || r.GracePeriod == nil || r.GracePeriod.Duration <= 0 {
+		return DefaultRevocationGracePeriod
+	}
+	return r.GracePeriod.Duration
+}
+
+// RevokeOnDeletion returns r.OnCertificateDeletion or its default (true).
+func (r *Revocation) RevokeOnDeletion() bool {
+	return r != nil && (r.OnCertificateDeletion == nil || *r.OnCertificateDeletion)
 }
 
 // VaultAuth holds exactly one way to log in to Vault.
