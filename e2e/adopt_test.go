@@ -6,17 +6,17 @@ package e2e
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	vaultapi "github.com/hashicorp/vault/api"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/metadata"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward-io/keyward/adopt"
@@ -141,7 +141,7 @@ func TestSecondClusterAdoptsCustody(t *testing.T) {
 	}
 	assertNoKeyAtRest(t, west, ns, false)
 
-	// An agent in west delivers east's certificate and key from west's record.
+	// keyward agent in west delivers east's certificate and key from west's record.
 	assertWestAgentDelivers(t, west, ns, web.Spec.SecretName, eastSerial)
 
 	// A restore from backup in east, without the adoption label: the
@@ -181,50 +181,46 @@ func assertNoRequests(t *testing.T, st *keyward.Stack, ns string, quiet time.Dur
 	t.Logf("quiet %s: 0 CertificateRequests for %v, Ready stayed True", quiet, names)
 }
 
-// assertWestAgentDelivers runs the delivery library against west's record
-// with a token that may read only that record, and checks it serves serial.
+// assertWestAgentDelivers runs `keyward agent` (the binary, as a gateway's
+// sidecar) in west with --cluster-name west and a Vault role whose policy
+// reads only west's record of the Secret, and checks the files it delivers
+// hold serial and its key.
 func assertWestAgentDelivers(t *testing.T, st *keyward.Stack, ns, secret, serial string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	root, err := st.Vault.RootClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := `path "` + framework.VaultCustodyMount + `/data/tls/west/` + ns + `/` + secret + `" { capabilities = ["read"] }`
-	if err := root.Sys().PutPolicyWithContext(ctx, "west-agent-"+secret, policy); err != nil {
+	policy := "west-agent-" + secret
+	if err := root.Sys().PutPolicyWithContext(ctx, policy,
+		`path "`+framework.VaultCustodyMount+`/data/tls/west/`+ns+`/`+secret+`" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
 	}
-	vc, err := st.Vault.ClientForPolicies(ctx, "west-agent-"+secret)
+	const sa = "keyward-agent"
+	cfg := gatewayIdentityWithPolicy(t, st, ns, sa, secret, policy)
+	agent := startFilesAgent(t, st, cfg, ns+"/"+secret, st.Vault.Addr, writeVaultToken(t, st, ns, sa),
+		filepath.Join(t.TempDir(), "no-server.pid"), "--cluster-name", "west")
+	dir := filepath.Join(agent.dir, ns, secret)
+	certPEM, err := os.ReadFile(filepath.Join(dir, delivery.FileCert))
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader, err := delivery.NewVaultReader(func() *vaultapi.Client { return vc }, delivery.VaultReaderOptions{Prefix: "tls/west"})
+	keyPEM, err := os.ReadFile(filepath.Join(dir, delivery.FileKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := metadata.NewForConfig(st.RESTConfig)
-	if err != nil {
-		t.Fatal(err)
+	assertKeyMatchesCert(t, keyPEM, certPEM)
+	b, _ := pem.Decode(certPEM)
+	if b == nil {
+		t.Fatalf("%s holds no PEM certificate", delivery.FileCert)
 	}
-	mem := delivery.NewMemory()
-	ag, err := delivery.NewAgent(delivery.AgentOptions{
-		Secrets: []types.NamespacedName{{Namespace: ns, Name: secret}}, Metadata: md, Reader: reader,
-		Sinks: []delivery.Sink{mem}, Logger: logrFor(t, st, "agent-west"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ag.Run(ctx) }()
-	waitFor(t, 30*time.Second, "west's agent delivered "+secret, func(context.Context) (bool, error) {
-		return mem.Certificate(ns+"/"+secret) != nil, nil
-	})
-	leaf, err := x509.ParseCertificate(mem.Certificate(ns + "/" + secret).Certificate[0])
+	leaf, err := x509.ParseCertificate(b.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := leaf.SerialNumber.Text(16); got != serial {
-		t.Errorf("west's agent serves serial %s, want east's %s", got, serial)
+		t.Errorf("keyward agent in west delivers serial %s, want east's %s", got, serial)
 	}
 }
 

@@ -308,27 +308,47 @@ func TestDisasterRecovery(t *testing.T) {
 // call in flight). Informational: it shows where the kills landed.
 func webhookFailures(t *testing.T, st *keyward.Stack) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(st.Dir, "kube-apiserver.log"))
+	counts, err := webhookFailureCounts(st)
 	if err != nil {
-		return fmt.Sprintf("kube-apiserver.log unreadable: %v", err)
+		return err.Error()
 	}
 	var parts []string
-	for _, hook := range []string{"secret-scrub.keyward.io", "custody-guard.keyward.io"} {
-		refused, reset := 0, 0
+	for _, hook := range keywardWebhooks {
+		parts = append(parts, fmt.Sprintf("%s %d refused, %d cut off in flight", hook, counts[hook].refused, counts[hook].cut))
+	}
+	return strings.Join(parts, "; ")
+}
+
+var keywardWebhooks = []string{"secret-scrub.keyward.io", "custody-guard.keyward.io"}
+
+// webhookFailureCount is how many calls to one webhook the apiserver logged
+// as refused (nothing listening) or cut off in flight (reset, EOF).
+type webhookFailureCount struct{ refused, cut int }
+
+// webhookFailureCounts reads the apiserver's log for failed calls to
+// Keyward's webhooks.
+func webhookFailureCounts(st *keyward.Stack) (map[string]webhookFailureCount, error) {
+	b, err := os.ReadFile(filepath.Join(st.Dir, "kube-apiserver.log"))
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver.log unreadable: %v", err)
+	}
+	out := map[string]webhookFailureCount{}
+	for _, hook := range keywardWebhooks {
+		var n webhookFailureCount
 		for _, line := range strings.Split(string(b), "\n") {
 			if !strings.Contains(line, `failed calling webhook "`+hook+`"`) {
 				continue
 			}
 			switch {
 			case strings.Contains(line, "connection refused"):
-				refused++
+				n.refused++
 			case strings.Contains(line, "connection reset by peer"), strings.Contains(line, "EOF"):
-				reset++
+				n.cut++
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%s %d refused, %d cut off in flight", hook, refused, reset))
+		out[hook] = n
 	}
-	return strings.Join(parts, "; ")
+	return out, nil
 }
 
 // crashSeed is the kill schedule's seed: KEYWARD_CRASH_SEED replays one.

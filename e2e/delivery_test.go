@@ -262,6 +262,13 @@ func nginxBinary(t *testing.T) string {
 // configuration authenticated as the ServiceAccount.
 func gatewayIdentity(t *testing.T, st *keyward.Stack, ns, sa, secret string) *rest.Config {
 	t.Helper()
+	return gatewayIdentityWithPolicy(t, st, ns, sa, secret, "keyward-agent")
+}
+
+// gatewayIdentityWithPolicy is gatewayIdentity with the Vault role's policy
+// named (the role is keyward-agent on the stack's Kubernetes auth mount).
+func gatewayIdentityWithPolicy(t *testing.T, st *keyward.Stack, ns, sa, secret, policy string) *rest.Config {
+	t.Helper()
 	ctx := context.Background()
 	objs := []client.Object{
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}},
@@ -283,9 +290,9 @@ func gatewayIdentity(t *testing.T, st *keyward.Stack, ns, sa, secret string) *re
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vc.Logical().WriteWithContext(ctx, "auth/"+framework.VaultKubernetesMount+"/role/keyward-agent", map[string]any{
+	if _, err := vc.Logical().WriteWithContext(ctx, "auth/"+st.VaultKubernetesMount+"/role/keyward-agent", map[string]any{
 		"bound_service_account_names": []string{sa}, "bound_service_account_namespaces": []string{ns},
-		"audience": framework.VaultAudience, "token_policies": []string{"keyward-agent"}, "token_ttl": "15m", "token_max_ttl": "15m",
+		"audience": framework.VaultAudience, "token_policies": []string{policy}, "token_ttl": "15m", "token_max_ttl": "15m",
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -324,8 +331,8 @@ type filesAgent struct {
 // startFilesAgent runs the keyward binary's agent as a gateway's sidecar
 // does: the gateway's kubeconfig, Vault through vaultAddr with the token
 // file, the files sink reloading the process in pidfile. It waits for the
-// first delivery.
-func startFilesAgent(t *testing.T, st *keyward.Stack, cfg *rest.Config, secret, vaultAddr, tokenFile, pidfile string) *filesAgent {
+// first delivery. extra flags are added last (and win).
+func startFilesAgent(t *testing.T, st *keyward.Stack, cfg *rest.Config, secret, vaultAddr, tokenFile, pidfile string, extra ...string) *filesAgent {
 	t.Helper()
 	bin, err := keyward.BuildKeyward(context.Background())
 	if err != nil {
@@ -342,12 +349,13 @@ func startFilesAgent(t *testing.T, st *keyward.Stack, cfg *rest.Config, secret, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentCmd := exec.Command(bin, "agent",
+	args := append([]string{"agent",
 		"--secret", secret, "--kubeconfig", writeKubeconfigFor(t, cfg),
-		"--vault-server", vaultAddr, "--vault-auth-mount", framework.VaultKubernetesMount,
+		"--vault-server", vaultAddr, "--vault-auth-mount", st.VaultKubernetesMount,
 		"--vault-token-file", tokenFile, // --vault-role: the default, keyward-agent
 		"--sink", "files", "--files-dir", filesDir, "--files-reload-pidfile", pidfile,
-		"--health-addr", "127.0.0.1:"+strconv.Itoa(healthPort), "--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort))
+		"--health-addr", "127.0.0.1:" + strconv.Itoa(healthPort), "--metrics-addr", "127.0.0.1:" + strconv.Itoa(metricsPort)}, extra...)
+	agentCmd := exec.Command(bin, args...)
 	agentCmd.Stdout, agentCmd.Stderr = agentLog, agentLog
 	agentCmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := agentCmd.Start(); err != nil {

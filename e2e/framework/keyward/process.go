@@ -64,6 +64,18 @@ func (s *Stack) StartKeywardProcess(ctx context.Context) (*Process, error) {
 	if s.proc != nil && !s.proc.Exited() {
 		return nil, errors.New("a keyward process is already running")
 	}
+	p, err := s.startProcess(ctx, s.Options(), s.Webhook.LocalServingPort)
+	if err != nil {
+		return nil, err
+	}
+	s.proc = p
+	return p, nil
+}
+
+// startProcess starts the keyward binary with o, its webhook server on
+// webhookPort, metrics and probes on free loopback ports, and waits until
+// the webhook server accepts connections.
+func (s *Stack) startProcess(ctx context.Context, o *app.Options, webhookPort int) (*Process, error) {
 	if s.binary == "" {
 		// Nothing in this process calls StartKeyward, which is where the
 		// global controller-runtime logger (envtest, the harness's clients)
@@ -84,7 +96,7 @@ func (s *Stack) StartKeywardProcess(ctx context.Context) (*Process, error) {
 	if err := s.writeKubeconfig(ctx, kubeconfig); err != nil {
 		return nil, err
 	}
-	o := s.Options()
+	o.WebhookPort = webhookPort
 	metricsPort, err := framework.FreePort()
 	if err != nil {
 		return nil, err
@@ -120,8 +132,7 @@ func (s *Stack) StartKeywardProcess(ctx context.Context) (*Process, error) {
 		p.waitErr = p.cmd.Wait()
 		close(p.exited)
 	}()
-	s.proc = p
-	addr := net.JoinHostPort(s.Webhook.LocalServingHost, strconv.Itoa(s.Webhook.LocalServingPort))
+	addr := net.JoinHostPort(s.Webhook.LocalServingHost, strconv.Itoa(webhookPort))
 	if err := p.waitListening(ctx, addr, 60*time.Second); err != nil {
 		_ = p.Kill()
 		return nil, err
