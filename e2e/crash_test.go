@@ -61,13 +61,7 @@ func TestCrashConsistency(t *testing.T) {
 	if err != nil {
 		t.Fatalf("starting keyward as a process: %v", err)
 	}
-	iss := keywardClusterIssuer(st, "vault")
-	if err := c.Create(ctx, iss); err != nil {
-		t.Fatal(err)
-	}
-	waitKeywardIssuerReady(t, c, iss)
-	custodyNamespace(t, st, ns, nil)
-	ref := cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: "VaultClusterIssuer", Name: iss.Name}
+	ref := vaultIssuerAndCustodyNamespace(t, st, c, ns)
 
 	start := time.Now()
 	createCertificates(t, c, ns, n, ref)
@@ -211,13 +205,7 @@ func TestDisasterRecovery(t *testing.T) {
 	})
 	ctx := context.Background()
 	c := harnessClient(t, st)
-	iss := keywardClusterIssuer(st, "vault")
-	if err := c.Create(ctx, iss); err != nil {
-		t.Fatal(err)
-	}
-	waitKeywardIssuerReady(t, c, iss)
-	custodyNamespace(t, st, ns, nil)
-	ref := cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: "VaultClusterIssuer", Name: iss.Name}
+	ref := vaultIssuerAndCustodyNamespace(t, st, c, ns)
 	start := time.Now()
 	createCertificates(t, c, ns, n, ref)
 	before := waitAllSettled(t, c, ns, n, 2*time.Minute)
@@ -727,4 +715,18 @@ func wipeCustodyMount(t *testing.T, st *keyward.Stack) {
 	if list != nil && len(list.Data) > 0 {
 		t.Fatalf("the custody mount still holds records after the wipe: %v", list.Data["keys"])
 	}
+}
+
+// vaultIssuerAndCustodyNamespace creates the VaultClusterIssuer "vault"
+// through c, waits for it to be Ready, creates custody namespace ns, and
+// returns the issuer reference for Certificates.
+func vaultIssuerAndCustodyNamespace(t *testing.T, st *keyward.Stack, c client.Client, ns string) cmmeta.IssuerReference {
+	t.Helper()
+	iss := keywardClusterIssuer(st, "vault")
+	if err := c.Create(context.Background(), iss); err != nil {
+		t.Fatal(err)
+	}
+	waitKeywardIssuerReady(t, c, iss)
+	custodyNamespace(t, st, ns, nil)
+	return cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: "VaultClusterIssuer", Name: iss.Name}
 }

@@ -10,13 +10,11 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward-io/keyward/cmd/keyward/app"
 	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
-	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
 )
 
 // TestKeywardReplicas: Keyward as the chart deploys it by default, two
@@ -47,13 +45,7 @@ func TestKeywardReplicas(t *testing.T) {
 	t.Cleanup(reps.Stop)
 	leader := waitLeader(t, reps, -1)
 
-	iss := keywardClusterIssuer(st, "vault")
-	if err := c.Create(ctx, iss); err != nil {
-		t.Fatal(err)
-	}
-	waitKeywardIssuerReady(t, c, iss)
-	custodyNamespace(t, st, ns, nil)
-	ref := cmmeta.IssuerReference{Group: v1alpha1.GroupVersion.Group, Kind: "VaultClusterIssuer", Name: iss.Name}
+	ref := vaultIssuerAndCustodyNamespace(t, st, c, ns)
 	start := time.Now()
 	createCertificates(t, c, ns, n, ref)
 
