@@ -41,11 +41,28 @@ type VaultReaderOptions struct {
 	OnForbidden func(ctx context.Context) error
 }
 
+// RecordReader reads one version of a custody record, key included: the
+// key reader of a custody store (custody/vaultkv, custody/awssm,
+// custody/gcpsm, custody/azkv). It wraps custody.ErrNotFound when the
+// version does not exist.
+type RecordReader interface {
+	Read(ctx context.Context, namespace, name string, version int) (custody.Record, error)
+}
+
+// StoreReader is a Reader over any custody store's key reader: it turns a
+// record into a Bundle after checking that its key matches its certificate.
+type StoreReader struct {
+	r RecordReader
+}
+
+// NewStoreReader returns a Reader over r.
+func NewStoreReader(r RecordReader) *StoreReader { return &StoreReader{r: r} }
+
 // VaultReader reads custody records from a Vault KV v2 mount through
 // custody/vaultkv's key reader. It needs only read on
 // <mount>/data/<prefix>/<namespace>/<name> (the keyward-agent policy).
 type VaultReader struct {
-	r *vaultkv.Reader
+	*StoreReader
 }
 
 // NewVaultReader returns a Reader over client, which must be authenticated
@@ -57,12 +74,12 @@ func NewVaultReader(client func() *vaultapi.Client, opts VaultReaderOptions) (*V
 	if err != nil {
 		return nil, err
 	}
-	return &VaultReader{r: r}, nil
+	return &VaultReader{NewStoreReader(r)}, nil
 }
 
 // Read implements Reader. The bundle is checked before it is returned: the
 // key must match the certificate.
-func (r *VaultReader) Read(ctx context.Context, namespace, name string, version int) (*Bundle, error) {
+func (r *StoreReader) Read(ctx context.Context, namespace, name string, version int) (*Bundle, error) {
 	rec, err := r.r.Read(ctx, namespace, name, version)
 	if errors.Is(err, custody.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %w", err, ErrNotFound)

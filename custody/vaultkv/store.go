@@ -35,6 +35,12 @@ const (
 	// --custody-max-versions flag): custody keeps old keys only so a
 	// consumer can finish a rotation, not as an archive.
 	MaxVersionsLimit = 20
+	// MaxRecordBytes bounds a record's key+certificate+CA. Vault has no
+	// per-secret limit of its own, but its storage does: Consul KV holds
+	// 512 KiB a value, integrated storage (Raft) 1 MiB an entry by default.
+	// Put refuses a larger record before any call, so a write never fails
+	// half-way in the storage backend. A TLS record is a few KiB.
+	MaxRecordBytes = 512 * 1024
 )
 
 // Custom metadata field names. They are the record's public description,
@@ -132,6 +138,9 @@ func validName(namespace, name string) error {
 func (s *Store) Put(ctx context.Context, rec custody.Record, cas int) (int, error) {
 	if err := validName(rec.Namespace, rec.Name); err != nil {
 		return 0, fmt.Errorf("writing custody record: %w", err)
+	}
+	if n := len(rec.Key) + len(rec.Certificate) + len(rec.CA); n > MaxRecordBytes {
+		return 0, fmt.Errorf("writing custody record for secret %s/%s: record is %d bytes, the custody store holds at most %d", rec.Namespace, rec.Name, n, MaxRecordBytes)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()

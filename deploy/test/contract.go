@@ -37,6 +37,15 @@ func BinaryFlags() map[string]bool {
 		"--custody-mount":                  true,
 		"--custody-prefix":                 true,
 		"--cluster-name":                   true,
+		"--custody-store":                  true,
+		"--aws-region":                     false, // only with custody.store aws
+		"--aws-endpoint":                   false,
+		"--aws-guard-role-arn":             false,
+		"--gcp-project":                    false, // only with custody.store gcp
+		"--gcp-endpoint":                   false,
+		"--gcp-guard-service-account":      false,
+		"--azure-vault-url":                false, // only with custody.store azure
+		"--azure-guard-client-id":          false,
 		"--vault-adopt-role":               false, // only with adoption.enabled
 		"--custody-max-versions":           true,
 		"--custody-write-timeout":          true,

@@ -202,7 +202,8 @@ func TestACMEExamples(t *testing.T) {
 
 // TestEveryExampleIsChecked fails when deploy/examples holds a file that no
 // test validates (TestExamples, TestAgentExamples, TestACMEExamples,
-// TestSecretProviderClassExample, TestGatewayExamples), or one without the
+// TestSecretProviderClassExample, TestGatewayExamples,
+// TestCloudStoreExamples), or one without the
 // license header.
 func TestEveryExampleIsChecked(t *testing.T) {
 	t.Parallel()
@@ -214,7 +215,7 @@ func TestEveryExampleIsChecked(t *testing.T) {
 		"acme-certificate.yaml", "acme-clusterissuer.yaml",
 		"agent-rbac.yaml", "apisix-agent.yaml", "certificate.yaml", "gateway-sds.yaml",
 		"istio-gateway-sds.yaml", "kong-agent.yaml", "nginx-agent.yaml", "secretproviderclass.yaml",
-		"vaultclusterissuer.yaml",
+		"values-azure.yaml", "values-gcp.yaml", "vaultclusterissuer.yaml",
 	}
 	entries, err := os.ReadDir(filepath.Join(root, "deploy", "examples"))
 	if err != nil {

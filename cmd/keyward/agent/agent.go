@@ -51,6 +51,15 @@ type Options struct {
 	// ClusterName is the cluster whose records to read, as Keyward's
 	// --cluster-name: records at <prefix>/<cluster-name>/<namespace>/<secret>.
 	ClusterName string
+	// CustodyStore is where the records live, as Keyward's --custody-store:
+	// vault (default), aws, gcp or azure, with the store's settings below.
+	// The agent reads with its pod's own cloud identity.
+	CustodyStore  string
+	AWSRegion     string
+	AWSEndpoint   string
+	GCPProject    string
+	GCPEndpoint   string
+	AzureVaultURL string
 
 	Sinks []string
 
@@ -92,6 +101,7 @@ func NewOptions() *Options {
 		VaultTokenFile:    "/var/run/secrets/keyward/token",
 		CustodyMount:      vaultkv.DefaultMount,
 		CustodyPrefix:     vaultkv.DefaultPrefix,
+		CustodyStore:      StoreVault,
 		FilesReloadSignal: "HUP",
 		HealthAddr:        ":8081",
 		ResyncPeriod:      5 * time.Minute,
@@ -139,6 +149,12 @@ func (o *Options) AddSharedFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.VaultTokenFile, "vault-token-file", o.VaultTokenFile, "projected ServiceAccount token (audience vault) presented to Vault; re-read at every login")
 	fs.StringVar(&o.CustodyMount, "custody-mount", o.CustodyMount, "custody KV v2 mount")
 	fs.StringVar(&o.CustodyPrefix, "custody-prefix", o.CustodyPrefix, "folder of custody records under the mount")
+	fs.StringVar(&o.CustodyStore, "custody-store", o.CustodyStore, "where custody records live, as Keyward's --custody-store: vault, aws, gcp or azure")
+	fs.StringVar(&o.AWSRegion, "aws-region", o.AWSRegion, "custody-store aws: the region of Secrets Manager")
+	fs.StringVar(&o.AWSEndpoint, "aws-endpoint", o.AWSEndpoint, "custody-store aws: endpoint URL override")
+	fs.StringVar(&o.GCPProject, "gcp-project", o.GCPProject, "custody-store gcp: the project holding the secrets")
+	fs.StringVar(&o.GCPEndpoint, "gcp-endpoint", o.GCPEndpoint, "custody-store gcp: endpoint host:port override")
+	fs.StringVar(&o.AzureVaultURL, "azure-vault-url", o.AzureVaultURL, "custody-store azure: the key vault URL")
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "the cluster name Keyward runs with (--cluster-name): records at <prefix>/<cluster-name>/<namespace>/<secret>; empty: <prefix>/<namespace>/<secret>")
 	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "address of /healthz, /readyz and /status (\"0\" disables)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "address of /metrics (\"0\" disables)")
@@ -149,9 +165,7 @@ func (o *Options) AddSharedFlags(fs *pflag.FlagSet) {
 // ValidateShared checks the flags AddSharedFlags registers.
 func (o *Options) ValidateShared() error {
 	var errs []error
-	if o.VaultServer == "" {
-		errs = append(errs, errors.New("--vault-server is required"))
-	}
+	errs = append(errs, o.validateStore()...)
 	if o.LogFormat != "json" && o.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("--log-format %q: use json or text", o.LogFormat))
 	}
@@ -246,17 +260,20 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 	if err != nil {
 		return err
 	}
-	session, reader, err := vaultReader(o, log)
+	session, reader, closeReader, err := o.StoreReader(ctx, log)
 	if err != nil {
 		return err
 	}
+	defer closeReader()
 	reg = httpserve.Registry(reg)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
 	stop := func(g *errgroup.Group) error { cancel(); _ = g.Wait(); return nil }
-	// Log in from the start: a sink may need Vault (APISIX's mirror) to be built.
-	g.Go(func() error { session.Run(ctx); return nil })
+	if session != nil {
+		// Log in from the start: a sink may need Vault (APISIX's mirror) to be built.
+		g.Go(func() error { session.Run(ctx); return nil })
+	}
 	var sinks []delivery.Sink
 	for _, name := range o.Sinks {
 		var s delivery.Sink
@@ -322,13 +339,6 @@ func (o *Options) RESTConfig(cfg *rest.Config, userAgent string) (*rest.Config, 
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = userAgent
 	return cfg, nil
-}
-
-// VaultReader is the Vault session of the shared flags (not logged in
-// yet: its Run does) and the custody reader on it, which logs in again on
-// a 403.
-func (o *Options) VaultReader(log logr.Logger) (*delivery.VaultSession, *delivery.VaultReader, error) {
-	return vaultReader(o, log)
 }
 
 // vaultReader is the agent's Vault session (not logged in yet: its Run

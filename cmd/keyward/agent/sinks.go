@@ -5,6 +5,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/keyward-io/keyward/delivery"
@@ -23,6 +24,9 @@ func RegisterGatewaySinks(o *Options) {
 			if ao.Mode == apisix.ModeSecretRef {
 				// The mirror is written with the agent's own Vault login,
 				// so the sink can only be built once that login succeeded.
+				if d.Vault == nil {
+					return nil, errors.New("secret-ref mode mirrors records into Vault: it needs --custody-store vault")
+				}
 				c, err := d.Vault.Wait(ctx)
 				if err != nil {
 					return nil, fmt.Errorf("secret-ref mode needs the agent's vault login: %w", err)

@@ -70,6 +70,10 @@ type Deps struct {
 	// and restart Keyward in-process); it lifts controller-runtime's check
 	// that controller names are unique process-wide.
 	SeveralManagers bool
+	// CustodyStores, when set, opens the custody writer's and the guard's
+	// stores instead of Options.CustodyStore (tests: a cloud store on an
+	// in-process fake with one identity each).
+	CustodyStores func(ctx context.Context) (writer, guard custody.Store, err error)
 }
 
 // NewManager builds the manager with every enabled component registered.
@@ -178,11 +182,10 @@ func managerOptions(o *Options, deps Deps, scheme *runtime.Scheme) ctrl.Options 
 	}
 }
 
-// setupCustody logs the custody writer and the guard in to Vault, each with
-// its own role (and so its own policy), and hands their stores to
+// setupCustody opens the custody writer's and the guard's stores, each
+// with its own identity (and so its own permissions), and hands them to
 // webhook.SetupCustody.
 func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) ([]func(), error) {
-	var closers []func()
 	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
 	if err != nil {
 		return nil, fmt.Errorf("discovery client: %w", err)
@@ -192,11 +195,58 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		return nil, err
 	}
 	deps.Logger.Info("TLS reference check", "gatewayAPI", served.Gateways, "listenerSets", served.ListenerSets, "apisixTls", served.ApisixTls)
+	var st custodyStores
+	switch {
+	case deps.CustodyStores != nil:
+		st.writer, st.guard, err = deps.CustodyStores(ctx)
+	case o.CustodyStore == StoreVault:
+		st, err = openVaultStores(ctx, mgr, o, deps)
+	default:
+		st, err = openCloudStores(ctx, o)
+	}
+	if err != nil {
+		return st.closers, err
+	}
+	sel, err := labels.Parse(o.CustodyNamespaceSelector)
+	if err != nil {
+		return st.closers, fmt.Errorf("custodyNamespaceSelector %q: %w", o.CustodyNamespaceSelector, err)
+	}
+	deps.Logger.Info("custody store", "store", o.CustodyStore, "example", st.writer.Path("<namespace>", "<secret>"))
+	return st.closers, webhook.SetupCustody(ctx, mgr, webhook.CustodyOptions{
+		Writer:            st.writer,
+		GuardStore:        st.guard,
+		Clock:             deps.Clock,
+		Registerer:        deps.Registerer,
+		Logger:            deps.Logger,
+		NamespaceSelector: sel,
+		StrictDefault:     o.RedactCertificates,
+		AuditPeriod:       o.CustodyAuditPeriod,
+		WriteTimeout:      o.CustodyWriteTimeout,
+		WatcherWorkers:    o.CustodyWatcherWorkers,
+		Served:            served,
+		Adoption:          st.adoption,
+	})
+}
+
+// custodyStores are what setupCustody opens: the custody writer's store,
+// the guard's (metadata only where the store can express it), the adopter
+// when adoption is on, and what to close when the manager stops.
+type custodyStores struct {
+	writer, guard custody.Store
+	adoption      *adopt.Adopter
+	closers       []func()
+}
+
+// openVaultStores logs the custody writer and the guard in to Vault, each
+// with its own Kubernetes auth role (and so its own policy), and the
+// adopter with its role when adoption is on.
+func openVaultStores(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) (custodyStores, error) {
+	var st custodyStores
 	vcfg := vault.Config{Server: o.VaultAddr, Namespace: o.VaultNamespace}
 	if o.VaultCAFile != "" {
 		ca, err := os.ReadFile(o.VaultCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("reading vault CA file %s: %w", o.VaultCAFile, err)
+			return st, fmt.Errorf("reading vault CA file %s: %w", o.VaultCAFile, err)
 		}
 		vcfg.CABundle = ca
 	}
@@ -213,55 +263,32 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		if err != nil {
 			return nil, fmt.Errorf("logging in to vault %s as role %s: %w", o.VaultAddr, role, err)
 		}
+		st.closers = append(st.closers, c.Close)
 		return c, nil
 	}
 	writer, err := login(o.VaultCustodyRole)
 	if err != nil {
-		return closers, err
+		return st, err
 	}
-	closers = append(closers, writer.Close)
 	guardClient, err := login(o.VaultGuardRole)
 	if err != nil {
-		return closers, err
+		return st, err
 	}
-	closers = append(closers, guardClient.Close)
-
 	storeOpts := vaultkv.Options{Mount: o.CustodyMount, Prefix: custody.ClusterPrefix(o.CustodyPrefix, o.ClusterName), MaxVersions: o.CustodyMaxVersions}
-	store, err := vaultkv.New(writer.API(), storeOpts)
-	if err != nil {
-		return closers, fmt.Errorf("custody store: %w", err)
+	if st.writer, err = vaultkv.New(writer.API(), storeOpts); err != nil {
+		return st, fmt.Errorf("custody store: %w", err)
 	}
-	guardStore, err := vaultkv.New(guardClient.API(), storeOpts)
-	if err != nil {
-		return closers, fmt.Errorf("guard custody store: %w", err)
+	if st.guard, err = vaultkv.New(guardClient.API(), storeOpts); err != nil {
+		return st, fmt.Errorf("guard custody store: %w", err)
 	}
-	sel, err := labels.Parse(o.CustodyNamespaceSelector)
-	if err != nil {
-		return closers, fmt.Errorf("custodyNamespaceSelector %q: %w", o.CustodyNamespaceSelector, err)
-	}
-	var adoption *adopt.Adopter
 	if o.VaultAdoptRole != "" {
 		adopter, err := login(o.VaultAdoptRole)
 		if err != nil {
-			return closers, err
+			return st, err
 		}
-		closers = append(closers, adopter.Close)
-		adoption = &adopt.Adopter{Self: o.ClusterName, Sources: adoptionSources(adopter, o)}
+		st.adoption = &adopt.Adopter{Self: o.ClusterName, Sources: adoptionSources(adopter, o)}
 	}
-	return closers, webhook.SetupCustody(ctx, mgr, webhook.CustodyOptions{
-		Writer:            store,
-		GuardStore:        guardStore,
-		Clock:             deps.Clock,
-		Registerer:        deps.Registerer,
-		Logger:            deps.Logger,
-		NamespaceSelector: sel,
-		StrictDefault:     o.RedactCertificates,
-		AuditPeriod:       o.CustodyAuditPeriod,
-		WriteTimeout:      o.CustodyWriteTimeout,
-		WatcherWorkers:    o.CustodyWatcherWorkers,
-		Served:            served,
-		Adoption:          adoption,
-	})
+	return st, nil
 }
 
 // adoptionSources reads other clusters' records with the adoption role:

@@ -66,8 +66,25 @@ type Options struct {
 	ServiceAccountNamespace string `json:"serviceAccountNamespace"`
 	ServiceAccountName      string `json:"serviceAccountName"`
 
+	// CustodyStore is where custody records live: StoreVault (Vault KV v2,
+	// the default), StoreAWS, StoreGCP or StoreAzure (docs/stores.md).
+	CustodyStore  string `json:"custodyStore"`
 	CustodyMount  string `json:"custodyMount"`
 	CustodyPrefix string `json:"custodyPrefix"`
+	// Cloud custody stores. Keyward authenticates the way pods do on each
+	// cloud (the SDKs' default chains: IRSA or EKS Pod Identity, GKE
+	// Workload Identity, Azure Workload Identity); the guard* settings give
+	// the guard a second, metadata-only identity (an AWS role it assumes, a
+	// GCP service account it impersonates, an Azure workload identity
+	// client ID). Without them the guard uses the writer's identity.
+	AWSRegion              string `json:"awsRegion"`
+	AWSEndpoint            string `json:"awsEndpoint"`
+	AWSGuardRoleARN        string `json:"awsGuardRoleARN"`
+	GCPProject             string `json:"gcpProject"`
+	GCPEndpoint            string `json:"gcpEndpoint"`
+	GCPGuardServiceAccount string `json:"gcpGuardServiceAccount"`
+	AzureVaultURL          string `json:"azureVaultURL"`
+	AzureGuardClientID     string `json:"azureGuardClientID"`
 
 	// ClusterName separates this cluster's custody records from those of
 	// other clusters sharing the Vault: records live at
@@ -134,6 +151,7 @@ func NewOptions() *Options {
 		VaultAudience:            "vault",
 		ServiceAccountNamespace:  ns,
 		ServiceAccountName:       "keyward",
+		CustodyStore:             StoreVault,
 		CustodyMount:             "custody",
 		CustodyPrefix:            "tls",
 		CustodyMaxVersions:       vaultkv.DefaultMaxVersions,
@@ -175,6 +193,15 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceAccountName, "service-account-name", o.ServiceAccountName, "Keyward's own ServiceAccount, whose tokens log in to Vault")
 	fs.StringVar(&o.CustodyMount, "custody-mount", o.CustodyMount, "Vault KV v2 mount holding custody records")
 	fs.StringVar(&o.CustodyPrefix, "custody-prefix", o.CustodyPrefix, "path prefix of custody records inside the mount")
+	fs.StringVar(&o.CustodyStore, "custody-store", o.CustodyStore, "where custody records live: vault, aws (Secrets Manager), gcp (Secret Manager) or azure (Key Vault)")
+	fs.StringVar(&o.AWSRegion, "aws-region", o.AWSRegion, "custody-store aws: the region of Secrets Manager")
+	fs.StringVar(&o.AWSEndpoint, "aws-endpoint", o.AWSEndpoint, "custody-store aws: endpoint URL override (a VPC endpoint)")
+	fs.StringVar(&o.AWSGuardRoleARN, "aws-guard-role-arn", o.AWSGuardRoleARN, "custody-store aws: IAM role the guard assumes (DescribeSecret only)")
+	fs.StringVar(&o.GCPProject, "gcp-project", o.GCPProject, "custody-store gcp: the project holding the secrets")
+	fs.StringVar(&o.GCPEndpoint, "gcp-endpoint", o.GCPEndpoint, "custody-store gcp: endpoint host:port override (Private Service Connect)")
+	fs.StringVar(&o.GCPGuardServiceAccount, "gcp-guard-service-account", o.GCPGuardServiceAccount, "custody-store gcp: service account the guard impersonates (secrets.get only)")
+	fs.StringVar(&o.AzureVaultURL, "azure-vault-url", o.AzureVaultURL, "custody-store azure: the key vault URL (https://<name>.vault.azure.net/)")
+	fs.StringVar(&o.AzureGuardClientID, "azure-guard-client-id", o.AzureGuardClientID, "custody-store azure: client ID of the workload identity the guard uses (secret metadata only)")
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "this cluster's name in custody paths (<prefix>/<cluster-name>/<namespace>/<secret>); empty: <prefix>/<namespace>/<secret>")
 	fs.StringVar(&o.VaultAdoptRole, "vault-adopt-role", o.VaultAdoptRole, "Kubernetes auth role that reads other clusters' custody records for adoption; empty disables adoption")
 	fs.IntVar(&o.CustodyMaxVersions, "custody-max-versions", o.CustodyMaxVersions, fmt.Sprintf("versions kept per custody record (1..%d)", vaultkv.MaxVersionsLimit))
@@ -239,37 +266,7 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("revocationConfigMap and leaderElectionNamespace: required when the issuer is enabled (pending revocations live there)"))
 	}
 	if o.EnableCustody {
-		if o.VaultAddr == "" {
-			errs = append(errs, errors.New("vaultAddr: required when custody is enabled"))
-		} else if u, err := url.Parse(o.VaultAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("vaultAddr: %q is not an http(s) URL", o.VaultAddr))
-		}
-		if o.CustodyMount == "" || strings.Contains(o.CustodyMount, "/") {
-			errs = append(errs, fmt.Errorf("custodyMount: %q must be a single path segment", o.CustodyMount))
-		}
-		if o.ClusterName != "" {
-			if err := custody.ValidateClusterName(o.ClusterName); err != nil {
-				errs = append(errs, fmt.Errorf("clusterName: %w", err))
-			}
-		}
-		if o.VaultAdoptRole != "" && o.ClusterName == "" {
-			errs = append(errs, errors.New("vaultAdoptRole: adoption needs clusterName (records of two clusters must live apart)"))
-		}
-		if o.CustodyWatcherWorkers < 1 || o.CustodyWatcherWorkers > 64 {
-			errs = append(errs, fmt.Errorf("custodyWatcherWorkers: %d not in 1..64", o.CustodyWatcherWorkers))
-		}
-		if o.CustodyMaxVersions < 1 || o.CustodyMaxVersions > vaultkv.MaxVersionsLimit {
-			errs = append(errs, fmt.Errorf("custodyMaxVersions: %d not in 1..%d", o.CustodyMaxVersions, vaultkv.MaxVersionsLimit))
-		}
-		if o.CustodyWriteTimeout <= 0 || o.CustodyWriteTimeout > 25*time.Second {
-			errs = append(errs, fmt.Errorf("custodyWriteTimeout: %s not in (0, 25s] (the webhook itself times out at 30s)", o.CustodyWriteTimeout))
-		}
-		if o.CustodyAuditPeriod < 0 {
-			errs = append(errs, fmt.Errorf("custodyAuditPeriod: %s is negative", o.CustodyAuditPeriod))
-		}
-		if o.ServiceAccountNamespace == "" || o.ServiceAccountName == "" {
-			errs = append(errs, errors.New("serviceAccountNamespace/serviceAccountName: required when custody is enabled"))
-		}
+		errs = append(errs, o.validateCustody()...)
 	}
 	for _, ns := range o.WatchNamespaces {
 		if ns == "" || strings.ContainsAny(ns, "/ ") {
@@ -304,4 +301,69 @@ func (o *Options) UnmarshalJSON(b []byte) error {
 		o.CustodyAuditPeriod = aux.CustodyAuditPeriod.Duration
 	}
 	return nil
+}
+
+// validateCustody checks the custody options: those of every store, then
+// the chosen store's.
+func (o *Options) validateCustody() []error {
+	var errs []error
+	if o.ClusterName != "" {
+		if err := custody.ValidateClusterName(o.ClusterName); err != nil {
+			errs = append(errs, fmt.Errorf("clusterName: %w", err))
+		}
+	}
+	if o.CustodyWatcherWorkers < 1 || o.CustodyWatcherWorkers > 64 {
+		errs = append(errs, fmt.Errorf("custodyWatcherWorkers: %d not in 1..64", o.CustodyWatcherWorkers))
+	}
+	if o.CustodyMaxVersions < 1 || o.CustodyMaxVersions > vaultkv.MaxVersionsLimit {
+		errs = append(errs, fmt.Errorf("custodyMaxVersions: %d not in 1..%d", o.CustodyMaxVersions, vaultkv.MaxVersionsLimit))
+	}
+	if o.CustodyWriteTimeout <= 0 || o.CustodyWriteTimeout > 25*time.Second {
+		errs = append(errs, fmt.Errorf("custodyWriteTimeout: %s not in (0, 25s] (the webhook itself times out at 30s)", o.CustodyWriteTimeout))
+	}
+	if o.CustodyAuditPeriod < 0 {
+		errs = append(errs, fmt.Errorf("custodyAuditPeriod: %s is negative", o.CustodyAuditPeriod))
+	}
+	if o.VaultAdoptRole != "" && o.CustodyStore != StoreVault {
+		errs = append(errs, fmt.Errorf("vaultAdoptRole: adoption reads Vault records; custodyStore is %s", o.CustodyStore))
+	}
+	switch o.CustodyStore {
+	case StoreVault:
+		errs = append(errs, o.validateVaultStore()...)
+	case StoreAWS:
+		if o.AWSRegion == "" {
+			errs = append(errs, errors.New("awsRegion: required with custodyStore aws"))
+		}
+	case StoreGCP:
+		if o.GCPProject == "" {
+			errs = append(errs, errors.New("gcpProject: required with custodyStore gcp"))
+		}
+	case StoreAzure:
+		if u, err := url.Parse(o.AzureVaultURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("azureVaultURL: %q is not an https URL (https://<name>.vault.azure.net/)", o.AzureVaultURL))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("custodyStore: %q is none of vault, aws, gcp, azure", o.CustodyStore))
+	}
+	return errs
+}
+
+// validateVaultStore checks what the Vault KV v2 store needs.
+func (o *Options) validateVaultStore() []error {
+	var errs []error
+	if o.VaultAddr == "" {
+		errs = append(errs, errors.New("vaultAddr: required when custody is enabled"))
+	} else if u, err := url.Parse(o.VaultAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("vaultAddr: %q is not an http(s) URL", o.VaultAddr))
+	}
+	if o.CustodyMount == "" || strings.Contains(o.CustodyMount, "/") {
+		errs = append(errs, fmt.Errorf("custodyMount: %q must be a single path segment", o.CustodyMount))
+	}
+	if o.VaultAdoptRole != "" && o.ClusterName == "" {
+		errs = append(errs, errors.New("vaultAdoptRole: adoption needs clusterName (records of two clusters must live apart)"))
+	}
+	if o.ServiceAccountNamespace == "" || o.ServiceAccountName == "" {
+		errs = append(errs, errors.New("serviceAccountNamespace/serviceAccountName: required when custody is enabled"))
+	}
+	return errs
 }

@@ -54,6 +54,14 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"cluster name not a DNS label", func(o *Options) { o.ClusterName = "Prod/EU" }, "clusterName"},
 		{"adoption", func(o *Options) { o.ClusterName = "west"; o.VaultAdoptRole = "keyward-adopter" }, ""},
 		{"adoption without a cluster name", func(o *Options) { o.VaultAdoptRole = "keyward-adopter" }, "vaultAdoptRole"},
+		{"unknown store", func(o *Options) { o.CustodyStore = "s3" }, "custodyStore"},
+		{"aws store needs no vault", func(o *Options) { o.CustodyStore = StoreAWS; o.AWSRegion = "eu-west-1"; o.VaultAddr = "" }, ""},
+		{"aws store without a region", func(o *Options) { o.CustodyStore = StoreAWS }, "awsRegion"},
+		{"gcp store without a project", func(o *Options) { o.CustodyStore = StoreGCP }, "gcpProject"},
+		{"azure store with a plain-http URL", func(o *Options) { o.CustodyStore = StoreAzure; o.AzureVaultURL = "http://kv" }, "azureVaultURL"},
+		{"adoption on a cloud store", func(o *Options) {
+			o.CustodyStore, o.GCPProject, o.ClusterName, o.VaultAdoptRole = StoreGCP, "p", "west", "keyward-adopter"
+		}, "adoption reads Vault records"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

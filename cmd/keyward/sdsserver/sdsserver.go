@@ -139,10 +139,11 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 	if err != nil {
 		return err
 	}
-	session, reader, err := o.Shared.VaultReader(log)
+	session, reader, closeReader, err := o.Shared.StoreReader(ctx, log)
 	if err != nil {
 		return err
 	}
+	defer closeReader()
 	reg = httpserve.Registry(reg)
 	m, err := sds.NewMetrics(reg)
 	if err != nil {
@@ -165,7 +166,9 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options, log logr.Logger, reg
 	}
 	srv := sds.NewServer(sink, sds.ServerOptions{Logger: log.WithName("server"), Metrics: m})
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { session.Run(ctx); return nil })
+	if session != nil {
+		g.Go(func() error { session.Run(ctx); return nil })
+	}
 	g.Go(func() error { return ag.Run(ctx) })
 	g.Go(func() error { return tracker.Run(ctx) })
 	g.Go(func() error { return srv.Serve(ctx, lis) })

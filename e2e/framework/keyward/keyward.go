@@ -23,6 +23,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keyward-io/keyward/cmd/keyward/app"
+	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/issuer"
 	"github.com/keyward-io/keyward/webhook"
@@ -48,6 +49,10 @@ type StackOptions struct {
 	// default the stack is the production setup Keyward recommends: Secrets
 	// encrypted by `keyward kms` (framework.Options.KMS).
 	PlaintextEtcd bool
+	// CustodyStores, when set, gives in-process Keyward its custody writer's
+	// and guard's stores (app.Deps.CustodyStores): a cloud store on an
+	// in-process fake.
+	CustodyStores func(ctx context.Context) (writer, guard custody.Store, err error)
 	// ChartValues are --set arguments for rendering the chart's RBAC (e.g.
 	// "adoption.enabled=true"), when Keyward runs as its ServiceAccount.
 	ChartValues []string
@@ -190,7 +195,7 @@ func (s *Stack) StartKeyward(ctx context.Context) error {
 	// A fresh registry per start: a restarted manager registers its metrics again.
 	s.Registry = prometheus.NewRegistry()
 	runCtx, cancel := context.WithCancel(context.Background())
-	mgr, closers, err := app.NewManager(ctx, s.keywardConfig, s.Options(), app.Deps{Logger: log, Registerer: s.Registry, SeveralManagers: true})
+	mgr, closers, err := app.NewManager(ctx, s.keywardConfig, s.Options(), app.Deps{Logger: log, Registerer: s.Registry, SeveralManagers: true, CustodyStores: s.opts.CustodyStores})
 	if err != nil {
 		cancel()
 		for _, c := range closers {
