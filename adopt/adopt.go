@@ -256,17 +256,27 @@ func checkMeta(meta custody.Metadata, crt *cmapi.Certificate) error {
 // checkCertificate checks the record's certificate against its metadata and
 // the Certificate's spec (names, key algorithm and size).
 func checkCertificate(rec custody.Record, crt *cmapi.Certificate) error {
-	leaf, err := leafOf(rec.Certificate)
+	leaf, err := recordLeaf(rec)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMismatch, err)
-	}
-	if serial := custody.SerialHex(leaf); !strings.EqualFold(serial, rec.Meta.Serial) {
-		return fmt.Errorf("%w: the record's certificate has serial %s, its metadata says %s", ErrMismatch, serial, rec.Meta.Serial)
+		return err
 	}
 	if v := guard.CertificateMatchesSpec(leaf, crt.Spec); len(v) > 0 {
 		return fmt.Errorf("%w: the certificate in custody does not satisfy %s", ErrMismatch, strings.Join(v, ", "))
 	}
 	return nil
+}
+
+// recordLeaf is the record's leaf certificate, checked against the
+// serial its metadata gives.
+func recordLeaf(rec custody.Record) (*x509.Certificate, error) {
+	leaf, err := leafOf(rec.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMismatch, err)
+	}
+	if serial := custody.SerialHex(leaf); !strings.EqualFold(serial, rec.Meta.Serial) {
+		return nil, fmt.Errorf("%w: the record's certificate has serial %s, its metadata says %s", ErrMismatch, serial, rec.Meta.Serial)
+	}
+	return leaf, nil
 }
 
 func leafOf(certPEM []byte) (*x509.Certificate, error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
@@ -28,12 +29,16 @@ import (
 	"k8s.io/client-go/metadata"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keyward-io/keyward/adopt"
 	"github.com/keyward-io/keyward/cmd/keyward/app"
 	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/custody/awssm"
 	"github.com/keyward-io/keyward/custody/azkv"
 	"github.com/keyward-io/keyward/custody/gcpsm"
 	"github.com/keyward-io/keyward/delivery"
+	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
+	awsfake "github.com/keyward-io/keyward/internal/cloudfake/awssm"
 	azfake "github.com/keyward-io/keyward/internal/cloudfake/azkv"
 	gcpfake "github.com/keyward-io/keyward/internal/cloudfake/gcpsm"
 )
@@ -63,6 +68,7 @@ func TestCustodyInCloudStores(t *testing.T) {
 		name string
 		open func(t *testing.T) cloudStore
 	}{
+		{"aws-secrets-manager", openAWSStore},
 		{"gcp-secret-manager", openGCPStore},
 		{"azure-key-vault", openAzureStore},
 	} {
@@ -71,6 +77,41 @@ func TestCustodyInCloudStores(t *testing.T) {
 			custodyStoryInStore(t, nginx, tc.open(t))
 		})
 	}
+}
+
+// openAWSStore starts the Secrets Manager fake (AWS JSON 1.1 over HTTP)
+// with writer, guard and agent identities (access key IDs) mirroring the
+// IAM policies in deploy/aws.
+func openAWSStore(t *testing.T) cloudStore {
+	t.Helper()
+	const region = "eu-west-1"
+	srv := awsfake.Start(region, map[string]awsfake.Permission{
+		"AKIAWRITER": {Ops: []string{awsfake.OpCreateSecret, awsfake.OpPutSecretValue, awsfake.OpDescribeSecret,
+			awsfake.OpTagResource, awsfake.OpUpdateSecretVersionStage, awsfake.OpDeleteSecret}},
+		"AKIAGUARD": {Ops: []string{awsfake.OpDescribeSecret}},
+		"AKIAAGENT": {Ops: []string{awsfake.OpGetSecretValue}, NamePrefix: "tls/e2e/"},
+	})
+	t.Cleanup(srv.Close)
+	opts := func(key string) awssm.Options {
+		return awssm.Options{
+			Region: region, Endpoint: srv.URL, Prefix: custody.ClusterPrefix("tls", "e2e"),
+			Credentials: awscreds.NewStaticCredentialsProvider(key, "secret-of-"+key, ""),
+		}
+	}
+	ctx := context.Background()
+	w, err := awssm.New(ctx, opts("AKIAWRITER"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := awssm.New(ctx, opts("AKIAGUARD"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := awssm.NewReader(ctx, opts("AKIAAGENT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cloudStore{writer: w, guard: g, agent: a}
 }
 
 // openGCPStore starts the Secret Manager fake with writer, guard and agent
@@ -277,4 +318,89 @@ func waitServedSerial(t *testing.T, port int, host string, roots *x509.CertPool,
 		got = custody.SerialHex(c.(*tls.Conn).ConnectionState().PeerCertificates[0])
 		return got == serial, nil
 	})
+}
+
+// TestMigrateCustodyToCloudStore: a cluster whose records are in Vault
+// moves them to a cloud store (AWS Secrets Manager, on its contract fake)
+// without re-keying: Keyward is stopped, the migration copies each
+// placeholder's current record and points the placeholder at the copy
+// (what `keyward migrate-custody` runs), and Keyward starts on the new
+// store. Every Certificate keeps its serial and key, the guard (reading the
+// new store's metadata) keeps them Ready with 0 new CertificateRequests,
+// and an agent reads the key from the new store.
+func TestMigrateCustodyToCloudStore(t *testing.T) {
+	t.Parallel()
+	const ns = "move"
+	st := keyward.StartStackForTest(t, keyward.StackOptions{PlaintextEtcd: true})
+	ctx := context.Background()
+	ref := vaultIssuerAndCustodyNamespace(t, st, st.Client, ns)
+	crts := []*cmapi.Certificate{newCertificate(ns, "web", ref, "web.move.example.com"), newCertificate(ns, "api", ref, "api.move.example.com")}
+	serials := map[string]string{}
+	for _, crt := range crts {
+		if err := st.Client.Create(ctx, crt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, crt := range crts {
+		waitCertificateReady(t, st.Client, client.ObjectKeyFromObject(crt), 60*time.Second)
+		waitSettled(t, st, crt)
+		serials[crt.Name] = currentPlaceholder(t, st, ns, crt.Spec.SecretName).serial
+	}
+	created, _ := requestsCreated(t, st, ns)
+
+	cs := openAWSStore(t)
+	if err := st.StopKeyward(); err != nil {
+		t.Fatal(err)
+	}
+	root, err := st.Vault.RootClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := app.NewVaultSource(root, framework.VaultCustodyMount, framework.VaultCustodyPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := adopt.Migration{From: from, To: cs.writer, Secrets: st.Client}
+	moved, err := m.Migrate(ctx, []string{ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mv := range moved {
+		t.Logf("moved %s/%s: %s -> %s %s", mv.Namespace, mv.Name, mv.From, mv.To, mv.Skipped)
+		if mv.Skipped != "" {
+			t.Errorf("%s/%s skipped: %s", mv.Namespace, mv.Name, mv.Skipped)
+		}
+	}
+	if len(moved) != len(crts) {
+		t.Fatalf("moved %d placeholders, want %d", len(moved), len(crts))
+	}
+	st.UseCustodyStores(func(context.Context) (custody.Store, custody.Store, error) { return cs.writer, cs.guard, nil })
+	if err := st.StartKeyward(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, crt := range crts {
+		p := currentPlaceholder(t, st, ns, crt.Spec.SecretName)
+		if p.serial != serials[crt.Name] {
+			t.Errorf("%s: serial %s after the move, %s before", crt.Name, p.serial, serials[crt.Name])
+		}
+		if got := getSecret(t, st.Client, client.ObjectKey{Namespace: ns, Name: crt.Spec.SecretName}).Annotations[custody.AnnotationPath]; got != cs.writer.Path(ns, crt.Spec.SecretName) {
+			t.Errorf("%s: placeholder names %q, want the new store's path", crt.Name, got)
+		}
+		rec, err := cs.agent.Read(ctx, ns, crt.Spec.SecretName, p.version)
+		if err != nil {
+			t.Fatalf("agent reading %s from the new store: %v", crt.Name, err)
+		}
+		assertKeyMatchesCert(t, rec.Key, getSecret(t, st.Client, client.ObjectKey{Namespace: ns, Name: crt.Spec.SecretName}).Data["tls.crt"])
+	}
+	// cert-manager re-evaluated the patched placeholders; the guard, now on
+	// the new store, must have kept them: wait for it, then watch.
+	waitFor(t, 30*time.Second, "the custody guard acting on the new store", func(context.Context) (bool, error) {
+		acted := counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "veto"}) +
+			counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "pass_rewritten"})
+		return acted > 0, nil
+	})
+	assertQuiet(t, st, crts[0], 10*time.Second)
+	if after, _ := requestsCreated(t, st, ns); after != created {
+		t.Errorf("the move caused %d CertificateRequests, want 0", after-created)
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/keyward-io/keyward/cmd/keyward/agent"
 	"github.com/keyward-io/keyward/cmd/keyward/app"
 	"github.com/keyward-io/keyward/cmd/keyward/kmsplugin"
+	"github.com/keyward-io/keyward/cmd/keyward/migrate"
 	"github.com/keyward-io/keyward/cmd/keyward/sdsserver"
 	"github.com/keyward-io/keyward/cmd/keyward/status"
 )
@@ -44,6 +45,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "kms" {
 		os.Exit(runKMS(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "migrate-custody" {
+		os.Exit(migrate.Main(ctrl.SetupSignalHandler(), os.Args[2:], os.Stdout, os.Stderr))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "sds" {
 		os.Exit(runSDS(os.Args[2:]))

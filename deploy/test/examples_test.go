@@ -215,7 +215,7 @@ func TestEveryExampleIsChecked(t *testing.T) {
 		"acme-certificate.yaml", "acme-clusterissuer.yaml",
 		"agent-rbac.yaml", "apisix-agent.yaml", "certificate.yaml", "gateway-sds.yaml",
 		"istio-gateway-sds.yaml", "kong-agent.yaml", "nginx-agent.yaml", "secretproviderclass.yaml",
-		"values-azure.yaml", "values-gcp.yaml", "vaultclusterissuer.yaml",
+		"values-aws.yaml", "values-azure.yaml", "values-gcp.yaml", "vaultclusterissuer.yaml",
 	}
 	entries, err := os.ReadDir(filepath.Join(root, "deploy", "examples"))
 	if err != nil {

@@ -28,6 +28,8 @@ func TestCloudStoreExamples(t *testing.T) {
 		args             []string
 		podLabel         string
 	}{
+		{"values-aws.yaml", "eks.amazonaws.com/role-arn",
+			[]string{"--custody-store=aws", "--aws-region=eu-west-1", "--aws-guard-role-arn=arn:aws:iam::111122223333:role/keyward-guard"}, ""},
 		{"values-gcp.yaml", "iam.gke.io/gcp-service-account",
 			[]string{"--custody-store=gcp", "--gcp-project=my-project", "--gcp-guard-service-account=keyward-guard@my-project.iam.gserviceaccount.com"}, ""},
 		{"values-azure.yaml", "azure.workload.identity/client-id",

@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/custody/awssm"
 	"github.com/keyward-io/keyward/custody/azkv"
 	"github.com/keyward-io/keyward/custody/gcpsm"
 	"github.com/keyward-io/keyward/delivery"
@@ -60,6 +61,12 @@ func (o *Options) StoreReader(ctx context.Context, log logr.Logger) (*delivery.V
 	case StoreVault:
 		session, reader, err := vaultReader(o, log)
 		return session, reader, func() {}, err
+	case StoreAWS:
+		r, err := awssm.NewReader(ctx, awssm.Options{Region: o.AWSRegion, Endpoint: o.AWSEndpoint, Prefix: prefix})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("custody reader (aws): %w", err)
+		}
+		return nil, delivery.NewStoreReader(r), func() {}, nil
 	case StoreGCP:
 		r, err := gcpsm.NewReader(ctx, gcpsm.Options{Project: o.GCPProject, Prefix: prefix, Endpoint: o.GCPEndpoint})
 		if err != nil {

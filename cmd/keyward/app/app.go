@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/go-logr/logr"
+	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -299,29 +300,35 @@ func adoptionSources(c *vault.Client, o *Options) func(cluster string) (adopt.So
 		if err := custody.ValidateClusterName(cluster); err != nil {
 			return nil, err
 		}
-		prefix := custody.ClusterPrefix(o.CustodyPrefix, cluster)
-		meta, err := vaultkv.New(c.API(), vaultkv.Options{Mount: o.CustodyMount, Prefix: prefix})
-		if err != nil {
-			return nil, err
-		}
-		data, err := vaultkv.NewReader(c.API, vaultkv.ReaderOptions{Mount: o.CustodyMount, Prefix: prefix})
-		if err != nil {
-			return nil, err
-		}
-		return adoptionSource{meta, data}, nil
+		return NewVaultSource(c.API(), o.CustodyMount, custody.ClusterPrefix(o.CustodyPrefix, cluster))
 	}
 }
 
-type adoptionSource struct {
+// NewVaultSource reads Vault KV v2 custody records under mount/prefix,
+// key included, with c's token: metadata through a Store, the key through
+// a Reader. Adoption and `keyward migrate-custody` read with it.
+func NewVaultSource(c *vaultapi.Client, mount, prefix string) (adopt.Source, error) {
+	meta, err := vaultkv.New(c, vaultkv.Options{Mount: mount, Prefix: prefix})
+	if err != nil {
+		return nil, err
+	}
+	data, err := vaultkv.NewReader(func() *vaultapi.Client { return c }, vaultkv.ReaderOptions{Mount: mount, Prefix: prefix})
+	if err != nil {
+		return nil, err
+	}
+	return vaultSource{meta, data}, nil
+}
+
+type vaultSource struct {
 	*vaultkv.Store
 	*vaultkv.Reader
 }
 
-func (s adoptionSource) Metadata(ctx context.Context, namespace, name string) (custody.Metadata, error) {
+func (s vaultSource) Metadata(ctx context.Context, namespace, name string) (custody.Metadata, error) {
 	return s.Store.Metadata(ctx, namespace, name)
 }
 
-func (s adoptionSource) Read(ctx context.Context, namespace, name string, version int) (custody.Record, error) {
+func (s vaultSource) Read(ctx context.Context, namespace, name string, version int) (custody.Record, error) {
 	return s.Reader.Read(ctx, namespace, name, version)
 }
 

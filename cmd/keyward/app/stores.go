@@ -11,8 +11,13 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/custody/awssm"
 	"github.com/keyward-io/keyward/custody/azkv"
 	"github.com/keyward-io/keyward/custody/gcpsm"
 )
@@ -25,6 +30,28 @@ const (
 	StoreAzure = "azure"
 )
 
+// OpenCloudWriter opens the cloud custody store o names with the custody
+// writer's identity (`keyward migrate-custody` writes with it). Call the
+// returned func when done.
+func OpenCloudWriter(ctx context.Context, o *Options) (custody.Store, func(), error) {
+	if o.CustodyStore == StoreVault {
+		return nil, nil, fmt.Errorf("custody store %q is not a cloud store", o.CustodyStore)
+	}
+	keep := *o
+	keep.AWSGuardRoleARN, keep.GCPGuardServiceAccount, keep.AzureGuardClientID = "", "", ""
+	st, err := openCloudStores(ctx, &keep)
+	closeAll := func() {
+		for _, c := range st.closers {
+			c()
+		}
+	}
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return st.writer, closeAll, nil
+}
+
 // openCloudStores opens a cloud custody store twice: for the custody writer
 // with the pod's own identity, and for the guard with its metadata-only
 // identity when one is configured.
@@ -33,6 +60,8 @@ func openCloudStores(ctx context.Context, o *Options) (custodyStores, error) {
 	var err error
 	prefix := custody.ClusterPrefix(o.CustodyPrefix, o.ClusterName)
 	switch o.CustodyStore {
+	case StoreAWS:
+		st, err = openAWSStores(ctx, o, prefix)
 	case StoreGCP:
 		st, err = openGCPStores(ctx, o, prefix)
 	case StoreAzure:
@@ -98,6 +127,33 @@ func openAzureStores(o *Options, prefix string) (custodyStores, error) {
 	gopts.Credential = cred
 	if st.guard, err = azkv.New(gopts); err != nil {
 		return st, fmt.Errorf("guard custody store (azure): %w", err)
+	}
+	return st, nil
+}
+
+// openAWSStores opens Secrets Manager with the SDK's default credential
+// chain (IRSA or EKS Pod Identity) for the writer; the guard assumes its
+// own role, allowed DescribeSecret only, when one is configured.
+func openAWSStores(ctx context.Context, o *Options, prefix string) (custodyStores, error) {
+	var st custodyStores
+	opts := awssm.Options{Region: o.AWSRegion, Endpoint: o.AWSEndpoint, Prefix: prefix, MaxVersions: o.CustodyMaxVersions}
+	w, err := awssm.New(ctx, opts)
+	if err != nil {
+		return st, fmt.Errorf("custody store (aws): %w", err)
+	}
+	st.writer, st.guard = w, w
+	if o.AWSGuardRoleARN == "" {
+		return st, nil
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(o.AWSRegion))
+	if err != nil {
+		return st, fmt.Errorf("guard custody store (aws): loading the pod's credentials: %w", err)
+	}
+	gopts := opts
+	gopts.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), o.AWSGuardRoleARN,
+		func(ao *stscreds.AssumeRoleOptions) { ao.RoleSessionName = "keyward-guard" }))
+	if st.guard, err = awssm.New(ctx, gopts); err != nil {
+		return st, fmt.Errorf("guard custody store (aws): %w", err)
 	}
 	return st, nil
 }

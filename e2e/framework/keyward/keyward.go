@@ -215,6 +215,12 @@ func (s *Stack) StartKeyward(ctx context.Context) error {
 	return waitListening(ctx, net.JoinHostPort(s.Webhook.LocalServingHost, strconv.Itoa(s.Webhook.LocalServingPort)), 30*time.Second)
 }
 
+// UseCustodyStores makes the next StartKeyward open these stores
+// (StackOptions.CustodyStores): Keyward restarted on another store.
+func (s *Stack) UseCustodyStores(f func(ctx context.Context) (writer, guard custody.Store, err error)) {
+	s.opts.CustodyStores = f
+}
+
 // StopKeyward stops the running manager (a crash or an outage of Keyward).
 func (s *Stack) StopKeyward() error {
 	err := s.Keyward.Stop()
