@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 const modulePath = "github.com/keyward-io/keyward"
@@ -94,9 +95,17 @@ func ModuleDir(module string) (string, error) {
 	return dir, nil
 }
 
+// keywardBuild serialises KeywardBinary within the test process: the one
+// piece of shared state in the framework, guarding one shared file.
+var keywardBuild sync.Mutex
+
 // KeywardBinary builds ./cmd/keyward into bin/keyward (go build's cache
 // makes a rebuild of unchanged sources quick) and returns its path.
 func KeywardBinary(ctx context.Context) (string, error) {
+	// Parallel scenarios build the same output; two go builds writing
+	// bin/keyward at once can leave one of them running a half-written file.
+	keywardBuild.Lock()
+	defer keywardBuild.Unlock()
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err

@@ -360,12 +360,49 @@ func (v *Vault) waitReady(ctx context.Context, limit time.Duration) error {
 	}
 }
 
-// configure sets the server up as deploy/vault/setup.sh does on a real Vault.
+// configure sets the server up as deploy/vault/setup.sh does on a real
+// Vault, through v.Addr with v.RootToken: a dev server (StartVault) or the
+// active node of a Raft cluster behind its front (StartVaultRaft), whose
+// initial root token works the same.
 func (v *Vault) configure(ctx context.Context, opts VaultOptions) error {
 	c, err := v.RootClient()
 	if err != nil {
 		return err
 	}
+	if err := v.configurePKI(ctx, c, opts.AllowedDomains); err != nil {
+		return err
+	}
+	sys := c.Sys()
+	if err := sys.MountWithContext(ctx, VaultCustodyMount, &vaultapi.MountInput{
+		Type: "kv", Options: map[string]string{"version": "2"},
+	}); err != nil {
+		return fmt.Errorf("mounting custody kv: %w", err)
+	}
+	if _, err := c.Logical().WriteWithContext(ctx, VaultCustodyMount+"/config", map[string]any{"max_versions": 5}); err != nil {
+		return fmt.Errorf("configuring custody kv: %w", err)
+	}
+	if err := sys.EnableAuditWithOptionsWithContext(ctx, "file", &vaultapi.EnableAuditOptions{
+		Type: "file", Options: map[string]string{"file_path": v.AuditLogPath},
+	}); err != nil {
+		return fmt.Errorf("enabling file audit: %w", err)
+	}
+	if err := v.loadPolicies(ctx, c); err != nil {
+		return err
+	}
+	if err := sys.EnableAuthWithOptionsWithContext(ctx, VaultAppRoleMount, &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil {
+		return fmt.Errorf("enabling approle auth: %w", err)
+	}
+	if _, err := c.Logical().WriteWithContext(ctx, "auth/"+VaultAppRoleMount+"/role/keyward-issuer", map[string]any{
+		"token_policies": []string{PolicyIssuer}, "token_ttl": "15m", "token_max_ttl": "1h", "secret_id_ttl": "24h",
+	}); err != nil {
+		return fmt.Errorf("writing approle role: %w", err)
+	}
+	return v.configureTransit(ctx, c)
+}
+
+// configurePKI mounts the root CA (pki) and the intermediate it signs
+// (pki_int) with the keyward and cert-manager roles, and records the root.
+func (v *Vault) configurePKI(ctx context.Context, c *vaultapi.Client, allowedDomains []string) error {
 	sys := c.Sys()
 	if err := sys.MountWithContext(ctx, VaultRootPKIMount, &vaultapi.MountInput{
 		Type: "pki", Config: vaultapi.MountConfigInput{MaxLeaseTTL: "87600h"},
@@ -404,7 +441,7 @@ func (v *Vault) configure(ctx context.Context, opts VaultOptions) error {
 	}
 	for _, role := range []string{VaultKeywardRole, VaultBaselineRole} {
 		if _, err := c.Logical().WriteWithContext(ctx, VaultIntPKIMount+"/roles/"+role, map[string]any{
-			"allowed_domains":    opts.AllowedDomains,
+			"allowed_domains":    allowedDomains,
 			"allow_subdomains":   true,
 			"allow_bare_domains": true,
 			"allow_localhost":    true,
@@ -417,32 +454,7 @@ func (v *Vault) configure(ctx context.Context, opts VaultOptions) error {
 			return fmt.Errorf("writing pki role %s: %w", role, err)
 		}
 	}
-
-	if err := sys.MountWithContext(ctx, VaultCustodyMount, &vaultapi.MountInput{
-		Type: "kv", Options: map[string]string{"version": "2"},
-	}); err != nil {
-		return fmt.Errorf("mounting custody kv: %w", err)
-	}
-	if _, err := c.Logical().WriteWithContext(ctx, VaultCustodyMount+"/config", map[string]any{"max_versions": 5}); err != nil {
-		return fmt.Errorf("configuring custody kv: %w", err)
-	}
-	if err := sys.EnableAuditWithOptionsWithContext(ctx, "file", &vaultapi.EnableAuditOptions{
-		Type: "file", Options: map[string]string{"file_path": v.AuditLogPath},
-	}); err != nil {
-		return fmt.Errorf("enabling file audit: %w", err)
-	}
-	if err := v.loadPolicies(ctx, c); err != nil {
-		return err
-	}
-	if err := sys.EnableAuthWithOptionsWithContext(ctx, VaultAppRoleMount, &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil {
-		return fmt.Errorf("enabling approle auth: %w", err)
-	}
-	if _, err := c.Logical().WriteWithContext(ctx, "auth/"+VaultAppRoleMount+"/role/keyward-issuer", map[string]any{
-		"token_policies": []string{PolicyIssuer}, "token_ttl": "15m", "token_max_ttl": "1h", "secret_id_ttl": "24h",
-	}); err != nil {
-		return fmt.Errorf("writing approle role: %w", err)
-	}
-	return v.configureTransit(ctx, c)
+	return nil
 }
 
 // configureTransit is deploy/vault/setup.sh's KMS=true part: the Transit key
