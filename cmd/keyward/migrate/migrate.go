@@ -54,7 +54,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster (default $KUBECONFIG)")
 	fs.StringSliceVarP(&namespaces, "namespace", "n", nil, "custody namespaces to migrate (repeat or comma-separate)")
 	fs.BoolVar(&dryRun, "dry-run", false, "check and list what would move; write nothing")
-	fs.Usage = func() { fmt.Fprint(stderr, "Usage: keyward migrate-custody -n NAMESPACE --custody-store aws|gcp|azure [flags]\n\n"+Usage); fs.PrintDefaults() }
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: keyward migrate-custody -n NAMESPACE --custody-store aws|gcp|azure [flags]\n\n"+Usage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
