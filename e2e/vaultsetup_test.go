@@ -33,7 +33,8 @@ import (
 )
 
 // TestVaultSetupScript is the operator's story for deploy/vault/setup.sh: a
-// fresh Vault, configured only by the script, must behave like the Vault the
+// fresh Vault (a three-node Raft cluster, as production runs it),
+// configured only by the script, must behave like the Vault the
 // framework configures (and the README promises): every Keyward component
 // logs in with its own Kubernetes auth role and can do its job and nothing
 // more, the PKI chain ends at the new root, and requests are audited.
@@ -46,11 +47,15 @@ func TestVaultSetupScript(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	v, err := framework.StartVault(ctx, framework.VaultOptions{Dir: dir, Unconfigured: true})
+	// A production-shaped Vault: three servers on integrated storage (Raft),
+	// initialised and unsealed, nothing configured; the script configures
+	// it through the one address that reaches the active node.
+	cluster, err := framework.StartVaultRaft(ctx, framework.RaftOptions{Dir: dir, Unconfigured: true})
 	if err != nil {
-		t.Fatalf("starting the unconfigured vault: %v", err)
+		t.Fatalf("starting the unconfigured vault raft cluster: %v", err)
 	}
-	t.Cleanup(func() { _ = v.Stop() })
+	t.Cleanup(cluster.Stop)
+	v := cluster.Vault
 	root, err := v.RootClient()
 	if err != nil {
 		t.Fatal(err)

@@ -35,12 +35,15 @@ const (
 	// --custody-max-versions flag): custody keeps old keys only so a
 	// consumer can finish a rotation, not as an archive.
 	MaxVersionsLimit = 20
-	// MaxRecordBytes bounds a record's key+certificate+CA. Vault has no
-	// per-secret limit of its own, but its storage does: Consul KV holds
-	// 512 KiB a value, integrated storage (Raft) 1 MiB an entry by default.
-	// Put refuses a larger record before any call, so a write never fails
-	// half-way in the storage backend. A TLS record is a few KiB.
-	MaxRecordBytes = 512 * 1024
+	// MaxRecordBytes bounds a record's key+certificate+CA: 1 MiB, what a
+	// Kubernetes Secret may hold in all, so any Secret the apiserver would
+	// store can be taken into custody. Vault has no per-secret limit of its
+	// own, but its storage does: integrated storage (Raft) takes 1 MiB an
+	// entry by default (max_entry_size), Consul KV 512 KiB a value; a
+	// record over the backend's limit is refused by Vault with its own
+	// error, and nothing is redacted. Put refuses a larger record before
+	// any call. A TLS record is a few KiB.
+	MaxRecordBytes = 1 << 20
 )
 
 // Custom metadata field names. They are the record's public description,

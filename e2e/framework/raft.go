@@ -815,13 +815,7 @@ func (f *VaultFront) forward(c net.Conn) {
 	f.mu.Lock()
 	f.conns[c], f.conns[b] = struct{}{}, struct{}{}
 	f.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(b, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, b); done <- struct{}{} }()
-	<-done
-	c.Close()
-	b.Close()
-	<-done
+	Splice(c, b)
 	f.mu.Lock()
 	delete(f.conns, c)
 	delete(f.conns, b)
@@ -883,4 +877,16 @@ func (s *AuditShipper) Close() {
 	s.l.Close()
 	s.wg.Wait()
 	_ = s.f.Close()
+}
+
+// Splice copies a to b and b to a until either side ends, then closes both
+// and returns: the data path of the framework's loopback forwarders.
+func Splice(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(b, a); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(a, b); done <- struct{}{} }()
+	<-done
+	a.Close()
+	b.Close()
+	<-done
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -211,18 +210,7 @@ func (b *Balancer) proxy(c net.Conn) {
 			continue
 		}
 		b.conns[i].Add(1)
-		done := make(chan struct{}, 2)
-		go func() { _, _ = io.Copy(up, c); closeWrite(up); done <- struct{}{} }()
-		go func() { _, _ = io.Copy(c, up); closeWrite(c); done <- struct{}{} }()
-		<-done
-		<-done
-		up.Close()
+		framework.Splice(c, up)
 		return
-	}
-}
-
-func closeWrite(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
 	}
 }
