@@ -55,10 +55,9 @@ func TestKeywardReplicas(t *testing.T) {
 		notReady, err := countNotReady(ctx, c, ns)
 		return err == nil && n-notReady >= n/4, err
 	})
+	// The apiserver keeps its webhook connections open (HTTP/2), so it may
+	// have opened only one so far: after the kill, the survivor must serve.
 	conns := reps.Balancer.Conns()
-	if conns[0] == 0 || conns[1] == 0 {
-		t.Fatalf("webhook connections per replica before the kill: %v; both replicas must serve admission calls", conns)
-	}
 	notReady, err := countNotReady(ctx, c, ns)
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +74,9 @@ func TestKeywardReplicas(t *testing.T) {
 		t.Errorf("takeover took %s, want within the lease (%s) plus a retry period", takeover, lease)
 	}
 	crts := waitAllSettled(t, c, ns, n, 3*time.Minute)
+	if after := reps.Balancer.Conns(); after[next] <= conns[next] && conns[next] == 0 {
+		t.Errorf("replica %d served no webhook connection after the leader was killed (connections per replica: %v)", next, after)
+	}
 	t.Logf("%d Certificates Ready %s after creation, leader killed once; admission calls that failed (apiserver log): %s",
 		n, time.Since(start).Round(time.Millisecond), webhookFailures(t, st))
 	assertAllInCustody(t, st, c, ns, crts)
