@@ -87,6 +87,19 @@ type Store interface {
 	Path(namespace, name string) string
 }
 
+// Lister is implemented by stores that can name a namespace's records in
+// one call (or one call per page of results). The custody audit uses it, so
+// that what it costs the store each period grows with the number of custody
+// namespaces, not of records; a store without it is audited one Metadata
+// read per record.
+type Lister interface {
+	// List returns the names of the Secrets of namespace that have a record
+	// in the store, in any order. A record whose current version is deleted
+	// may be listed. A namespace without records is an empty list, not an
+	// error.
+	List(ctx context.Context, namespace string) ([]string, error)
+}
+
 // ErrNotFound is wrapped by store errors for records (or record versions)
 // that do not exist.
 var ErrNotFound = errors.New("custody record not found")

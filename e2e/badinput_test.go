@@ -40,6 +40,7 @@ import (
 	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
+	"github.com/keyward-io/keyward/guard"
 	"github.com/keyward-io/keyward/issuer"
 	"github.com/keyward-io/keyward/issuer/api/v1alpha1"
 	"github.com/keyward-io/keyward/scrubber"
@@ -885,7 +886,7 @@ func (b *badInput) sharedSecretName() badInputCase {
 }
 
 func (b *badInput) tamperedRecord() badInputCase {
-	return badInputCase{name: "custody record tampered (fingerprint mismatch)", where: "Warning Event CustodyRecordMismatch on the Secret; re-issue on the next look", start: func(t *testing.T) func(t *testing.T) string {
+	return badInputCase{name: "custody record tampered (fingerprint mismatch)", where: "guard Event CustodyGuardPassed (CustodyRecordMismatch) on the Certificate and one re-issue at cert-manager's next look", start: func(t *testing.T) func(t *testing.T) string {
 		crt := newCertificate(biCerts, "tamper", b.issuerRef("vault"), "tamper.example.com")
 		mustCreate(t, b.c, crt)
 		return func(t *testing.T) string {
@@ -910,16 +911,13 @@ func (b *badInput) tamperedRecord() badInputCase {
 			_, err = vc.Logical().WriteWithContext(b.ctx, mdPath, map[string]any{"custom_metadata": custom})
 			must(t, err)
 
-			ev := b.waitEvent(t, biCerts, "Secret", "tamper-tls", scrubber.ReasonCustodyRecordMismatch)
-			want := fmt.Sprintf("holds key %s, the secret names key %s", fake, fp)
-			if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Note, want) {
-				t.Errorf("event %s %q, want Warning containing %q", ev.Type, ev.Note, want)
-			}
-			// The audit only reports. The next time cert-manager looks at the
-			// Certificate (any change of the Secret), the guard finds the
-			// record does not describe tls.crt and lets cert-manager re-issue.
-			// Its metadata cache may answer from before the tampering for up
-			// to 30 s, so keep nudging until it does.
+			// The audit lists records (one Vault LIST per namespace) and does
+			// not read a listed record's metadata, so it does not see this.
+			// The next time cert-manager looks at the Certificate (any change
+			// of the Secret), the guard finds the record does not describe
+			// tls.crt and lets cert-manager re-issue. Its metadata cache may
+			// answer from before the tampering for up to 30 s, so keep
+			// nudging until it does.
 			deadline := time.Now().Add(60 * time.Second)
 			for nudge := 1; revision(t, b.c, crt) == before; nudge++ {
 				if time.Now().After(deadline) {
@@ -948,7 +946,11 @@ func (b *badInput) tamperedRecord() badInputCase {
 			if custom["key_sha256"] != sec.Annotations[custody.AnnotationKeySHA256] {
 				t.Errorf("after the re-issue the record names key %v, the Secret %s", custom["key_sha256"], sec.Annotations[custody.AnnotationKeySHA256])
 			}
-			return fmt.Sprintf("Warning %s: %s; then one re-issue (revision %d → %d) repairs the record", ev.Reason, ev.Note, before, revision(t, b.c, crt))
+			ev := b.waitEvent(t, biCerts, "Certificate", "tamper", guard.EventReasonPassed)
+			if want := guard.DecisionCustodyRecordMismatch + ": key fingerprint annotation differs from the custody record"; ev.Note != want {
+				t.Errorf("guard event %q, want %q", ev.Note, want)
+			}
+			return fmt.Sprintf("%s %s: %s; one re-issue (revision %d → %d) repairs the record", ev.Type, ev.Reason, ev.Note, before, revision(t, b.c, crt))
 		}
 	}}
 }

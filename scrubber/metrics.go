@@ -54,6 +54,15 @@ type Metrics struct {
 	// StaleVersionHints counts writes whose expected version was stale, so
 	// they read the record's current version and wrote again.
 	StaleVersionHints prometheus.Counter
+	// AuditDuration: seconds one custody audit took (all namespaces).
+	AuditDuration prometheus.Histogram
+	// AuditStoreCalls counts the custody store calls the audit made, by
+	// call (list: one per custody namespace with a listing store; metadata:
+	// one per placeholder missing from the listing, or per placeholder
+	// with a store that cannot list).
+	AuditStoreCalls *prometheus.CounterVec
+	// AuditPlaceholders: placeholders the last audit checked.
+	AuditPlaceholders prometheus.Gauge
 }
 
 // NewMetrics creates the collectors and registers them on reg (typically
@@ -93,6 +102,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "keyward_custody_version_hint_misses_total",
 			Help: "Custody writes whose expected record version (from the admission request) was stale and cost an extra metadata read.",
 		}),
+		AuditDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyward_custody_audit_duration_seconds",
+			Help:    "Time one custody audit took, over every custody namespace.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		AuditStoreCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyward_custody_audit_store_calls_total",
+			Help: "Custody store calls made by the custody audit, by call (list or metadata).",
+		}, []string{"call"}),
+		AuditPlaceholders: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keyward_custody_audit_placeholders",
+			Help: "Placeholder Secrets the last custody audit checked.",
+		}),
 	}
 	var err error
 	if m.ScrubDuration, err = promreg.Register(reg, m.ScrubDuration); err != nil {
@@ -114,6 +136,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
 	if m.StaleVersionHints, err = promreg.Register(reg, m.StaleVersionHints); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
+	}
+	return m.registerAudit(reg)
+}
+
+func (m *Metrics) registerAudit(reg prometheus.Registerer) (*Metrics, error) {
+	var err error
+	if m.AuditDuration, err = promreg.Register(reg, m.AuditDuration); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
+	}
+	if m.AuditStoreCalls, err = promreg.Register(reg, m.AuditStoreCalls); err != nil {
+		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
+	}
+	if m.AuditPlaceholders, err = promreg.Register(reg, m.AuditPlaceholders); err != nil {
 		return nil, fmt.Errorf("registering scrubber metrics: %w", err)
 	}
 	return m, nil

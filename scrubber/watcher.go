@@ -80,6 +80,12 @@ type WatcherOptions struct {
 	// AuditPeriod is how often placeholders are checked against the store;
 	// 0 disables the audit (DefaultAuditPeriod is the recommended value).
 	AuditPeriod time.Duration
+	// AuditReadRecords makes the audit read every placeholder's record
+	// metadata (one store call per placeholder) even when the store can
+	// list a namespace's records in one call. That also finds a record
+	// whose current version was deleted or that describes another key than
+	// its placeholder, which a listing cannot show.
+	AuditReadRecords bool
 	// WriteTimeout bounds a custody write. Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// Workers is how many Secrets are scrubbed concurrently (never the same
@@ -211,6 +217,8 @@ type watcher struct {
 	started    time.Time
 	// auditPeriod 0 disables the audit.
 	auditPeriod time.Duration
+	// readRecords: WatcherOptions.AuditReadRecords.
+	readRecords bool
 	workers     int
 }
 
@@ -265,6 +273,7 @@ func newWatcher(mgr ctrl.Manager, opts WatcherOptions) (*watcher, error) {
 		metrics:     m,
 		started:     opts.Clock.Now(),
 		auditPeriod: opts.AuditPeriod,
+		readRecords: opts.AuditReadRecords,
 		workers:     opts.Workers,
 	}, nil
 }
@@ -531,40 +540,97 @@ func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret) {
 // re-issues them: removing the custody annotations and label stops the guard
 // vetoing, and cert-manager then sees an empty key and issues once. A
 // released Secret is no longer a placeholder, so it is released only once.
+//
+// With a store that lists (custody.Lister, Vault KV and the cloud stores) an
+// audit costs one listing per custody namespace that has placeholders,
+// whatever their number: a placeholder whose record is listed is not read
+// further, and only one that is missing from the listing has its record's
+// metadata read, to confirm before it is released. Without a Lister every
+// placeholder's metadata is read, and so with AuditReadRecords.
 func (w *watcher) audit(ctx context.Context) error {
-	log := logf.FromContext(ctx)
 	var list corev1.SecretList
 	if err := w.secrets.List(ctx, &list, client.MatchingLabels{custody.LabelCustody: custody.LabelCustodyVault}); err != nil {
 		return fmt.Errorf("listing custody placeholders: %w", err)
 	}
-	var errs []error
+	byNamespace := map[string][]*corev1.Secret{}
 	for i := range list.Items {
 		s := &list.Items[i]
-		ph, ok := custody.ParsePlaceholder(s)
-		if !InScope(s) || !ok {
-			continue
+		if _, ok := custody.ParsePlaceholder(s); ok && InScope(s) {
+			byNamespace[s.Namespace] = append(byNamespace[s.Namespace], s)
 		}
-		if ok, err := w.namespaceInScope(ctx, s.Namespace); err != nil || !ok {
+	}
+	start := w.clock.Now()
+	var errs []error
+	checked := 0
+	for ns, placeholders := range byNamespace {
+		if ok, err := w.namespaceInScope(ctx, ns); err != nil || !ok {
 			errs = append(errs, err)
 			continue
 		}
-		md, err := w.scrubber.Store().Metadata(ctx, s.Namespace, s.Name)
-		switch {
-		case errors.Is(err, custody.ErrNotFound):
-			errs = append(errs, w.release(ctx, s))
-		case err != nil:
-			errs = append(errs, fmt.Errorf("auditing custody of secret %s/%s: %w", s.Namespace, s.Name, err))
-		case md.KeySHA256 != "" && !strings.EqualFold(md.KeySHA256, ph.KeySHA256):
-			// Not acted on: the Secret's version may still exist in history,
-			// and a write may be in flight. The guard sees the mismatch too.
-			log.Info("custody record holds a different key than the secret names",
-				"secret", s.Namespace+"/"+s.Name, "recordVersion", md.Version, "secretVersion", ph.Version)
-			w.recorder.Eventf(s, nil, corev1.EventTypeWarning, ReasonCustodyRecordMismatch, "Audit",
-				"Custody record version %d holds key %s, the secret names key %s (version %d)",
-				md.Version, md.KeySHA256, ph.KeySHA256, ph.Version)
+		checked += len(placeholders)
+		errs = append(errs, w.auditNamespace(ctx, ns, placeholders))
+	}
+	took := w.clock.Since(start)
+	if w.metrics != nil {
+		w.metrics.AuditDuration.Observe(took.Seconds())
+		w.metrics.AuditPlaceholders.Set(float64(checked))
+	}
+	logf.FromContext(ctx).V(1).Info("custody audit done", "placeholders", checked, "namespaces", len(byNamespace), "took", took.String())
+	return errors.Join(errs...)
+}
+
+func (w *watcher) countAuditCall(call string) {
+	if w.metrics != nil {
+		w.metrics.AuditStoreCalls.WithLabelValues(call).Inc()
+	}
+}
+
+// auditNamespace audits the placeholders of one custody namespace.
+func (w *watcher) auditNamespace(ctx context.Context, ns string, placeholders []*corev1.Secret) error {
+	var listed map[string]bool
+	if l, ok := w.scrubber.Store().(custody.Lister); ok && !w.readRecords {
+		names, err := l.List(ctx, ns)
+		w.countAuditCall("list")
+		if err != nil {
+			// Nothing is released on an error: the next audit tries again.
+			return fmt.Errorf("auditing custody of namespace %s: %w", ns, err)
+		}
+		listed = make(map[string]bool, len(names))
+		for _, n := range names {
+			listed[n] = true
 		}
 	}
+	var errs []error
+	for _, s := range placeholders {
+		if listed != nil && listed[s.Name] {
+			continue
+		}
+		errs = append(errs, w.auditRecord(ctx, s))
+	}
 	return errors.Join(errs...)
+}
+
+// auditRecord reads the metadata of one placeholder's record and releases
+// the placeholder if there is no record (or its current version is deleted).
+func (w *watcher) auditRecord(ctx context.Context, s *corev1.Secret) error {
+	ph, _ := custody.ParsePlaceholder(s)
+	md, err := w.scrubber.Store().Metadata(ctx, s.Namespace, s.Name)
+	w.countAuditCall("metadata")
+	switch {
+	case errors.Is(err, custody.ErrNotFound):
+		return w.release(ctx, s)
+	case err != nil:
+		return fmt.Errorf("auditing custody of secret %s/%s: %w", s.Namespace, s.Name, err)
+	case md.KeySHA256 != "" && !strings.EqualFold(md.KeySHA256, ph.KeySHA256):
+		// Not acted on: the Secret's version may still exist in history,
+		// and a write may be in flight. The guard sees the mismatch too.
+		logf.FromContext(ctx).Info("custody record holds a different key than the secret names",
+			"secret", s.Namespace+"/"+s.Name, "recordVersion", md.Version, "secretVersion", ph.Version)
+		w.recorder.Eventf(s, nil, corev1.EventTypeWarning, ReasonCustodyRecordMismatch, "Audit",
+			"Custody record version %d holds key %s, the secret names key %s (version %d)",
+			md.Version, md.KeySHA256, ph.KeySHA256, ph.Version)
+	}
+	return nil
 }
 
 func (w *watcher) release(ctx context.Context, cached *corev1.Secret) error {

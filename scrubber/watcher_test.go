@@ -77,6 +77,25 @@ func (f *watcherFakeStore) Delete(_ context.Context, ns, name string) error {
 
 func (f *watcherFakeStore) Path(ns, name string) string { return "custody/tls/" + ns + "/" + name }
 
+// listingFakeStore is a watcherFakeStore that is also a custody.Lister.
+type listingFakeStore struct {
+	*watcherFakeStore
+	lists int
+}
+
+func (f *listingFakeStore) List(_ context.Context, ns string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	var names []string
+	for k := range f.records {
+		if n, ok := strings.CutPrefix(k, ns+"/"); ok {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
+
 type watcherFixture struct {
 	w      *watcher
 	kube   client.Client
@@ -300,6 +319,77 @@ func TestWatcherAudit(t *testing.T) {
 	// The released Secret awaits cert-manager: the watcher leaves it alone.
 	if _, err := f.w.Reconcile(context.Background(), req); err != nil || f.store.puts != 1 {
 		t.Errorf("reconcile after release: %v, puts %d", err, f.store.puts)
+	}
+}
+
+// With a store that lists, an audit of healthy placeholders costs one
+// listing per namespace and no record read; a placeholder missing from the
+// listing is confirmed with one metadata read and released.
+func TestWatcherAuditLists(t *testing.T) {
+	t.Parallel()
+	pair := scrubTestNewPair(t, "ecdsa")
+	second := scrubTestSecret(pair)
+	second.Name = "api-tls"
+	f := newWatcherFixture(t, scrubTestSecret(pair), second)
+	store := &listingFakeStore{watcherFakeStore: f.store}
+	s, err := NewScrubber(store, f.clock, f.w.metrics, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.w.scrubber = s
+	for _, name := range []string{"web-tls", "api-tls"} {
+		req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "team-a", Name: name}}
+		if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drainEvents(f.events)
+	if !isPlaceholder(f.get(t, "team-a", "web-tls")) || !isPlaceholder(f.get(t, "team-a", "api-tls")) {
+		t.Fatal("fixture: the Secrets were not scrubbed")
+	}
+
+	reads := f.store.reads
+	if err := f.w.audit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if store.lists != 1 || f.store.reads != reads {
+		t.Errorf("audit of 2 healthy placeholders in one namespace: %d listings, %d metadata reads; want 1 and 0", store.lists, f.store.reads-reads)
+	}
+	if got := testutil.ToFloat64(f.w.metrics.AuditStoreCalls.WithLabelValues("list")); got != 1 {
+		t.Errorf("keyward_custody_audit_store_calls_total{call=list} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(f.w.metrics.AuditPlaceholders); got != 2 {
+		t.Errorf("keyward_custody_audit_placeholders = %v, want 2", got)
+	}
+	if ev := drainEvents(f.events); len(ev) != 0 {
+		t.Errorf("audit of healthy placeholders: events %v", ev)
+	}
+
+	// AuditReadRecords: every record is read, the store is not listed.
+	f.w.readRecords = true
+	if err := f.w.audit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if store.lists != 1 || f.store.reads != reads+2 {
+		t.Errorf("audit reading records: %d listings, %d metadata reads; want still 1 and 2", store.lists, f.store.reads-reads)
+	}
+	f.w.readRecords = false
+	reads = f.store.reads
+
+	if err := f.store.Delete(context.Background(), "team-a", "web-tls"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.audit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if store.lists != 2 || f.store.reads != reads+1 {
+		t.Errorf("audit with one record gone: %d listings, %d metadata reads in all; want 2 and 1", store.lists, f.store.reads-reads)
+	}
+	if isPlaceholder(f.get(t, "team-a", "web-tls")) || !isPlaceholder(f.get(t, "team-a", "api-tls")) {
+		t.Errorf("want web-tls released and api-tls kept")
+	}
+	if ev := drainEvents(f.events); len(ev) != 1 || !strings.HasPrefix(ev[0], "Warning CustodyRecordMissing") {
+		t.Errorf("events = %v", ev)
 	}
 }
 

@@ -50,9 +50,11 @@ type CustodyOptions struct {
 	// keyward.io/redact-certificates label.
 	StrictDefault bool
 	// AuditPeriod, WriteTimeout and WatcherWorkers: see scrubber.WatcherOptions.
-	AuditPeriod    time.Duration
-	WriteTimeout   time.Duration
-	WatcherWorkers int
+	AuditPeriod time.Duration
+	// AuditReadRecords: see scrubber.WatcherOptions.
+	AuditReadRecords bool
+	WriteTimeout     time.Duration
+	WatcherWorkers   int
 	// Served is which optional APIs (Gateway API, ListenerSets, APISIX's
 	// ApisixTls) the apiserver serves (listeners.Discover): the TLS
 	// reference check watches those, and the scrub webhook creates SDS
@@ -104,6 +106,7 @@ func SetupCustody(ctx context.Context, mgr ctrl.Manager, o CustodyOptions) error
 		NamespaceSelector: o.NamespaceSelector,
 		StrictDefault:     o.StrictDefault,
 		AuditPeriod:       o.AuditPeriod,
+		AuditReadRecords:  o.AuditReadRecords,
 		Workers:           o.WatcherWorkers,
 		SecretCache:       mgr.GetCache(),
 		SDSSecretCache:    sdsSecrets,

@@ -85,7 +85,10 @@ type Store struct {
 	opts   Options
 }
 
-var _ custody.Store = (*Store)(nil)
+var (
+	_ custody.Store  = (*Store)(nil)
+	_ custody.Lister = (*Store)(nil)
+)
 
 // New returns a Store using client, which must already be authenticated.
 // The client's token may be renewed or replaced concurrently.
@@ -298,6 +301,37 @@ func versionState(sec *vaultapi.Secret) (int, bool, error) {
 	destroyed, _ := v["destroyed"].(bool)
 	deletion, _ := v["deletion_time"].(string)
 	return current, destroyed || deletion != "", nil
+}
+
+// List names the records of namespace with one LIST of its metadata folder
+// (list on <mount>/metadata/<prefix>/*). Vault lists every key that has
+// metadata, so a record whose current version is deleted is listed too.
+func (s *Store) List(ctx context.Context, namespace string) ([]string, error) {
+	if err := validName(namespace, "list"); err != nil {
+		return nil, fmt.Errorf("listing custody records: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	sec, err := s.client.Logical().ListWithContext(ctx, s.apiPath("metadata", namespace, "")+"/")
+	if err != nil {
+		err = storeError(err)
+		if errors.Is(err, custody.ErrNotFound) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("listing custody records of namespace %s: %w", namespace, err)
+	}
+	if sec == nil || sec.Data == nil {
+		return nil, nil // Vault answers an empty folder with 404 and no body
+	}
+	keys, _ := sec.Data["keys"].([]any)
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		// A key ending in "/" is a folder, not a record of this namespace.
+		if n, ok := k.(string); ok && n != "" && !strings.HasSuffix(n, "/") {
+			names = append(names, n)
+		}
+	}
+	return names, nil
 }
 
 // Delete removes the record's metadata and every version.

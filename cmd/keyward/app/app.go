@@ -222,6 +222,7 @@ func setupCustody(ctx context.Context, mgr ctrl.Manager, o *Options, deps Deps) 
 		NamespaceSelector: sel,
 		StrictDefault:     o.RedactCertificates,
 		AuditPeriod:       o.CustodyAuditPeriod,
+		AuditReadRecords:  o.CustodyAuditReadRecords,
 		WriteTimeout:      o.CustodyWriteTimeout,
 		WatcherWorkers:    o.CustodyWatcherWorkers,
 		Served:            served,

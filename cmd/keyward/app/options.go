@@ -104,6 +104,9 @@ type Options struct {
 	// CustodyAuditPeriod is how often the watcher checks that every placeholder
 	// Secret still has its custody record (0 disables the audit).
 	CustodyAuditPeriod time.Duration `json:"-"`
+	// CustodyAuditReadRecords makes the audit read every placeholder's
+	// record metadata instead of listing each namespace's records.
+	CustodyAuditReadRecords bool `json:"custodyAuditReadRecords"`
 	// CustodyWatcherWorkers is how many Secrets the watcher scrubs at once.
 	CustodyWatcherWorkers int `json:"custodyWatcherWorkers"`
 	// CustodyNamespaceSelector selects opted-in namespaces (label selector syntax).
@@ -207,7 +210,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.CustodyMaxVersions, "custody-max-versions", o.CustodyMaxVersions, fmt.Sprintf("versions kept per custody record (1..%d)", vaultkv.MaxVersionsLimit))
 	fs.DurationVar(&o.CustodyWriteTimeout, "custody-write-timeout", o.CustodyWriteTimeout, "bound on one custody write on the admission path")
 	fs.BoolVar(&o.RedactCertificates, "redact-certificates", o.RedactCertificates, "strict mode: move certificates to Vault too (namespace label keyward.io/redact-certificates overrides)")
-	fs.DurationVar(&o.CustodyAuditPeriod, "custody-audit-period", o.CustodyAuditPeriod, "how often every placeholder Secret is checked for its custody record (0: never)")
+	fs.DurationVar(&o.CustodyAuditPeriod, "custody-audit-period", o.CustodyAuditPeriod, "how often every placeholder Secret is checked for its custody record, with one listing of the store per custody namespace (0: never)")
+	fs.BoolVar(&o.CustodyAuditReadRecords, "custody-audit-read-records", o.CustodyAuditReadRecords, "make the audit read every placeholder's record metadata (one store call per placeholder) instead of one listing per namespace: also finds a deleted current version or a record describing another key")
 	fs.IntVar(&o.CustodyWatcherWorkers, "custody-watcher-workers", o.CustodyWatcherWorkers, "Secrets the watcher scrubs concurrently")
 	fs.StringVar(&o.CustodyNamespaceSelector, "custody-namespace-selector", o.CustodyNamespaceSelector, "label selector of namespaces whose TLS Secrets are kept in custody")
 	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "comma-separated namespaces whose Secrets, Certificates and requests are watched (empty: all)")
