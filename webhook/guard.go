@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -15,6 +16,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,6 +77,7 @@ type CertificateGuard struct {
 	log     logr.Logger
 	timeout time.Duration
 	events  events.EventRecorder
+	kept    keptEvents
 
 	decisions *prometheus.CounterVec
 	duration  prometheus.Histogram
@@ -266,13 +269,55 @@ func (g *CertificateGuard) patch(log logr.Logger, oldCrt, newCrt *cmapi.Certific
 // (not for a dry run, which stores nothing). The recorder is asynchronous
 // (it queues the event and writes it from its own goroutine, aggregating
 // repeats into a series), so this adds no API call to the admission path.
+// A veto is recorded once per Certificate and revision: cert-manager's
+// controllers each look again after every issuance and are vetoed alike,
+// and recording each repeat would cost an event write (the series update)
+// per Certificate for nothing the first event does not say.
 func (g *CertificateGuard) recordDecision(req admission.Request, crt *cmapi.Certificate, d guard.Decision) {
 	if g.events == nil || (req.DryRun != nil && *req.DryRun) {
 		return
 	}
-	if reason, note, ok := guard.EventFor(d); ok {
-		g.events.Eventf(crt, nil, corev1.EventTypeNormal, reason, "Guard", "%s", note)
+	reason, note, ok := guard.EventFor(d)
+	if !ok || (d.Outcome == guard.Veto && !g.kept.first(crt)) {
+		return
 	}
+	g.events.Eventf(crt, nil, corev1.EventTypeNormal, reason, "Guard", "%s", note)
+}
+
+// keptEventsLimit bounds keptEvents: past it the memory of recorded vetoes
+// starts over (at worst one more event per Certificate).
+const keptEventsLimit = 50000
+
+// keptEvents remembers, per Certificate (namespace, name and UID), the
+// revision whose veto was recorded.
+type keptEvents struct {
+	mu   sync.Mutex
+	seen map[types.NamespacedName]keptRevision
+}
+
+type keptRevision struct {
+	uid      types.UID
+	revision int
+}
+
+// first reports whether crt's current revision has no recorded veto yet,
+// and remembers it.
+func (k *keptEvents) first(crt *cmapi.Certificate) bool {
+	rev := 0
+	if crt.Status.Revision != nil {
+		rev = *crt.Status.Revision
+	}
+	key, now := types.NamespacedName{Namespace: crt.Namespace, Name: crt.Name}, keptRevision{crt.UID, rev}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.seen == nil || len(k.seen) >= keptEventsLimit {
+		k.seen = map[types.NamespacedName]keptRevision{}
+	}
+	if k.seen[key] == now {
+		return false
+	}
+	k.seen[key] = now
+	return true
 }
 
 // guardPatchOp is one RFC 6902 operation.

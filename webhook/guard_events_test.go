@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -55,6 +56,17 @@ func TestCertificateGuardRecordsDecisions(t *testing.T) {
 	want := "Certificate apps/web: Normal " + guard.EventReasonKept + " Guard " + guard.DecisionRedactionOnly + ": "
 	if got := rec.all(); len(got) != 1 || !strings.HasPrefix(got[0], want) {
 		t.Fatalf("events after a veto: %q, want one starting %q", got, want)
+	}
+	// The same veto again (another controller's look at the same
+	// revision): decided and counted, not recorded again.
+	if resp := g.Handle(context.Background(), f.request(t, f.issuingMissingData)); len(resp.Patch) == 0 {
+		t.Fatal("want the second look vetoed too")
+	}
+	if got := rec.all(); len(got) != 1 {
+		t.Fatalf("events after two vetoes of one revision: %q, want the first only", got)
+	}
+	if got := testutil.ToFloat64(g.decisions.WithLabelValues(GuardDecisionVeto)); got != 2 {
+		t.Errorf("veto decisions counted %v, want 2", got)
 	}
 
 	// The custody record is gone: cert-manager's change passes, and the

@@ -49,12 +49,14 @@ type options struct {
 	WatcherSecrets     int
 	WatcherConcurrency int
 	WatcherSingle      int
-	ScaleSecrets       int
+	ScaleCertificates  int
+	ScaleNamespaces    int
 	CreateConcurrency  int
 	// Namespaces: the namespace counts issuance rounds cycle through
 	// (round r uses Namespaces[(r-1) % len]).
 	Namespaces     intList
 	WatcherWorkers int
+	AuditPeriod    time.Duration
 	PhaseTimeout   time.Duration
 	CPUProfile     string
 	SkipGoBench    bool
@@ -81,9 +83,11 @@ func main() {
 	flag.IntVar(&o.ScrubSecrets, "scrub-secrets", 200, "Secrets per arm in the scrub-cost phase")
 	flag.IntVar(&o.WatcherSecrets, "watcher-secrets", 200, "key-bearing Secrets in the watcher-exposure phase")
 	flag.IntVar(&o.WatcherConcurrency, "watcher-concurrency", 8, "concurrent Creates in the watcher-exposure phase")
+	flag.DurationVar(&o.AuditPeriod, "audit-period", 30*time.Second, "Keyward's --custody-audit-period (shorter than the quiet period, so that the quiet period holds audits)")
 	flag.IntVar(&o.WatcherWorkers, "watcher-workers", 0, "Keyward's --custody-watcher-workers (0: Keyward's default)")
 	flag.IntVar(&o.WatcherSingle, "watcher-single", 50, "key-bearing Secrets created one at a time (each after the previous was scrubbed) in the watcher-exposure phase")
-	flag.IntVar(&o.ScaleSecrets, "scale-secrets", 10000, "custody Secrets created through the scrub webhook in the scale phase, with Keyward as its own process (0 skips the phase)")
+	flag.IntVar(&o.ScaleCertificates, "scale-certificates", 10000, "Certificates issued into custody in the scale phase, with Keyward as its own process (0 skips the phase)")
+	flag.IntVar(&o.ScaleNamespaces, "scale-namespaces", 100, "custody namespaces the scale phase's Certificates are spread over")
 	flag.IntVar(&o.CreateConcurrency, "create-concurrency", 100, "concurrent Certificate Creates in the issuance phase")
 	o.Namespaces = intList{1}
 	flag.Var(&o.Namespaces, "namespaces", "namespaces each issuance arm's Certificates are spread over, a comma-separated list that rounds cycle through (e.g. -rounds 2 -namespaces 1,10); cert-manager's handlers scan a namespace's objects per event")
@@ -114,6 +118,9 @@ func run(o options) error {
 	st, err := keyward.StartStack(startCtx, keyward.StackOptions{Framework: framework.Options{Name: "bench"}, PlaintextEtcd: true, Options: func(ko *app.Options) {
 		if o.WatcherWorkers > 0 {
 			ko.CustodyWatcherWorkers = o.WatcherWorkers
+		}
+		if o.AuditPeriod > 0 {
+			ko.CustodyAuditPeriod = o.AuditPeriod
 		}
 	}})
 	startCancel()
@@ -184,8 +191,8 @@ func run(o options) error {
 		return err
 	}
 	rep.PeakRSS = peakRSS()
-	if o.ScaleSecrets > 0 {
-		fmt.Printf("scale: %d custody Secrets, Keyward as its own process…\n", o.ScaleSecrets)
+	if o.ScaleCertificates > 0 {
+		fmt.Println("scale: Keyward as its own process…")
 		if rep.Scale, err = b.runScale(ctx); err != nil {
 			return err
 		}

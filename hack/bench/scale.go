@@ -12,21 +12,18 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
 )
 
-// scaleNS holds the scale phase's custody Secrets.
+// scaleNS prefixes the scale phase's namespaces.
 const scaleNS = "bench-scale"
 
 // memFigures is one reading of the Keyward process's memory.
@@ -37,45 +34,48 @@ type memFigures struct {
 	HeapInuse, HeapAlloc, Goroutines float64
 }
 
-// scaleResult is Keyward's footprint with many Secrets in custody.
+// scaleResult is Keyward's footprint with many Certificates issued into custody.
 type scaleResult struct {
-	Secrets, Concurrency int
-	// Scrubbed counts Creates that came back as webhook placeholders.
-	Scrubbed int
-	// CreateWall is the time to create all Secrets through the webhook.
-	CreateWall time.Duration
-	// Empty: Keyward's process started and ready, before the Secrets.
+	Certificates, Namespaces, Concurrency int
+	// IssueWall: first Create → every Certificate Ready (watch).
+	IssueWall time.Duration
+	// Guard is the process's keyward_guard_admission_duration_seconds over
+	// the issuance.
+	Guard histogram
+	// Empty: Keyward's process started and ready, before the Certificates.
 	Empty memFigures
-	// Loaded: after the Secrets were created and a settle.
+	// Loaded: every Certificate Ready, after a settle.
 	Loaded memFigures
-	// Restarted: a fresh process that listed every Secret at start.
+	// Restarted: a fresh process that listed every object at start.
 	Restarted memFigures
 	// RestartReady: process start → /readyz answered 200.
 	RestartReady time.Duration
 	Settle       time.Duration
 	// Removed counts the issuance phase's objects deleted before the
-	// phase; InCustody is the number of custody placeholder Secrets in the
-	// cluster at the loaded reading (the phase's own plus what the scrub
-	// and watcher phases left).
-	Removed   int
-	InCustody int
+	// phase. Requests and InCustody are the phase's CertificateRequests and
+	// placeholder Secrets at the loaded reading.
+	Removed, Requests, InCustody int
+	// The first audit after the loaded reading: the process runs it every
+	// AuditPeriod; AuditDuration is its time, AuditLists and AuditReads the
+	// store calls it made, AuditPlaceholders what it checked.
+	AuditPeriod       time.Duration
+	AuditRuns         int
+	AuditDuration     time.Duration
+	AuditLists        float64
+	AuditReads        float64
+	AuditPlaceholders float64
 }
 
 // runScale replaces the in-process Keyward with the keyward binary (so its
-// memory is its own), creates the Secrets through the real scrub webhook
-// (custody record in Vault, placeholder in etcd), and reads the process's
-// memory before, after, and after a restart over the full population.
-// Certificates are not created: cert-manager's issuance of 10,000
-// Certificates does not fit the harness's time on this machine, and
-// Keyward's caches hold Secrets (every TLS Secret) and CertificateRequests.
+// memory is its own), issues the Certificates with Keyward's issuer into
+// custody namespaces (cert-manager in the harness, every key through the
+// scrub webhook into Vault, every status write through the guard), and
+// reads the process's memory before, after, and after a restart over the
+// full population, and what one custody audit of it costs.
 func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
-	res := &scaleResult{Secrets: b.opts.ScaleSecrets, Concurrency: 16, Settle: 15 * time.Second}
-	pairs := make([]keyPair, res.Secrets)
-	for i := range pairs {
-		var err error
-		if pairs[i], err = newKeyPair(fmt.Sprintf("x%05d", i)); err != nil {
-			return nil, err
-		}
+	res := &scaleResult{
+		Certificates: b.opts.ScaleCertificates, Namespaces: max(b.opts.ScaleNamespaces, 1),
+		Concurrency: b.opts.CreateConcurrency, Settle: 15 * time.Second, AuditPeriod: b.st.Options().CustodyAuditPeriod,
 	}
 	// The issuance phase's Certificates, requests and Secrets would add to
 	// Keyward's caches: remove them, so that the figures are for the
@@ -96,49 +96,30 @@ func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
 	if res.Empty, err = readMem(ctx, p); err != nil {
 		return nil, err
 	}
-	if err := b.st.CreateNamespace(ctx, scaleNS, map[string]string{custody.NamespaceLabelCustody: "enabled"}); err != nil {
+	guardBefore, err := gatherHistogram(processGatherer(p), "keyward_guard_admission_duration_seconds", nil)
+	if err != nil {
 		return nil, err
 	}
-
-	start := time.Now()
-	sem := make(chan struct{}, res.Concurrency)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for i, kp := range pairs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int, kp keyPair) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			name := fmt.Sprintf("x%05d", i)
-			got, err := b.kube.CoreV1().Secrets(scaleNS).Create(ctx, tlsSecret(scaleNS, name, kp), metav1.CreateOptions{})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil && firstErr == nil:
-				firstErr = fmt.Errorf("creating Secret %s/%s: %w", scaleNS, name, err)
-			case err == nil && len(got.Data[corev1.TLSPrivateKeyKey]) == 0:
-				res.Scrubbed++
-			}
-		}(i, kp)
+	fmt.Printf("scale: %d Certificates in %d namespaces…\n", res.Certificates, res.Namespaces)
+	if err := b.issueScale(ctx, res); err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	res.CreateWall = time.Since(start)
-	if firstErr != nil {
-		return nil, firstErr
+	fmt.Printf("  all Ready after %s\n", fmtD(res.IssueWall))
+	guardAfter, err := gatherHistogram(processGatherer(p), "keyward_guard_admission_duration_seconds", nil)
+	if err != nil {
+		return nil, err
 	}
+	res.Guard = guardAfter.minus(guardBefore)
 	time.Sleep(res.Settle)
 	if res.Loaded, err = readMem(ctx, p); err != nil {
 		return nil, err
 	}
-	var held corev1.SecretList
-	if err := b.c.List(ctx, &held, client.MatchingLabels{custody.LabelCustody: custody.LabelCustodyVault}); err != nil {
-		return nil, fmt.Errorf("counting custody Secrets: %w", err)
+	if err := b.countScale(ctx, res); err != nil {
+		return nil, fmt.Errorf("counting the scale phase's objects: %w", err)
 	}
-	res.InCustody = len(held.Items)
+	if err := auditFigures(ctx, p, res); err != nil {
+		return nil, fmt.Errorf("reading the custody audit's cost: %w", err)
+	}
 
 	if err := p.Stop(); err != nil {
 		return nil, err
