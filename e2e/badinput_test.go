@@ -946,10 +946,23 @@ func (b *badInput) tamperedRecord() badInputCase {
 			if custom["key_sha256"] != sec.Annotations[custody.AnnotationKeySHA256] {
 				t.Errorf("after the re-issue the record names key %v, the Secret %s", custom["key_sha256"], sec.Annotations[custody.AnnotationKeySHA256])
 			}
-			ev := b.waitEvent(t, biCerts, "Certificate", "tamper", guard.EventReasonPassed)
-			if want := guard.DecisionCustodyRecordMismatch + ": key fingerprint annotation differs from the custody record"; ev.Note != want {
-				t.Errorf("guard event %q, want %q", ev.Note, want)
-			}
+			// The Certificate has other CustodyGuardPassed events (its first
+			// issuance passed with SecretNotFound): find the mismatch one.
+			want := guard.DecisionCustodyRecordMismatch + ": key fingerprint annotation differs from the custody record"
+			var ev eventsv1.Event
+			waitFor(t, 30*time.Second, "the guard's "+guard.DecisionCustodyRecordMismatch+" event on Certificate tamper", func(ctx context.Context) (bool, error) {
+				list, err := b.st.Kubernetes.EventsV1().Events(biCerts).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return false, err
+				}
+				for _, e := range list.Items {
+					if e.Regarding.Kind == "Certificate" && e.Regarding.Name == "tamper" && e.Reason == guard.EventReasonPassed && e.Note == want {
+						ev = e
+						return true, nil
+					}
+				}
+				return false, nil
+			})
 			return fmt.Sprintf("%s %s: %s; one re-issue (revision %d → %d) repairs the record", ev.Type, ev.Reason, ev.Note, before, revision(t, b.c, crt))
 		}
 	}}
