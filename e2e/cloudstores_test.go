@@ -87,7 +87,7 @@ func openAWSStore(t *testing.T) cloudStore {
 	const region = "eu-west-1"
 	srv := awsfake.Start(region, map[string]awsfake.Permission{
 		"AKIAWRITER": {Ops: []string{awsfake.OpCreateSecret, awsfake.OpPutSecretValue, awsfake.OpDescribeSecret,
-			awsfake.OpTagResource, awsfake.OpUpdateSecretVersionStage, awsfake.OpDeleteSecret}},
+			awsfake.OpTagResource, awsfake.OpUpdateSecretVersionStage, awsfake.OpDeleteSecret, awsfake.OpListSecrets}},
 		"AKIAGUARD": {Ops: []string{awsfake.OpDescribeSecret}},
 		"AKIAAGENT": {Ops: []string{awsfake.OpGetSecretValue}, NamePrefix: "tls/e2e/"},
 	})

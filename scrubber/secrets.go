@@ -25,9 +25,12 @@ import (
 
 // TLSSecretsByObject is how the custody components cache kubernetes.io/tls
 // Secrets: that type only (the field selector keeps every other Secret out
-// of memory), without managedFields, and with the data of Secrets that are
+// of memory), without managedFields, with the data of Secrets that are
 // not cert-manager's dropped (they are never scrubbed, so their keys have no
-// business in this process).
+// business in this process), and without ca.crt in cert-manager's Secrets
+// that hold no key (placeholders): nothing reads it from the cache (the
+// webhook plans on the admitted object, the watcher on a live read, the
+// guard checks tls.crt), and it is a large share of each placeholder.
 func TLSSecretsByObject() cache.ByObject { return secretsOfType(corev1.SecretTypeTLS) }
 
 // SDSSecretsByObject is TLSSecretsByObject for custody.SecretTypeSDS.
@@ -39,8 +42,11 @@ func secretsOfType(t corev1.SecretType) cache.ByObject {
 		Transform: func(o any) (any, error) {
 			if s, ok := o.(*corev1.Secret); ok {
 				s.ManagedFields = nil
-				if !InScope(s) {
+				switch {
+				case !InScope(s):
 					s.Data, s.StringData = nil, nil
+				case !HoldsKeyMaterial(s):
+					delete(s.Data, custody.DataCA)
 				}
 			}
 			return o, nil

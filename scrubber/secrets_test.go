@@ -56,3 +56,38 @@ func TestInScopeSDS(t *testing.T) {
 		}
 	}
 }
+
+// The cache transform keeps what the custody components read: a key-bearing
+// Secret whole (the watcher must see its key), a placeholder without
+// ca.crt, and nothing of the data of a Secret that is not cert-manager's.
+func TestTLSSecretsTransform(t *testing.T) {
+	t.Parallel()
+	transform := TLSSecretsByObject().Transform
+	pair := scrubTestNewPair(t, "ecdsa")
+
+	keyed := scrubTestSecret(pair)
+	keyed.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "cert-manager"}}
+	out, err := transform(keyed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*corev1.Secret)
+	if got.ManagedFields != nil || len(got.Data[custody.DataKey]) == 0 || len(got.Data[custody.DataCA]) == 0 || len(got.Data[custody.DataCertificate]) == 0 {
+		t.Errorf("key-bearing Secret: managedFields %v, data keys %d; want no managedFields and tls.key, tls.crt, ca.crt kept", got.ManagedFields, len(got.Data))
+	}
+
+	placeholder := scrubTestSecret(pair)
+	placeholder.Data[custody.DataKey] = nil
+	out, _ = transform(placeholder)
+	got = out.(*corev1.Secret)
+	if _, ok := got.Data[custody.DataCA]; ok || len(got.Data[custody.DataCertificate]) == 0 {
+		t.Errorf("placeholder: ca.crt kept %v, tls.crt %d bytes; want ca.crt dropped, tls.crt kept", ok, len(got.Data[custody.DataCertificate]))
+	}
+
+	foreign := scrubTestSecret(pair)
+	delete(foreign.Annotations, AnnotationCertificateName)
+	out, _ = transform(foreign)
+	if got = out.(*corev1.Secret); got.Data != nil {
+		t.Errorf("Secret that is not cert-manager's: data kept (%d keys)", len(got.Data))
+	}
+}

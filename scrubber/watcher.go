@@ -546,7 +546,8 @@ func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret) {
 // whatever their number: a placeholder whose record is listed is not read
 // further, and only one that is missing from the listing has its record's
 // metadata read, to confirm before it is released. Without a Lister every
-// placeholder's metadata is read, and so with AuditReadRecords.
+// placeholder's metadata is read, and so with AuditReadRecords or when the
+// listing fails (the error is logged).
 func (w *watcher) audit(ctx context.Context) error {
 	var list corev1.SecretList
 	if err := w.secrets.List(ctx, &list, client.MatchingLabels{custody.LabelCustody: custody.LabelCustodyVault}); err != nil {
@@ -591,13 +592,16 @@ func (w *watcher) auditNamespace(ctx context.Context, ns string, placeholders []
 	if l, ok := w.scrubber.Store().(custody.Lister); ok && !w.readRecords {
 		names, err := l.List(ctx, ns)
 		w.countAuditCall("list")
-		if err != nil {
-			// Nothing is released on an error: the next audit tries again.
-			return fmt.Errorf("auditing custody of namespace %s: %w", ns, err)
-		}
-		listed = make(map[string]bool, len(names))
-		for _, n := range names {
-			listed[n] = true
+		if err == nil {
+			listed = make(map[string]bool, len(names))
+			for _, n := range names {
+				listed[n] = true
+			}
+		} else {
+			// For example a store policy without list (an upgrade that kept
+			// the old one): read each record, as without a Lister.
+			logf.FromContext(ctx).Error(err, "listing custody records failed; reading each placeholder's record instead",
+				"namespace", ns, "placeholders", len(placeholders))
 		}
 	}
 	var errs []error

@@ -80,13 +80,17 @@ func (f *watcherFakeStore) Path(ns, name string) string { return "custody/tls/" 
 // listingFakeStore is a watcherFakeStore that is also a custody.Lister.
 type listingFakeStore struct {
 	*watcherFakeStore
-	lists int
+	lists   int
+	listErr error
 }
 
 func (f *listingFakeStore) List(_ context.Context, ns string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
 	var names []string
 	for k := range f.records {
 		if n, ok := strings.CutPrefix(k, ns+"/"); ok {
@@ -374,6 +378,17 @@ func TestWatcherAuditLists(t *testing.T) {
 		t.Errorf("audit reading records: %d listings, %d metadata reads; want still 1 and 2", store.lists, f.store.reads-reads)
 	}
 	f.w.readRecords = false
+
+	// A listing refused (a store policy without list): every record is
+	// read instead, and nothing healthy is released.
+	store.listErr = errors.New("403 permission denied")
+	if err := f.w.audit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if store.lists != 2 || f.store.reads != reads+4 || !isPlaceholder(f.get(t, "team-a", "web-tls")) {
+		t.Errorf("audit with the listing refused: %d listings, %d metadata reads in all; want 2 and 4, placeholders kept", store.lists, f.store.reads-reads)
+	}
+	store.listErr = nil
 	reads = f.store.reads
 
 	if err := f.store.Delete(context.Background(), "team-a", "web-tls"); err != nil {
@@ -382,8 +397,8 @@ func TestWatcherAuditLists(t *testing.T) {
 	if err := f.w.audit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if store.lists != 2 || f.store.reads != reads+1 {
-		t.Errorf("audit with one record gone: %d listings, %d metadata reads in all; want 2 and 1", store.lists, f.store.reads-reads)
+	if store.lists != 3 || f.store.reads != reads+1 {
+		t.Errorf("audit with one record gone: %d listings, %d metadata reads; want 3 listings in all and 1 read", store.lists, f.store.reads-reads)
 	}
 	if isPlaceholder(f.get(t, "team-a", "web-tls")) || !isPlaceholder(f.get(t, "team-a", "api-tls")) {
 		t.Errorf("want web-tls released and api-tls kept")

@@ -122,6 +122,19 @@
 // A secret an operator scheduled for deletion by hand is reported as not
 // found, and Put on it fails with Secrets Manager's own explanation.
 //
+// # Listing
+//
+// Store.List (custody.Lister, for the custody audit) is ListSecrets with
+// the name filter "<prefix>[/<cluster>]/<namespace>/" (a case-sensitive
+// prefix match), MaxResults 100, following NextToken; each name is parsed
+// back and kept only if it is a record of exactly that namespace, so
+// "…/team-a/" never yields a record of "team-ab" (the trailing '/' already
+// excludes it; the check guards the decoding). ListSecrets leaves out
+// secrets scheduled for deletion, and is eventually consistent: the audit
+// confirms a placeholder missing from the list with a metadata read before
+// it acts. secretsmanager:ListSecrets has no resource-level scoping; only
+// the custody writer's policy grants it (deploy/aws).
+//
 // # Calls, retries, errors, credentials
 //
 // Every Store and Reader call is bounded by Options.Timeout whatever the

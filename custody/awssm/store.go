@@ -134,9 +134,9 @@ func newClient(ctx context.Context, o Options) (*secretsmanager.Client, error) {
 	}), nil
 }
 
-// Store is a custody.Store over AWS Secrets Manager. It never reads secret
-// values: writing needs the custody writer's policy, Metadata alone the
-// guard's (DescribeSecret), see deploy/aws.
+// Store is a custody.Store and custody.Lister over AWS Secrets Manager. It
+// never reads secret values: writing and List need the custody writer's
+// policy, Metadata alone the guard's (DescribeSecret), see deploy/aws.
 type Store struct {
 	client *secretsmanager.Client
 	opts   Options

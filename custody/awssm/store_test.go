@@ -37,11 +37,11 @@ const (
 func identities() map[string]fake.Permission {
 	return map[string]fake.Permission{
 		writerKey: {Ops: []string{fake.OpCreateSecret, fake.OpPutSecretValue, fake.OpDescribeSecret,
-			fake.OpTagResource, fake.OpUpdateSecretVersionStage, fake.OpDeleteSecret}},
+			fake.OpTagResource, fake.OpUpdateSecretVersionStage, fake.OpDeleteSecret, fake.OpListSecrets}},
 		guardKey: {Ops: []string{fake.OpDescribeSecret}},
 		agentKey: {Ops: []string{fake.OpGetSecretValue}, NamePrefix: "tls/"},
 		rootKey: {Ops: []string{fake.OpCreateSecret, fake.OpPutSecretValue, fake.OpDescribeSecret, fake.OpGetSecretValue,
-			fake.OpTagResource, fake.OpUpdateSecretVersionStage, fake.OpDeleteSecret}},
+			fake.OpTagResource, fake.OpUpdateSecretVersionStage, fake.OpDeleteSecret, fake.OpListSecrets}},
 	}
 }
 

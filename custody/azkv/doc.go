@@ -73,6 +73,20 @@
 // and writes the next version (numbers keep rising) instead of failing on
 // the reserved name.
 //
+// # Listing
+//
+// Store.List (custody.Lister, for the custody audit) lists the vault's
+// secret properties (GET /secrets, following nextLink): Key Vault has no
+// server-side name filter, so the names are decoded and only the records of
+// exactly that namespace under the store's prefix are kept (the escape
+// makes "tls-sprod-sshop-s" a different prefix from "tls-sprod-sshop--eu-s");
+// a hashed name's namespace and name come from the tags of its newest
+// version, checked against the hash. The cost grows with the vault's
+// secrets, not the namespace's: keep Keyward's vault for Keyward.
+// Soft-deleted secrets are not listed. Listing needs
+// secrets/readMetadata/action on the vault, which the writer (and the
+// guard, for version lists) already holds (deploy/azure).
+//
 // # Limits, retries, authentication
 //
 // A value holds at most 25 KiB: the record (custody/internal/payload,

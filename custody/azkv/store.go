@@ -83,9 +83,9 @@ type Options struct {
 	Clock clock.PassiveClock
 }
 
-// Store is a custody.Store over one Key Vault. It never reads a value:
-// writing needs the keyward-custody-writer role, Metadata keyward-guard
-// (deploy/azure).
+// Store is a custody.Store and custody.Lister over one Key Vault. It never
+// reads a value: writing and List need the keyward-custody-writer role,
+// Metadata keyward-guard (deploy/azure).
 type Store struct {
 	client *azsecrets.Client
 	opts   Options

@@ -75,6 +75,20 @@
 // assumed within LeaseTTL-Timeout of each other, and anything that adds a
 // version outside Keyward (gcloud) is not serialised at all.
 //
+// # Listing
+//
+// Store.List (custody.Lister, for the custody audit) is ListSecrets on the
+// project with the filter name:<prefix>_<cluster>_<namespace>_ (a
+// substring match), following page tokens. Each secret ID is mapped back
+// and kept only if it is a record of exactly that namespace (a namespace
+// has no '_', so "shop_" never matches "shop-eu", and the check also drops
+// a longer prefix that merely contains the filter); a hashed ID's name
+// comes from its keyward-record annotation, checked against the hash. It
+// needs secretmanager.secrets.list, which IAM checks on the project, not
+// on secrets: a condition on the secret-name prefix cannot narrow it, and
+// it shows every secret's labels and annotations (never a payload). Only
+// the custody writer is granted it (deploy/gcp).
+//
 // # Limits, retries, authentication
 //
 // Every Store or Reader call is bounded by Options.Timeout. RESOURCE_EXHAUSTED

@@ -82,9 +82,10 @@ type Options struct {
 	Clock clock.PassiveClock
 }
 
-// Store is a custody.Store over Secret Manager. It never reads a version's
-// payload: writing needs the keyward-custody-writer role, Metadata the
-// keyward-guard role (deploy/gcp).
+// Store is a custody.Store and custody.Lister over Secret Manager. It never
+// reads a version's payload: writing needs the keyward-custody-writer role,
+// List the keywardCustodyLister role (secretmanager.secrets.list on the
+// project), Metadata the keyward-guard role (deploy/gcp).
 type Store struct {
 	client *secretmanager.Client
 	opts   Options

@@ -24,6 +24,10 @@
 //     is stored, one byte more is refused naming the limit, and nothing is
 //     written), name mapping (the longest and oddest names Kubernetes allows
 //     map to distinct paths and round-trip; invalid names are refused);
+//   - listing, when the store implements custody.Lister (skipped
+//     otherwise): List names exactly one namespace's records ("ns-a", not
+//     "ns-ab" nor "ns"), across a fake's pages, an empty list for a
+//     namespace without records, and no record deleted with Delete;
 //   - no error string anywhere in the suite carries key material.
 //
 // This package imports "testing" and is meant for tests only.
@@ -105,6 +109,7 @@ func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"max size", testMaxSize},
 		{"name mapping", testNames},
 		{"invalid names", testInvalidNames},
+		{"list", testList},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -28,6 +28,16 @@ for role in keywardCustodyWriter keywardGuard; do
     --condition="title=keyward-$role-$CLUSTER,expression=resource.name.startsWith(\"$SECRETS\")"
 done
 
+# The custody audit lists a namespace's records (ListSecrets). The permission
+# is checked on the project, which no secret-name condition matches: the
+# lister role is bound to the writer alone, on the project, unconditioned
+# (it lists names and metadata, never payloads). With a separate guard
+# service account, do not bind it there.
+gcloud projects add-iam-policy-binding "$PROJECT_ID" \
+  --member="$POOL/ns/$KEYWARD_NS/sa/$KEYWARD_SA" \
+  --role="projects/$PROJECT_ID/roles/keywardCustodyLister" \
+  --condition=None
+
 # Each namespace's agent may read the payloads of that namespace's records
 # and nothing else. The trailing '_' matters: namespaces contain no '_', so
 # "shop_" never matches namespace "shop-eu".

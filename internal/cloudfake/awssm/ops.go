@@ -19,6 +19,7 @@ const (
 
 type secret struct {
 	name, arn string
+	seq       int // creation order, for ListSecrets
 	created   time.Time
 	deleted   time.Time
 	tags      map[string]string
@@ -53,6 +54,11 @@ type request struct {
 	MoveToVersionID            string   `json:"MoveToVersionId"`
 	ForceDeleteWithoutRecovery bool     `json:"ForceDeleteWithoutRecovery"`
 	RecoveryWindowInDays       *int     `json:"RecoveryWindowInDays"`
+	Filters                    []filter `json:"Filters"`
+	MaxResults                 *int     `json:"MaxResults"`
+	NextToken                  *string  `json:"NextToken"`
+	IncludePlannedDeletion     bool     `json:"IncludePlannedDeletion"`
+	SortOrder                  string   `json:"SortOrder"`
 }
 
 func (r *request) target() string {
@@ -71,6 +77,7 @@ func (s *Server) handlers() map[string]func(*request) (any, *apiError) {
 		OpTagResource:              s.tagResource,
 		OpUpdateSecretVersionStage: s.updateStage,
 		OpDeleteSecret:             s.deleteSecret,
+		OpListSecrets:              s.listSecrets,
 	}
 }
 
@@ -111,7 +118,7 @@ func (s *Server) createSecret(in *request) (any, *apiError) {
 		return nil, err
 	}
 	s.seq++
-	sec := &secret{name: in.Name, created: time.Now(), tags: map[string]string{},
+	sec := &secret{name: in.Name, seq: s.seq, created: time.Now(), tags: map[string]string{},
 		arn: fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s-%06d", s.Region, AccountID, in.Name, s.seq%1000000)}
 	for _, t := range in.Tags {
 		sec.tags[t.Key] = t.Value

@@ -27,6 +27,18 @@
 //     once; otherwise it is marked deleted (DescribeSecret shows
 //     DeletedDate, other calls InvalidRequestException) and its name stays
 //     taken;
+//   - ListSecrets: secrets in creation order (SortOrder desc
+//     reverses it), without those marked deleted unless
+//     IncludePlannedDeletion; Filters with the keys name, tag-key and
+//     tag-value (case-sensitive prefix matches, "!" negates, a filter's
+//     values are alternatives, filters all apply); MaxResults 1..100; each
+//     call examines at most one page of secrets (SetListPageSize, default
+//     DefaultListPageSize) and returns those that match, so a filtered
+//     page may be short or empty and still carry a NextToken, as the API
+//     reference warns; an unknown NextToken is InvalidNextTokenException.
+//     ListSecrets names no secret: only an identity whose Permission has
+//     no NamePrefix may call it, as an IAM policy must grant it on
+//     Resource "*";
 //   - callers are identified by the access key ID of the SigV4
 //     Authorization header: an unknown key is UnrecognizedClientException, a
 //     credential scoped to another region InvalidSignatureException, an
@@ -61,6 +73,7 @@ const (
 	OpTagResource              = "TagResource"
 	OpUpdateSecretVersionStage = "UpdateSecretVersionStage"
 	OpDeleteSecret             = "DeleteSecret"
+	OpListSecrets              = "ListSecrets"
 )
 
 // Limits the fake enforces, as documented for the service.
@@ -71,6 +84,12 @@ const (
 	MaxLabelsPerSecret = 20
 	MaxVersions        = 100
 	AccountID          = "123456789012"
+	// MaxListResults is ListSecrets' largest MaxResults.
+	MaxListResults = 100
+	// DefaultListPageSize is how many secrets one ListSecrets call
+	// examines unless SetListPageSize says otherwise: small, so that
+	// tests cross pages.
+	DefaultListPageSize = 2
 )
 
 // Permission is what one identity (access key ID) may do: the operations
@@ -95,13 +114,14 @@ type Server struct {
 	calls   map[string]int
 	thr     int
 	seq     int
+	page    int
 }
 
 // Start serves a fake Secrets Manager for region, with identities mapping
 // access key IDs to what they may do.
 func Start(region string, identities map[string]Permission) *Server {
 	s := &Server{Region: region, secrets: map[string]*secret{}, perms: identities,
-		onCall: map[string][]func(){}, calls: map[string]int{}}
+		onCall: map[string][]func(){}, calls: map[string]int{}, page: DefaultListPageSize}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
@@ -115,6 +135,14 @@ func (s *Server) Throttle(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.thr = n
+}
+
+// SetListPageSize sets how many secrets one ListSecrets call examines
+// (1..MaxListResults), the page size when the caller asks for more.
+func (s *Server) SetListPageSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.page = min(max(n, 1), MaxListResults)
 }
 
 // OnCall runs f once, before the next call of op is served (outside the
@@ -259,6 +287,11 @@ func (s *Server) authorize(key string, p Permission, op, name string) *apiError 
 	}
 	if allowed && strings.HasPrefix(name, p.NamePrefix) {
 		return nil
+	}
+	if name == "" { // an action on no resource (ListSecrets)
+		return errorf("AccessDeniedException",
+			"User: arn:aws:sts::%s:assumed-role/%s/session is not authorized to perform: secretsmanager:%s because no identity-based policy allows the secretsmanager:%s action",
+			AccountID, key, op, op)
 	}
 	return errorf("AccessDeniedException",
 		"User: arn:aws:sts::%s:assumed-role/%s/session is not authorized to perform: secretsmanager:%s on resource: %s because no identity-based policy allows the secretsmanager:%s action",

@@ -58,6 +58,8 @@ func writeErr(w http.ResponseWriter, status int, code, msg string) {
 func parseRoute(p string) (route, bool) {
 	parts := strings.Split(strings.Trim(p, "/"), "/")
 	switch {
+	case len(parts) == 1 && parts[0] == "secrets":
+		return route{kind: "list"}, true
 	case len(parts) == 2 && parts[0] == "secrets":
 		return route{kind: "secret", name: parts[1]}, true
 	case len(parts) == 3 && parts[0] == "secrets" && parts[2] == "versions":
@@ -147,13 +149,15 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route, id Iden
 		return false
 	}
 	act := action(r.Method, rt)
-	inScope := len(id.Secrets) == 0 || slices.ContainsFunc(id.Secrets, func(n string) bool { return strings.EqualFold(n, rt.name) })
+	// Listing is an action on the vault: a role assigned on single
+	// secrets does not cover it.
+	inScope := len(id.Secrets) == 0 || (rt.kind != "list" && slices.ContainsFunc(id.Secrets, func(n string) bool { return strings.EqualFold(n, rt.name) }))
 	if !slices.Contains(id.Actions, act) || !inScope {
 		writeErr(w, http.StatusForbidden, "Forbidden", fmt.Sprintf(
 			"Caller is not authorized to perform action on resource.\r\nAction: 'Microsoft.KeyVault/vaults/secrets/%s'\r\nResource: '%s'", act, rt.name))
 		return false
 	}
-	if !nameRE.MatchString(rt.name) {
+	if rt.kind != "list" && !nameRE.MatchString(rt.name) {
 		writeErr(w, http.StatusBadRequest, "BadParameter", "The request URI contains an invalid name: "+rt.name)
 		return false
 	}
@@ -175,6 +179,8 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
 		s.del(w, key)
 	case rt.kind == "versions" && r.Method == http.MethodGet:
 		s.list(w, r, key)
+	case rt.kind == "list" && r.Method == http.MethodGet:
+		s.listSecrets(w, r)
 	case rt.kind == "deleted" && r.Method == http.MethodDelete:
 		s.purge(w, key)
 	case rt.kind == "recover" && r.Method == http.MethodPost:

@@ -4,11 +4,60 @@
 package azkv
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"time"
 )
+
+// listSecrets serves GET /secrets: the live secrets sorted by name, each as
+// a SecretItem of its newest version (no value), a page at a time; the
+// $skiptoken is the last name returned, so secrets set or deleted between
+// pages neither shift nor repeat the others.
+func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	size := s.pageSize
+	if m := q.Get("maxresults"); m != "" {
+		n, err := strconv.Atoi(m)
+		if err != nil || n < 1 || n > 25 {
+			writeErr(w, http.StatusBadRequest, "BadParameter", "maxresults must be between 1 and 25.")
+			return
+		}
+		size = min(size, n)
+	}
+	after := ""
+	if tok := q.Get("$skiptoken"); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil || len(raw) == 0 {
+			writeErr(w, http.StatusBadRequest, "BadParameter", "The $skiptoken is invalid.")
+			return
+		}
+		after = string(raw)
+	}
+	keys := make([]string, 0, len(s.secrets))
+	for k, sec := range s.secrets {
+		if k > after && len(sec.versions) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	items := []bundle{}
+	for _, k := range keys[:min(size, len(keys))] {
+		sec := s.secrets[k]
+		b := s.bundleOf(sec.name, sec.versions[len(sec.versions)-1], false)
+		b.ID = fmt.Sprintf("https://%s/secrets/%s", s.vaultHost, sec.name)
+		items = append(items, b)
+	}
+	resp := map[string]any{"value": items, "nextLink": nil}
+	if len(keys) > size {
+		resp["nextLink"] = fmt.Sprintf("https://%s/secrets?api-version=%s&$skiptoken=%s&maxresults=%d",
+			s.vaultHost, url.QueryEscape(q.Get("api-version")), base64.RawURLEncoding.EncodeToString([]byte(keys[size-1])), size)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
 
 // list serves GET /secrets/{name}/versions: oldest first (the service
 // promises no order), maxresults (at most 25) per page, nextLink with

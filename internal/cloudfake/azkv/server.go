@@ -15,6 +15,13 @@
 //     content type, attributes and tags; GET without a version is the
 //     newest; a disabled version cannot be read (403 SecretDisabled);
 //     versions cannot be deleted one by one;
+//   - GET /secrets lists the live secrets (not the soft-deleted ones), each
+//     as its newest version's id without version, attributes, tags and
+//     content type (never a value), sorted by name, at most one page of
+//     the fake's size (SetListPageSize, default DefaultListPageSize;
+//     maxresults, 1..25, may ask for fewer), nextLink with an opaque
+//     $skiptoken; it needs readMetadata on the vault, so an identity
+//     limited to single secrets cannot list;
 //   - soft delete: a deleted secret's name cannot be reused (409) until it
 //     is purged (403 when the vault has purge protection) or recovered;
 //   - the challenge flow: a request without a bearer token gets 401 with
@@ -60,6 +67,9 @@ const (
 	MaxValueBytes = 25 * 1024
 	MaxTags       = 15
 	MaxTagValue   = 256
+	// DefaultListPageSize is GET /secrets' page size unless
+	// SetListPageSize says otherwise: small, so that tests cross pages.
+	DefaultListPageSize = 2
 )
 
 // Writer holds the keyward-custody-writer role's data actions (no getSecret).
@@ -98,6 +108,7 @@ type Server struct {
 	onRequest       func(r *http.Request)
 	requests        map[string]int
 	seq             int
+	pageSize        int
 }
 
 type secret struct {
@@ -120,7 +131,7 @@ func New(vault string) (*Server, error) {
 	s := &Server{
 		vaultHost: vault + ".vault.azure.net", tenant: "00000000-0000-0000-0000-00000000beef",
 		secrets: map[string]*secret{}, deleted: map[string]*secret{},
-		identities: map[string]Identity{}, requests: map[string]int{},
+		identities: map[string]Identity{}, requests: map[string]int{}, pageSize: DefaultListPageSize,
 	}
 	cert, err := selfSigned()
 	if err != nil {
@@ -174,6 +185,14 @@ func (s *Server) Throttle(n int, retryAfter string) {
 	s.throttle, s.retryAfter = n, retryAfter
 }
 
+// SetListPageSize sets GET /secrets' largest page (1..25, the service's
+// largest maxresults).
+func (s *Server) SetListPageSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pageSize = min(max(n, 1), 25)
+}
+
 // SetPurgeProtection makes purges fail with 403, as in a vault with purge
 // protection enabled.
 func (s *Server) SetPurgeProtection(on bool) {
@@ -191,7 +210,7 @@ func (s *Server) OnRequest(f func(r *http.Request)) {
 }
 
 // Requests counts requests by "METHOD kind" (kind: secret, versions,
-// deleted, purge, recover), throttled and denied ones included.
+// list, deleted, purge, recover), throttled and denied ones included.
 func (s *Server) Requests(key string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

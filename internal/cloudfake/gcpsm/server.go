@@ -15,6 +15,14 @@
 //     ListSecretVersions lists newest first and understands the filter
 //     "state:ENABLED"; accessing a disabled or destroyed version is
 //     FAILED_PRECONDITION;
+//   - ListSecrets sorted by name, at most one page of the fake's
+//     size (SetListPageSize, default DefaultListPageSize) whatever larger
+//     page_size is asked, opaque page tokens, total_size; the filter is the
+//     subset of the documented language Keyward uses: terms joined by AND,
+//     each name:<substring> or labels.<key>=<value>; anything else is
+//     INVALID_ARGUMENT. Its resource is the project, so an identity
+//     restricted to a SecretPrefix (an IAM condition on resource.name)
+//     cannot list;
 //   - etags on secrets: UpdateSecret (etag inside the Secret), DeleteSecret
 //     and DestroySecretVersion with a stale etag fail FAILED_PRECONDITION;
 //     AddSecretVersion does not change the secret's etag;
@@ -62,21 +70,26 @@ const (
 	MAccessSecretVersion  = "AccessSecretVersion"
 	MDestroySecretVersion = "DestroySecretVersion"
 	MDisableSecretVersion = "DisableSecretVersion"
+	MListSecrets          = "ListSecrets"
 )
 
 // Limits the fake enforces, as documented for the service.
 const (
 	MaxPayloadBytes     = 64 * 1024
 	MaxAnnotationsBytes = 16 * 1024
+	// DefaultListPageSize is ListSecrets' page size unless
+	// SetListPageSize says otherwise: small, so that tests cross pages.
+	DefaultListPageSize = 2
 )
 
 // Permission sets mirroring the IAM roles in deploy/gcp.
 
 // Writer may do everything but read a version's payload
-// (keyward-custody-writer: no secretmanager.versions.access).
+// (keyward-custody-writer: no secretmanager.versions.access; with
+// keywardCustodyLister's secretmanager.secrets.list on the project).
 func Writer() []string {
 	return []string{MCreateSecret, MGetSecret, MUpdateSecret, MDeleteSecret, MAddSecretVersion,
-		MListSecretVersions, MGetSecretVersion, MDestroySecretVersion, MDisableSecretVersion}
+		MListSecretVersions, MGetSecretVersion, MDestroySecretVersion, MDisableSecretVersion, MListSecrets}
 }
 
 // Guard reads metadata only (secrets.get, versions.list, versions.get).
@@ -114,6 +127,7 @@ type Server struct {
 	calls      map[string]int
 	onCall     func(method string)
 	etagSeq    int
+	pageSize   int
 }
 
 type failure struct {
@@ -144,7 +158,7 @@ func New(project string) (*Server, error) {
 	s := &Server{
 		project: project, addr: lis.Addr().String(), certPEM: leaf,
 		secrets: map[string]*secret{}, identities: map[string]Identity{},
-		fail: map[string]failure{}, calls: map[string]int{},
+		fail: map[string]failure{}, calls: map[string]int{}, pageSize: DefaultListPageSize,
 	}
 	s.grpcSrv = grpc.NewServer(
 		grpc.Creds(credentials.NewServerTLSFromCert(&cert)),
@@ -184,6 +198,13 @@ func (s *Server) Throttle(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.throttle = n
+}
+
+// SetListPageSize sets ListSecrets' largest page (at least 1).
+func (s *Server) SetListPageSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pageSize = max(n, 1)
 }
 
 // Fail answers the next n calls of method with code.
@@ -301,6 +322,8 @@ func resourceOf(req any) string {
 	case *smpb.AddSecretVersionRequest:
 		return r.GetParent()
 	case *smpb.ListSecretVersionsRequest:
+		return r.GetParent()
+	case *smpb.ListSecretsRequest:
 		return r.GetParent()
 	case interface{ GetName() string }:
 		return r.GetName()
