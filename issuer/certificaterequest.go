@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -292,12 +293,34 @@ func isOurs(cr *cmapi.CertificateRequest) bool {
 }
 
 // isFinished reports whether a request needs no more work: it holds a
-// certificate (never re-signed), or it failed or was denied.
+// certificate or is Ready=True/Issued (never re-signed; the cache keeps no
+// certificate, see CertificateRequestsByObject), or it failed or was denied.
 func isFinished(cr *cmapi.CertificateRequest) bool {
 	if len(cr.Status.Certificate) > 0 || cr.Status.FailureTime != nil {
 		return true
 	}
 	c := requestReady(cr)
-	return c != nil && c.Status == cmmeta.ConditionFalse &&
-		(c.Reason == cmapi.CertificateRequestReasonFailed || c.Reason == cmapi.CertificateRequestReasonDenied)
+	if c == nil {
+		return false
+	}
+	return (c.Status == cmmeta.ConditionTrue && c.Reason == cmapi.CertificateRequestReasonIssued) ||
+		(c.Status == cmmeta.ConditionFalse &&
+			(c.Reason == cmapi.CertificateRequestReasonFailed || c.Reason == cmapi.CertificateRequestReasonDenied))
+}
+
+// CertificateRequestsByObject is how Keyward caches CertificateRequests:
+// without managedFields, and without the issued certificate and CA
+// (status.certificate, status.ca), the largest part of an issued request.
+// Nothing reads them from the cache: the issuer decides a request is done
+// from its Ready condition (isFinished), and the guard reads the CSR
+// (spec.request). A request in the cache is for reading only: never write
+// it back whole.
+func CertificateRequestsByObject() cache.ByObject {
+	return cache.ByObject{Transform: func(o any) (any, error) {
+		if cr, ok := o.(*cmapi.CertificateRequest); ok {
+			cr.ManagedFields = nil
+			cr.Status.Certificate, cr.Status.CA = nil, nil
+		}
+		return o, nil
+	}}
 }

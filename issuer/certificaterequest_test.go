@@ -314,3 +314,35 @@ func TestPendingConditionKeepsTransitionTime(t *testing.T) {
 		t.Errorf("Ready = %+v, want lastTransitionTime kept at %s", cond, base)
 	}
 }
+
+// The cache keeps no issued certificate (CertificateRequestsByObject), so
+// a request issued by Keyward must read as finished from its condition.
+func TestCachedIssuedRequestIsFinished(t *testing.T) {
+	t.Parallel()
+	cr := &cmapi.CertificateRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web-1", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "keyward"}}},
+		Spec:       cmapi.CertificateRequestSpec{Request: []byte("csr")},
+		Status: cmapi.CertificateRequestStatus{
+			Certificate: []byte("chain"),
+			CA:          []byte("ca"),
+			Conditions: []cmapi.CertificateRequestCondition{{
+				Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionTrue, Reason: cmapi.CertificateRequestReasonIssued,
+			}},
+		},
+	}
+	out, err := CertificateRequestsByObject().Transform(cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := out.(*cmapi.CertificateRequest)
+	if cached.Status.Certificate != nil || cached.Status.CA != nil || cached.ManagedFields != nil || string(cached.Spec.Request) != "csr" {
+		t.Fatalf("cached request: certificate %q, ca %q, managedFields %v, request %q; want only the CSR kept", cached.Status.Certificate, cached.Status.CA, cached.ManagedFields, cached.Spec.Request)
+	}
+	if !isFinished(cached) {
+		t.Error("a cached Ready=True/Issued request reads as unfinished: it would be signed again")
+	}
+	cached.Status.Conditions[0] = cmapi.CertificateRequestCondition{Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonPending}
+	if isFinished(cached) {
+		t.Error("a pending request reads as finished")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
 	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,12 +148,16 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 // component, leader election, metrics, probes and the webhook server.
 func managerOptions(o *Options, deps Deps, scheme *runtime.Scheme) ctrl.Options {
 	// One cache for every component. Secrets: TLS only, out-of-scope data
-	// dropped (the issuer reads its credentials Secrets uncached). Nothing
+	// dropped (the issuer reads its credentials Secrets uncached).
+	// CertificateRequests: without their issued certificate and CA. Nothing
 	// here reads managedFields from the cache (the watcher reads them from
 	// the live object), so they are dropped too: they are a large share of
 	// every cached object.
 	cacheOpts := cache.Options{
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: scrubber.TLSSecretsByObject()},
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:            scrubber.TLSSecretsByObject(),
+			&cmapi.CertificateRequest{}: issuer.CertificateRequestsByObject(),
+		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
 	if len(o.WatchNamespaces) > 0 {
