@@ -109,10 +109,10 @@ func (b *bench) issueScale(ctx context.Context, res *scaleResult) error {
 	case <-allReady:
 		res.IssueWall = time.Since(start)
 		return nil
-	case <-time.After(b.opts.PhaseTimeout):
+	case <-time.After(b.opts.ScaleTimeout):
 		mu.Lock()
 		defer mu.Unlock()
-		return fmt.Errorf("scale: %d of %d Certificates Ready after %s", len(ready), res.Certificates, b.opts.PhaseTimeout)
+		return fmt.Errorf("scale: %d of %d Certificates Ready after %s", len(ready), res.Certificates, b.opts.ScaleTimeout)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
