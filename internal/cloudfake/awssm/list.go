@@ -143,7 +143,11 @@ func (s *Server) listSecrets(in *request) (any, *apiError) {
 }
 
 // listEntry is a SecretListEntry: the secret's description, never a value.
-func listEntry(sec *secret) map[string]any {
+func listEntry(sec *secret) map[string]any { return description(sec, "SecretVersionsToStages") }
+
+// description is what DescribeSecret and ListSecrets say about a secret
+// (never a value); the two name the version-to-stages map differently.
+func description(sec *secret, stagesField string) map[string]any {
 	stages := map[string][]string{}
 	for _, v := range sec.versions {
 		if len(v.stages) > 0 {
@@ -154,7 +158,7 @@ func listEntry(sec *secret) map[string]any {
 	for k, v := range sec.tags {
 		tags = append(tags, tag{Key: k, Value: v})
 	}
-	e := map[string]any{"ARN": sec.arn, "Name": sec.name, "CreatedDate": epoch(sec.created), "Tags": tags, "SecretVersionsToStages": stages}
+	e := map[string]any{"ARN": sec.arn, "Name": sec.name, "CreatedDate": epoch(sec.created), "Tags": tags, stagesField: stages}
 	if !sec.deleted.IsZero() {
 		e["DeletedDate"] = epoch(sec.deleted)
 	}

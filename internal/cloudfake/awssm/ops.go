@@ -255,21 +255,7 @@ func (s *Server) describeSecret(in *request) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	stages := map[string][]string{}
-	for _, v := range sec.versions {
-		if len(v.stages) > 0 {
-			stages[v.id] = slices.Clone(v.stages)
-		}
-	}
-	tags := []tag{}
-	for k, v := range sec.tags {
-		tags = append(tags, tag{Key: k, Value: v})
-	}
-	out := map[string]any{"ARN": sec.arn, "Name": sec.name, "CreatedDate": epoch(sec.created), "Tags": tags, "VersionIdsToStages": stages}
-	if !sec.deleted.IsZero() {
-		out["DeletedDate"] = epoch(sec.deleted)
-	}
-	return out, nil
+	return description(sec, "VersionIdsToStages"), nil
 }
 
 func checkTags(have map[string]string, add []tag) *apiError {
