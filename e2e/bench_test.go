@@ -32,7 +32,8 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		"-n", "4", "-rounds", "2", "-namespaces", "1,2",
 		"-quiet", "2s", "-settle", "1s",
 		"-scrub-secrets", "3", "-watcher-secrets", "3", "-watcher-single", "2",
-		"-scale-secrets", "0", "-skip-go-bench", "-out", out)
+		"-scale-certificates", "6", "-scale-namespaces", "2", "-scale-settle", "1s", "-audit-period", "3s",
+		"-skip-go-bench", "-out", out)
 	cmd.Dir = root
 	output, err := cmd.CombinedOutput()
 	if err != nil {
@@ -54,6 +55,9 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		"## 3. Watcher exposure",
 		"Creates that returned with the key still present (webhook really bypassed): 3 of 3.",
 		"## 4. Steady state",
+		"## 6. Scale",
+		"| 6 Certificates issued into custody |",
+		"store listings and 0 metadata reads",
 		"### Targets",
 	} {
 		if !strings.Contains(string(report), want) {

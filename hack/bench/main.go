@@ -59,6 +59,7 @@ type options struct {
 	AuditPeriod    time.Duration
 	PhaseTimeout   time.Duration
 	ScaleTimeout   time.Duration
+	ScaleSettle    time.Duration
 	CPUProfile     string
 	SkipGoBench    bool
 }
@@ -93,6 +94,7 @@ func main() {
 	o.Namespaces = intList{1}
 	flag.Var(&o.Namespaces, "namespaces", "namespaces each issuance arm's Certificates are spread over, a comma-separated list that rounds cycle through (e.g. -rounds 2 -namespaces 1,10); cert-manager's handlers scan a namespace's objects per event")
 	flag.DurationVar(&o.PhaseTimeout, "phase-timeout", 15*time.Minute, "limit for each phase to complete")
+	flag.DurationVar(&o.ScaleSettle, "scale-settle", 15*time.Second, "pause before each memory reading of the scale phase")
 	flag.DurationVar(&o.ScaleTimeout, "scale-timeout", 40*time.Minute, "limit for the scale phase's Certificates to be Ready")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each issuance arm (cert-manager, Keyward, harness: all in-process) to <prefix>-<arm>-r<round>.pprof")
 	flag.BoolVar(&o.SkipGoBench, "skip-go-bench", false, "do not run BenchmarkDecideGuard")

@@ -75,7 +75,7 @@ type scaleResult struct {
 func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
 	res := &scaleResult{
 		Certificates: b.opts.ScaleCertificates, Namespaces: max(b.opts.ScaleNamespaces, 1),
-		Concurrency: b.opts.CreateConcurrency, Settle: 15 * time.Second, AuditPeriod: b.st.Options().CustodyAuditPeriod,
+		Concurrency: b.opts.CreateConcurrency, Settle: b.opts.ScaleSettle, AuditPeriod: b.st.Options().CustodyAuditPeriod,
 	}
 	// The issuance phase's Certificates, requests and Secrets would add to
 	// Keyward's caches: remove them, so that the figures are for the
