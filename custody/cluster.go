@@ -8,6 +8,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // NamespaceLabelAdoptFromCluster on a custody Namespace names another
@@ -41,4 +43,14 @@ func ClusterPrefix(prefix, cluster string) string {
 		return prefix
 	}
 	return path.Join(prefix, cluster)
+}
+
+// ValidateListNamespace checks the namespace a Lister is asked for: a
+// Kubernetes namespace name (a DNS-1123 label), so it is one path segment
+// or name part in every store.
+func ValidateListNamespace(namespace string) error {
+	if len(validation.IsDNS1123Label(namespace)) != 0 {
+		return fmt.Errorf("listing custody records: invalid namespace %q (a namespace is a DNS-1123 label)", namespace)
+	}
+	return nil
 }

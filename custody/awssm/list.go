@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/keyward-io/keyward/custody"
 )
@@ -34,8 +33,8 @@ var _ custody.Lister = (*Store)(nil)
 // secretsmanager:ListSecrets, which IAM cannot limit to a name prefix
 // (deploy/aws).
 func (s *Store) List(ctx context.Context, namespace string) ([]string, error) {
-	if len(validation.IsDNS1123Label(namespace)) > 0 {
-		return nil, fmt.Errorf("listing custody records: invalid namespace %q (a namespace is a DNS-1123 label)", namespace)
+	if err := custody.ValidateListNamespace(namespace); err != nil {
+		return nil, err
 	}
 	prefix := s.opts.Prefix + "/" + namespace + "/"
 	pages := secretsmanager.NewListSecretsPaginator(s.client, &secretsmanager.ListSecretsInput{

@@ -10,7 +10,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/keyward-io/keyward/custody"
 )
@@ -27,8 +26,8 @@ var _ custody.Lister = (*Store)(nil)
 // secrets/readMetadata/action on the vault (deploy/azure), which shows
 // names and tags, never a value.
 func (s *Store) List(ctx context.Context, namespace string) ([]string, error) {
-	if len(validation.IsDNS1123Label(namespace)) != 0 {
-		return nil, fmt.Errorf("listing custody records: invalid namespace %q (a namespace is a DNS-1123 label)", namespace)
+	if err := custody.ValidateListNamespace(namespace); err != nil {
+		return nil, err
 	}
 	pager := s.client.NewListSecretPropertiesPager(nil)
 	names := []string{}

@@ -10,7 +10,6 @@ import (
 
 	smpb "cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/api/iterator"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/keyward-io/keyward/custody"
 )
@@ -26,8 +25,8 @@ var _ custody.Lister = (*Store)(nil)
 // secretmanager.secrets.list on the project (deploy/gcp), which returns the
 // secrets' labels and annotations, never a payload.
 func (s *Store) List(ctx context.Context, namespace string) ([]string, error) {
-	if len(validation.IsDNS1123Label(namespace)) != 0 {
-		return nil, fmt.Errorf("listing custody records: invalid namespace %q (a namespace is a DNS-1123 label)", namespace)
+	if err := custody.ValidateListNamespace(namespace); err != nil {
+		return nil, err
 	}
 	req := &smpb.ListSecretsRequest{Parent: "projects/" + s.opts.Project, Filter: "name:" + s.pid + "_" + namespace + "_"}
 	names := []string{}

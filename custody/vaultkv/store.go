@@ -307,8 +307,8 @@ func versionState(sec *vaultapi.Secret) (int, bool, error) {
 // (list on <mount>/metadata/<prefix>/*). Vault lists every key that has
 // metadata, so a record whose current version is deleted is listed too.
 func (s *Store) List(ctx context.Context, namespace string) ([]string, error) {
-	if err := validName(namespace, "list"); err != nil {
-		return nil, fmt.Errorf("listing custody records: %w", err)
+	if err := custody.ValidateListNamespace(namespace); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
