@@ -57,6 +57,9 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		"## 4. Steady state",
 		"## 6. Scale",
 		"| 6 Certificates issued into custody |",
+		"Memory limit of the process: ",
+		"Live heap of the loaded process (`/debug/pprof/heap?gc=1`",
+		"inuse_space",
 		"store listings and 0 metadata reads",
 		"### Targets",
 	} {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
@@ -52,6 +53,25 @@ func secretsOfType(t corev1.SecretType) cache.ByObject {
 			return o, nil
 		},
 	}
+}
+
+// CertificatesByObject is how Keyward caches cert-manager Certificates:
+// metadata and spec. The custody components read a cached Certificate for
+// its identity (the events about it) and spec.privateKey (the
+// rotation-policy warning), revocation for whether it still exists; the
+// guard decides on the Certificates in its admission request, never on the
+// cache. So status, managedFields and kubectl's last-applied copy of the
+// whole object are dropped. A cached Certificate is for reading only:
+// never write it back whole.
+func CertificatesByObject() cache.ByObject {
+	return cache.ByObject{Transform: func(o any) (any, error) {
+		if crt, ok := o.(*cmapi.Certificate); ok {
+			crt.ManagedFields = nil
+			crt.Status = cmapi.CertificateStatus{}
+			delete(crt.Annotations, corev1.LastAppliedConfigAnnotation)
+		}
+		return o, nil
+	}}
 }
 
 // NewSDSSecretCache creates the cache of custody.SecretTypeSDS Secrets and

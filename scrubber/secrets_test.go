@@ -7,6 +7,7 @@ import (
 	"context"
 	"testing"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,5 +90,36 @@ func TestTLSSecretsTransform(t *testing.T) {
 	out, _ = transform(foreign)
 	if got = out.(*corev1.Secret); got.Data != nil {
 		t.Errorf("Secret that is not cert-manager's: data kept (%d keys)", len(got.Data))
+	}
+}
+
+// The cached Certificate keeps its metadata and spec, which the custody
+// components read, and drops its status, managedFields and last-applied
+// copy, which nothing reads from the cache.
+func TestCertificatesTransform(t *testing.T) {
+	t.Parallel()
+	rev := 3
+	crt := &cmapi.Certificate{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "apps", Name: "web", UID: "u1",
+			Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"big":"copy"}`, "team": "a"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		},
+		Spec:   cmapi.CertificateSpec{SecretName: "web-tls", PrivateKey: &cmapi.CertificatePrivateKey{RotationPolicy: cmapi.RotationPolicyNever}},
+		Status: cmapi.CertificateStatus{Revision: &rev, Conditions: []cmapi.CertificateCondition{{Type: cmapi.CertificateConditionReady, Message: "long message"}}},
+	}
+	out, err := CertificatesByObject().Transform(crt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*cmapi.Certificate)
+	if got.ManagedFields != nil || got.Status.Revision != nil || got.Status.Conditions != nil {
+		t.Errorf("cached Certificate kept managedFields %v or status %+v", got.ManagedFields, got.Status)
+	}
+	if _, ok := got.Annotations[corev1.LastAppliedConfigAnnotation]; ok || got.Annotations["team"] != "a" {
+		t.Errorf("annotations %v: want the last-applied copy dropped, the others kept", got.Annotations)
+	}
+	if got.Name != "web" || got.UID != "u1" || got.Spec.SecretName != "web-tls" || got.Spec.PrivateKey.RotationPolicy != cmapi.RotationPolicyNever {
+		t.Errorf("cached Certificate lost its identity or spec: %+v", got)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/keyward-io/keyward/cmd/keyward/migrate"
 	"github.com/keyward-io/keyward/cmd/keyward/sdsserver"
 	"github.com/keyward-io/keyward/cmd/keyward/status"
+	"github.com/keyward-io/keyward/internal/memlimit"
 )
 
 // kubectlPlugin is the name kubectl looks for on PATH to run `kubectl
@@ -67,6 +68,13 @@ func main() {
 	// zap is configured here and nowhere else.
 	log := crzap.New(crzap.UseDevMode(opts.LogFormat == "text"), crzap.Level(zapcore.Level(-opts.Verbosity)))
 	ctrl.SetLogger(log)
+	// Process-wide, so here rather than in app.Run (which tests run
+	// in-process).
+	if lim, err := memlimit.Apply(opts.MemoryLimitRatio); err != nil {
+		log.Error(err, "Go memory limit not set from the cgroup")
+	} else {
+		log.Info("Go memory limit", "limit", lim.Describe())
+	}
 
 	ctx := ctrl.SetupSignalHandler()
 	if err := app.Run(ctx, ctrl.GetConfigOrDie(), opts, app.Deps{Logger: log}); err != nil {

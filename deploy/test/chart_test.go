@@ -187,6 +187,7 @@ func TestChartAllOptions(t *testing.T) {
 		"--extra-test-flag=1",
 		"--cluster-name=prod-eu-1",
 		"--vault-adopt-role=keyward-adopter-east",
+		"--pprof-bind-address=127.0.0.1:6060",
 	} {
 		if !slices.Contains(args, want) {
 			t.Errorf("all-options args lack %q: %v", want, args)

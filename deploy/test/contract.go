@@ -17,10 +17,11 @@ func BinaryFlags() map[string]bool {
 		"--leader-election-retry-period":   true,
 		"--metrics-bind-address":           true,
 		"--health-probe-bind-address":      true,
+		"--pprof-bind-address":             false, // only with debug.pprofPort
 		"--webhook-port":                   true,
 		"--webhook-cert-dir":               true,
 		"--cluster-resource-namespace":     true,
-		"--watch-namespaces":               false, // only with watchNamespaces; NOT YET in cmd/keyward/app
+		"--watch-namespaces":               false, // only with watchNamespaces
 		"--enable-issuer":                  true,
 		"--issuer-health-period":           true,
 		"--revocation-configmap":           true,

@@ -60,8 +60,10 @@ type options struct {
 	PhaseTimeout   time.Duration
 	ScaleTimeout   time.Duration
 	ScaleSettle    time.Duration
-	CPUProfile     string
-	SkipGoBench    bool
+	// ScaleMemoryLimitMiB limits the scale phase's keyward process (0: no limit).
+	ScaleMemoryLimitMiB int
+	CPUProfile          string
+	SkipGoBench         bool
 }
 
 // bench holds the running stack and what the phases share.
@@ -95,6 +97,7 @@ func main() {
 	flag.Var(&o.Namespaces, "namespaces", "namespaces each issuance arm's Certificates are spread over, a comma-separated list that rounds cycle through (e.g. -rounds 2 -namespaces 1,10); cert-manager's handlers scan a namespace's objects per event")
 	flag.DurationVar(&o.PhaseTimeout, "phase-timeout", 15*time.Minute, "limit for each phase to complete")
 	flag.DurationVar(&o.ScaleSettle, "scale-settle", 15*time.Second, "pause before each memory reading of the scale phase")
+	flag.IntVar(&o.ScaleMemoryLimitMiB, "scale-memory-limit-mib", 256, "memory limit of the scale phase's keyward process, in MiB, as the chart's default resources.limits.memory (a memory cgroup when one can be made, else GOMEMLIMIT; 0: none)")
 	flag.DurationVar(&o.ScaleTimeout, "scale-timeout", 40*time.Minute, "limit for the scale phase's Certificates to be Ready")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each issuance arm (cert-manager, Keyward, harness: all in-process) to <prefix>-<arm>-r<round>.pprof")
 	flag.BoolVar(&o.SkipGoBench, "skip-go-bench", false, "do not run BenchmarkDecideGuard")

@@ -8,8 +8,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -28,10 +31,12 @@ const scaleNS = "bench-scale"
 
 // memFigures is one reading of the Keyward process's memory.
 type memFigures struct {
-	// RSS and HWM are VmRSS and VmHWM from /proc/<pid>/status, in bytes.
-	RSS, HWM int64
-	// Heap figures and goroutines from the process's own /metrics.
-	HeapInuse, HeapAlloc, Goroutines float64
+	// RSS and HWM are VmRSS and VmHWM from /proc/<pid>/status, in bytes;
+	// RSS is RssAnon (heap, stacks) plus RssFile (the binary's pages).
+	RSS, HWM, RssAnon, RssFile int64
+	// Heap figures, goroutines and the Go runtime's soft memory limit
+	// (go_gc_gomemlimit_bytes) from the process's own /metrics.
+	HeapInuse, HeapAlloc, Goroutines, GoMemLimit float64
 }
 
 // scaleResult is Keyward's footprint with many Certificates issued into custody.
@@ -64,6 +69,14 @@ type scaleResult struct {
 	AuditLists        float64
 	AuditReads        float64
 	AuditPlaceholders float64
+	// MemoryLimit says how the process's memory was limited (a cgroup as
+	// the chart's container limit, or GOMEMLIMIT when no cgroup could be
+	// made); CgroupPeak is that cgroup's peak use at the loaded reading.
+	MemoryLimit string
+	CgroupPeak  int64
+	// HeapProfile is `go tool pprof -top` of the loaded process's live heap
+	// (/debug/pprof/heap after a GC), saved as HeapProfilePath.
+	HeapProfile, HeapProfilePath string
 }
 
 // runScale replaces the in-process Keyward with the keyward binary (so its
@@ -86,6 +99,19 @@ func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
 	}
 	if err := b.st.StopKeyward(); err != nil {
 		return nil, fmt.Errorf("stopping the in-process keyward: %w", err)
+	}
+	cg, err := b.limitProcessMemory(res)
+	if err != nil {
+		return nil, err
+	}
+	if cg != nil {
+		// Registered before the processes start, so it runs after they stop.
+		defer func() {
+			b.st.ProcessCgroup = ""
+			if err := cg.remove(); err != nil {
+				fmt.Printf("warning: removing %s: %v\n", cg.dir, err)
+			}
+		}()
 	}
 	p, _, err := startReady(ctx, b.st)
 	if err != nil {
@@ -114,6 +140,14 @@ func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
 	if res.Loaded, err = readMem(ctx, p); err != nil {
 		return nil, err
 	}
+	if cg != nil {
+		if res.CgroupPeak, err = cg.peak(); err != nil {
+			return nil, fmt.Errorf("reading the cgroup's peak: %w", err)
+		}
+	}
+	if res.HeapProfilePath, res.HeapProfile, err = heapProfile(ctx, p, b.st.Dir); err != nil {
+		return nil, err
+	}
 	if err := b.countScale(ctx, res); err != nil {
 		return nil, fmt.Errorf("counting the scale phase's objects: %w", err)
 	}
@@ -135,6 +169,53 @@ func (b *bench) runScale(ctx context.Context) (*scaleResult, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// limitProcessMemory limits the keyward processes' memory as the chart's
+// container does (-scale-memory-limit-mib): in a memory cgroup with that
+// limit, from which the process sets its Go memory limit itself
+// (--memory-limit-ratio), or, when no cgroup can be made (not root), with
+// the GOMEMLIMIT the process would have derived. It returns the cgroup, if
+// any, for the caller to remove.
+func (b *bench) limitProcessMemory(res *scaleResult) (*memCgroup, error) {
+	mibs := b.opts.ScaleMemoryLimitMiB
+	if mibs <= 0 {
+		res.MemoryLimit = "none (-scale-memory-limit-mib 0)"
+		return nil, nil
+	}
+	limit := int64(mibs) << 20
+	cg, err := newMemCgroup(limit)
+	if err != nil {
+		ratio := b.st.Options().MemoryLimitRatio
+		b.st.ProcessEnv = []string{"GOMEMLIMIT=" + strconv.FormatInt(int64(float64(limit)*ratio), 10)}
+		res.MemoryLimit = fmt.Sprintf("GOMEMLIMIT %s, which the process derives from a %d MiB container limit (--memory-limit-ratio %v); no cgroup limit, as none could be made (%v)",
+			mib(float64(limit)*ratio), mibs, ratio, err)
+		return nil, nil
+	}
+	b.st.ProcessCgroup = cg.dir
+	res.MemoryLimit = fmt.Sprintf("a memory cgroup limited to %d MiB (%s), as the chart's container; the process set its Go memory limit from it (--memory-limit-ratio %v)",
+		mibs, cg.describe(), b.st.Options().MemoryLimitRatio)
+	return cg, nil
+}
+
+// heapProfile saves the process's heap profile (taken after a GC, so
+// in-use figures are live objects) into dir and returns its path and the
+// top of its in-use space, cumulative, by function.
+func heapProfile(ctx context.Context, p *keyward.Process, dir string) (string, string, error) {
+	code, body, err := httpGet(ctx, "http://"+p.PprofAddr+"/debug/pprof/heap?gc=1")
+	if err != nil || code != http.StatusOK {
+		return "", "", fmt.Errorf("reading keyward's heap profile (%d): %v", code, err)
+	}
+	path := filepath.Join(dir, "keyward-scale-heap.pprof")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		return "", "", err
+	}
+	args := []string{"tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=30", path}
+	out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+	if err != nil {
+		return "", "", fmt.Errorf("go %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return path, fmt.Sprintf("$ go %s\n%s", strings.Join(args, " "), out), nil
 }
 
 // startReady starts the keyward process and waits for /readyz.
@@ -171,6 +252,9 @@ func httpGet(ctx context.Context, url string) (int, []byte, error) {
 // readMem reads the process's VmRSS/VmHWM and its Go heap metrics.
 func readMem(ctx context.Context, p *keyward.Process) (memFigures, error) {
 	var m memFigures
+	if p.Exited() {
+		return m, fmt.Errorf("the keyward process ended (%v); see %s (under a memory limit, \"signal: killed\" is the OOM killer)", p.ExitError(), p.LogPath)
+	}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		return m, fmt.Errorf("reading keyward's memory: %w", err)
@@ -191,6 +275,10 @@ func readMem(ctx context.Context, p *keyward.Process) (memFigures, error) {
 			m.RSS = kb << 10
 		case "VmHWM:":
 			m.HWM = kb << 10
+		case "RssAnon:":
+			m.RssAnon = kb << 10
+		case "RssFile:":
+			m.RssFile = kb << 10
 		}
 	}
 	code, body, err := httpGet(ctx, "http://"+p.MetricsAddr+"/metrics")
@@ -213,6 +301,8 @@ func readMem(ctx context.Context, p *keyward.Process) (memFigures, error) {
 			m.HeapAlloc = v
 		case "go_goroutines":
 			m.Goroutines = v
+		case "go_gc_gomemlimit_bytes":
+			m.GoMemLimit = v
 		}
 	}
 	return m, nil
@@ -221,8 +311,12 @@ func readMem(ctx context.Context, p *keyward.Process) (memFigures, error) {
 func mib(b float64) string { return fmt.Sprintf("%.0f MiB", b/(1<<20)) }
 
 func (m memFigures) describe() string {
-	return fmt.Sprintf("RSS %s (peak %s), heap in use %s, heap allocated %s, %.0f goroutines",
-		mib(float64(m.RSS)), mib(float64(m.HWM)), mib(m.HeapInuse), mib(m.HeapAlloc), m.Goroutines)
+	limit := "none"
+	if m.GoMemLimit > 0 && m.GoMemLimit < math.MaxInt64 {
+		limit = mib(m.GoMemLimit)
+	}
+	return fmt.Sprintf("RSS %s (anonymous %s, file %s; peak %s), heap in use %s, heap allocated %s, %.0f goroutines, Go memory limit %s",
+		mib(float64(m.RSS)), mib(float64(m.RssAnon)), mib(float64(m.RssFile)), mib(float64(m.HWM)), mib(m.HeapInuse), mib(m.HeapAlloc), m.Goroutines, limit)
 }
 
 // removeIssuanceObjects deletes the Certificates, CertificateRequests and

@@ -149,14 +149,15 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 func managerOptions(o *Options, deps Deps, scheme *runtime.Scheme) ctrl.Options {
 	// One cache for every component. Secrets: TLS only, out-of-scope data
 	// dropped (the issuer reads its credentials Secrets uncached).
-	// CertificateRequests: without their issued certificate and CA. Nothing
-	// here reads managedFields from the cache (the watcher reads them from
-	// the live object), so they are dropped too: they are a large share of
-	// every cached object.
+	// CertificateRequests: without their issued certificate and CA.
+	// Certificates: metadata and spec. Nothing here reads managedFields
+	// from the cache (the watcher reads them from the live object), so they
+	// are dropped too: they are a large share of every cached object.
 	cacheOpts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:            scrubber.TLSSecretsByObject(),
 			&cmapi.CertificateRequest{}: issuer.CertificateRequestsByObject(),
+			&cmapi.Certificate{}:        scrubber.CertificatesByObject(),
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
@@ -180,6 +181,7 @@ func managerOptions(o *Options, deps Deps, scheme *runtime.Scheme) ctrl.Options 
 		RetryPeriod:                   &o.RetryPeriod,
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		PprofBindAddress:              o.PprofBindAddress,
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host:    o.WebhookHost,
 			Port:    o.WebhookPort,

@@ -42,9 +42,12 @@ type Options struct {
 	RetryPeriod            time.Duration `json:"-"`
 	MetricsBindAddress     string        `json:"metricsBindAddress"`
 	HealthProbeBindAddress string        `json:"healthProbeBindAddress"`
-	WebhookHost            string        `json:"webhookHost"`
-	WebhookPort            int           `json:"webhookPort"`
-	WebhookCertDir         string        `json:"webhookCertDir"`
+	// PprofBindAddress serves Go's /debug/pprof/ when set (off by default:
+	// profiles show code paths and timings, so bind it to loopback only).
+	PprofBindAddress string `json:"pprofBindAddress"`
+	WebhookHost      string `json:"webhookHost"`
+	WebhookPort      int    `json:"webhookPort"`
+	WebhookCertDir   string `json:"webhookCertDir"`
 
 	// ClusterResourceNamespace holds the Secrets and ServiceAccounts that
 	// VaultClusterIssuers reference.
@@ -129,6 +132,15 @@ type Options struct {
 
 	LogFormat string `json:"logFormat"`
 	Verbosity int    `json:"v"`
+
+	// MemoryLimitRatio is the share of the container's memory limit (its
+	// cgroup's) given to the Go runtime as its soft memory limit, applied
+	// by the keyward binary at start (internal/memlimit); 0 leaves the
+	// runtime as it is, and a GOMEMLIMIT environment variable wins. The
+	// default leaves a quarter for what the runtime does not count: the
+	// binary's own resident pages (about 60 MiB of keyward's code and data,
+	// docs/benchmarks.md section 6) and the kernel's share.
+	MemoryLimitRatio float64 `json:"memoryLimitRatio"`
 }
 
 // NewOptions returns the defaults.
@@ -167,6 +179,7 @@ func NewOptions() *Options {
 		EnableIssuer:             true,
 		EnableCustody:            true,
 		LogFormat:                "json",
+		MemoryLimitRatio:         0.75,
 	}
 }
 
@@ -181,6 +194,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", o.RetryPeriod, "interval between lease acquire and renew attempts")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Prometheus metrics address (\"0\" disables)")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz (\"0\" disables)")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress, "address of Go's /debug/pprof/ endpoints, for profiling (empty or \"0\": off; bind it to 127.0.0.1)")
 	fs.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "address the webhook server listens on (empty: all)")
 	fs.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "port of the webhook server")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", o.WebhookCertDir, "directory with tls.crt and tls.key of the webhook server (reloaded on change)")
@@ -221,6 +235,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.EnableCustody, "enable-custody", o.EnableCustody, "run the custody webhooks and watcher")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "log format: json or text")
 	fs.IntVarP(&o.Verbosity, "v", "v", o.Verbosity, "log verbosity (1: decisions, 2: chatter)")
+	fs.Float64Var(&o.MemoryLimitRatio, "memory-limit-ratio", o.MemoryLimitRatio, "share of the container's (cgroup's) memory limit set as the Go runtime's soft memory limit, so the garbage collector works harder before the OOM killer would (0: off; GOMEMLIMIT, when set, wins)")
 }
 
 // Complete loads the config file, then re-applies the flags that were set
@@ -279,6 +294,9 @@ func (o *Options) Validate() error {
 	}
 	if o.LogFormat != "json" && o.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("logFormat: %q is neither json nor text", o.LogFormat))
+	}
+	if o.MemoryLimitRatio < 0 || o.MemoryLimitRatio > 1 {
+		errs = append(errs, fmt.Errorf("memoryLimitRatio: %v is not between 0 and 1", o.MemoryLimitRatio))
 	}
 	return errors.Join(errs...)
 }

@@ -47,6 +47,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"write timeout beyond the webhook's", func(o *Options) { o.CustodyWriteTimeout = time.Minute }, "custodyWriteTimeout"},
 		{"negative audit period", func(o *Options) { o.CustodyAuditPeriod = -time.Second }, "custodyAuditPeriod"},
 		{"unknown log format", func(o *Options) { o.LogFormat = "xml" }, "logFormat"},
+		{"memory limit ratio above 1", func(o *Options) { o.MemoryLimitRatio = 1.5 }, "memoryLimitRatio"},
 		{"bad watch namespace", func(o *Options) { o.WatchNamespaces = []string{"a", ""} }, "watchNamespaces"},
 		{"watch list", func(o *Options) { o.WatchNamespaces = []string{"a", "b"} }, ""},
 		{"no cluster resource namespace", func(o *Options) { o.ClusterResourceNamespace = "" }, "clusterResourceNamespace"},

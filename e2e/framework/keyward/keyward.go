@@ -65,7 +65,14 @@ type Stack struct {
 	Keyward *Instance
 	// Registry holds Keyward's metrics (a private registry per stack).
 	Registry *prometheus.Registry
-	opts     StackOptions
+	// ProcessCgroup, when set, is a cgroup directory (with a cgroup.procs
+	// file) that Keyward processes join before the keyward binary starts,
+	// so that it runs under that cgroup's limits from its first
+	// instruction, as in a container. ProcessEnv is added to their
+	// environment (which never inherits GOMEMLIMIT from this process).
+	ProcessCgroup string
+	ProcessEnv    []string
+	opts          StackOptions
 	// keywardConfig is how Keyward connects: as its ServiceAccount, or as admin.
 	keywardConfig *rest.Config
 	// proc is the last Keyward started as a process (StartKeywardProcess),

@@ -36,9 +36,10 @@ import (
 type Process struct {
 	// LogPath is the process's log (stdout and stderr, JSON lines).
 	LogPath string
-	// MetricsAddr and HealthAddr are host:port of its metrics and probe
-	// endpoints (/metrics; /healthz, /readyz).
-	MetricsAddr, HealthAddr string
+	// MetricsAddr, HealthAddr and PprofAddr are host:port of its metrics,
+	// probe and profiling endpoints (/metrics; /healthz, /readyz;
+	// /debug/pprof/), all on loopback.
+	MetricsAddr, HealthAddr, PprofAddr string
 
 	cmd    *exec.Cmd
 	log    *os.File
@@ -50,7 +51,7 @@ type Process struct {
 // StartKeywardProcess builds the keyward binary into bin/keyward (go build
 // skips the link when it is up to date), then starts it with the options
 // StartKeyward would use in-process (Options, including StackOptions.Options),
-// except that metrics and health probes listen on free loopback ports. It
+// except that metrics, health probes and pprof listen on free loopback ports. It
 // connects as Keyward's ServiceAccount through a kubeconfig written to
 // <Dir>/keyward.kubeconfig (a TokenRequest token; with AdminKeyward, the
 // administrator's credentials), serves the webhooks where the apiserver
@@ -105,23 +106,34 @@ func (s *Stack) startProcess(ctx context.Context, o *app.Options, webhookPort in
 	if err != nil {
 		return nil, err
 	}
+	pprofPort, err := framework.FreePort()
+	if err != nil {
+		return nil, err
+	}
 	o.MetricsBindAddress = net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort))
 	o.HealthProbeBindAddress = net.JoinHostPort("127.0.0.1", strconv.Itoa(healthPort))
+	o.PprofBindAddress = net.JoinHostPort("127.0.0.1", strconv.Itoa(pprofPort))
 
 	s.procStarts++
 	p := &Process{
 		LogPath:     filepath.Join(s.Dir, fmt.Sprintf("keyward-process-%d.log", s.procStarts)),
 		MetricsAddr: o.MetricsBindAddress,
 		HealthAddr:  o.HealthProbeBindAddress,
+		PprofAddr:   o.PprofBindAddress,
 		exited:      make(chan struct{}),
 	}
 	if p.log, err = os.Create(p.LogPath); err != nil {
 		return nil, fmt.Errorf("creating keyward process log: %w", err)
 	}
 	p.cmd = exec.Command(s.binary, OptionArgs(o)...)
+	if s.ProcessCgroup != "" {
+		// The shell moves itself into the cgroup, then becomes keyward.
+		p.cmd = exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, s.ProcessCgroup, s.binary}, OptionArgs(o)...)...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	p.cmd.Env = append(withoutEnv(os.Environ(), "KUBECONFIG", "POD_NAMESPACE"),
+	p.cmd.Env = append(withoutEnv(os.Environ(), "KUBECONFIG", "POD_NAMESPACE", "GOMEMLIMIT"),
 		"KUBECONFIG="+kubeconfig, "POD_NAMESPACE="+framework.KeywardNamespace)
+	p.cmd.Env = append(p.cmd.Env, s.ProcessEnv...)
 	// If the test binary dies without cleaning up, take Keyward with it.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -180,6 +192,15 @@ func (p *Process) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// ExitError is how the process ended (cmd.Wait's error, e.g. "signal:
+// killed" after an OOM kill), or nil while it runs or after a clean exit.
+func (p *Process) ExitError() error {
+	if !p.Exited() {
+		return nil
+	}
+	return p.waitErr
 }
 
 // Pid is the process id.
