@@ -498,8 +498,8 @@ func (w *watcher) secretsOfNamespace(ctx context.Context, ns *corev1.Namespace) 
 	if w.secrets == nil || !w.nsSelector.Matches(labels.Set(ns.Labels)) {
 		return nil
 	}
-	var list corev1.SecretList
-	if err := w.secrets.List(ctx, &list, client.InNamespace(ns.Name)); err != nil {
+	var list corev1.SecretList // only read: no deep copy
+	if err := w.secrets.List(ctx, &list, client.InNamespace(ns.Name), client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "listing secrets of namespace", "namespace", ns.Name)
 		return nil
 	}
@@ -549,8 +549,11 @@ func (w *watcher) warnRotationPolicy(ctx context.Context, s *corev1.Secret) {
 // placeholder's metadata is read, and so with AuditReadRecords or when the
 // listing fails (the error is logged).
 func (w *watcher) audit(ctx context.Context) error {
+	// The placeholders are only read (a release re-reads the live Secret):
+	// skip the cache's deep copy, which would copy every placeholder of the
+	// cluster once per audit.
 	var list corev1.SecretList
-	if err := w.secrets.List(ctx, &list, client.MatchingLabels{custody.LabelCustody: custody.LabelCustodyVault}); err != nil {
+	if err := w.secrets.List(ctx, &list, client.MatchingLabels{custody.LabelCustody: custody.LabelCustodyVault}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing custody placeholders: %w", err)
 	}
 	byNamespace := map[string][]*corev1.Secret{}

@@ -91,3 +91,12 @@ func describeCPU(d map[string]time.Duration) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// sumDurations is the total of a cpuTimes delta.
+func sumDurations(d map[string]time.Duration) time.Duration {
+	var t time.Duration
+	for _, v := range d {
+		t += v
+	}
+	return t
+}

@@ -383,6 +383,13 @@ func (r *report) markdown() string {
 			w("| Direct: Create returned → watch delivered the Secret with empty tls.key | %d | %s | %s | %s | %s | %s |\n\n", x.N, fmtD(x.P50), fmtD(x.P90), fmtD(x.P99), fmtD(x.Max), fmtD(x.Mean))
 		}
 		w("The watcher scrubs with %d workers (`--custody-watcher-workers`). Each scrub is a live GET of the Secret, the data and metadata writes to Vault (check-and-set against the version the Secret's annotations name, 0 for a Secret never scrubbed, so no metadata read first), and the Secret Update; a burst drains at about workers ÷ (that round-trip chain) Secrets per second, so in the burst the exposure is mostly queueing, until the CPUs are the limit.\n\n", wr.Workers)
+		if share, per := wr.busy(); per > 0 {
+			w("Where the burst's time went: the %d Creates were all answered %s after the first was sent, and the last Secret was seen scrubbed %s after it. From just before the burst until then, the processes of the stack used %s of CPU (%s), %s per Secret for its Create, its scrub and what they caused; that kept the machine's %d CPUs %.0f %% busy. ",
+				wr.W, fmtD(wr.Span.Created), fmtD(wr.Span.Drained), fmtD(sumDurations(wr.CPU)), describeCPU(wr.CPU), fmtD(per), runtime.NumCPU(), 100*share)
+			floor := per * time.Duration(wr.W) / time.Duration(runtime.NumCPU())
+			w("At that cost the burst's work holds all %d CPUs for at least %s, while its Creates were answered within %s: whatever order the watcher takes them in, the Secret scrubbed last stays exposed at least %s (the difference), against the 50 ms target.\n\n",
+				runtime.NumCPU(), fmtD(floor), fmtD(wr.Span.Created), fmtD(max(floor-wr.Span.Created, 0)))
+		}
 	}
 
 	if s := r.Steady; s != nil {

@@ -179,11 +179,13 @@ func (b *bench) countScale(ctx context.Context, res *scaleResult) error {
 	return nil
 }
 
-// auditFigures waits for the keyward process's next custody audit and
-// reads what it cost.
+// auditFigures reads what one whole custody audit of the keyward process
+// cost: it waits for the end of an audit, so that the store calls counted
+// from there to the end of the next one are that next audit's alone (an
+// audit already running at the first reading would be counted in part).
 func auditFigures(ctx context.Context, p *keyward.Process, res *scaleResult) error {
 	reg := processGatherer(p)
-	before, err := gatherHistogram(reg, "keyward_custody_audit_duration_seconds", nil)
+	before, err := nextAudit(ctx, reg, res.AuditPeriod)
 	if err != nil {
 		return err
 	}
@@ -202,14 +204,8 @@ func auditFigures(ctx context.Context, p *keyward.Process, res *scaleResult) err
 	if err != nil {
 		return err
 	}
-	var after histogram
-	// The audit runs on its own ticker: this waits for its next tick,
-	// polling the process's metrics once a second (a measurement, not a
-	// synchronisation between components under test).
-	if err := framework.Poll(ctx, 3*res.AuditPeriod, "the next custody audit", func(context.Context) (bool, error) {
-		after, err = gatherHistogram(reg, "keyward_custody_audit_duration_seconds", nil)
-		return err == nil && after.Count > before.Count, err
-	}); err != nil {
+	after, err := nextAudit(ctx, reg, res.AuditPeriod)
+	if err != nil {
 		return err
 	}
 	callsAfter, err := calls()
@@ -223,4 +219,21 @@ func auditFigures(ctx context.Context, p *keyward.Process, res *scaleResult) err
 	res.AuditReads = callsAfter["metadata"] - callsBefore["metadata"]
 	res.AuditPlaceholders, err = gatherGauge(reg, "keyward_custody_audit_placeholders")
 	return err
+}
+
+// nextAudit waits for the end of the process's next custody audit and
+// returns the audit-duration histogram then. The audit runs on its own
+// ticker: this polls the process's metrics once a second (a measurement,
+// not a synchronisation between components under test).
+func nextAudit(ctx context.Context, reg prometheus.Gatherer, period time.Duration) (histogram, error) {
+	before, err := gatherHistogram(reg, "keyward_custody_audit_duration_seconds", nil)
+	if err != nil {
+		return histogram{}, err
+	}
+	var after histogram
+	err = framework.Poll(ctx, 3*period, "the next custody audit", func(context.Context) (bool, error) {
+		after, err = gatherHistogram(reg, "keyward_custody_audit_duration_seconds", nil)
+		return err == nil && after.Count > before.Count, err
+	})
+	return after, err
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"time"
@@ -196,6 +197,28 @@ type watcherResult struct {
 	SingleN   int
 	Workers   int
 	Bypassed1 int
+	// Span of the burst: first Create sent → last Create returned, and →
+	// last Secret seen scrubbed; CPU is what every process of the stack
+	// used over the latter (cpuTimes), which shows whether the machine, not
+	// the watcher's queue, set the pace.
+	Span burstSpan
+	CPU  map[string]time.Duration
+}
+
+// burstSpan times a burst from its first Create.
+type burstSpan struct{ Created, Drained time.Duration }
+
+// busy is the share of the machine's CPUs the burst kept busy, and the CPU
+// each Secret cost (its Create, its scrub and everything they caused).
+func (w *watcherResult) busy() (share float64, perSecret time.Duration) {
+	var total time.Duration
+	for _, d := range w.CPU {
+		total += d
+	}
+	if w.Span.Drained <= 0 || w.W == 0 {
+		return 0, 0
+	}
+	return total.Seconds() / (w.Span.Drained.Seconds() * float64(goruntime.NumCPU())), total / time.Duration(w.W)
 }
 
 // setScrubWebhook points the Secret scrub webhook at a closed port with
@@ -282,9 +305,11 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	res := &watcherResult{W: b.opts.WatcherSecrets, Concurrency: b.opts.WatcherConcurrency, SingleN: b.opts.WatcherSingle, Workers: b.st.Options().CustodyWatcherWorkers}
 	exp0, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
 	var err error
-	if res.Direct, res.Bypassed, err = b.exposure(ctx, "w", res.W, res.Concurrency, false); err != nil {
+	cpu0 := cpuTimes()
+	if res.Direct, res.Bypassed, res.Span, err = b.exposure(ctx, "w", res.W, res.Concurrency, false); err != nil {
 		return nil, err
 	}
+	res.CPU = cpuDelta(cpu0, cpuTimes())
 	// The watcher observes the exposure after its Update returns; give the
 	// last observations a moment to land in the histogram.
 	if err := framework.Poll(ctx, 30*time.Second, "exposure metric", func(context.Context) (bool, error) {
@@ -296,7 +321,7 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	exp1, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
 	res.Metric = exp1.minus(exp0)
 	if res.SingleN > 0 {
-		if res.Single, res.Bypassed1, err = b.exposure(ctx, "s", res.SingleN, 1, true); err != nil {
+		if res.Single, res.Bypassed1, _, err = b.exposure(ctx, "s", res.SingleN, 1, true); err != nil {
 			return nil, err
 		}
 	}
@@ -311,13 +336,14 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 // with the webhook down, concurrency Creates in flight (oneByOne: each
 // Create waits until the previous Secret was scrubbed), and returns, per
 // Secret, the time from its Create returning to a watch delivering it
-// with an empty tls.key, plus how many Creates returned with the key.
-func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int, oneByOne bool) (sample, int, error) {
+// with an empty tls.key, plus how many Creates returned with the key and
+// the burst's span.
+func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int, oneByOne bool) (sample, int, burstSpan, error) {
 	pairs := make([]keyPair, n)
 	for i := range pairs {
 		var err error
 		if pairs[i], err = newKeyPair(fmt.Sprintf("%s%05d", prefix, i)); err != nil {
-			return nil, 0, err
+			return nil, 0, burstSpan{}, err
 		}
 	}
 	var mu sync.Mutex
@@ -355,7 +381,7 @@ func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int,
 		},
 	}.start(wctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("watching Secrets in %s: %w", watcherNS, err)
+		return nil, 0, burstSpan{}, fmt.Errorf("watching Secrets in %s: %w", watcherNS, err)
 	}
 	defer func() { stop(); <-done }()
 
@@ -377,6 +403,7 @@ func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int,
 	}
 	sem := make(chan struct{}, concurrency)
 	errs := make(chan error, n)
+	first := time.Now()
 	var wg sync.WaitGroup
 	var bypassed int
 	for i, kp := range pairs {
@@ -402,25 +429,30 @@ func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int,
 		if oneByOne {
 			wg.Wait()
 			if err := waitScrubbed(1); err != nil {
-				return nil, 0, err
+				return nil, 0, burstSpan{}, err
 			}
 		}
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		return nil, 0, err
+		return nil, 0, burstSpan{}, err
 	}
 	if !oneByOne {
 		if err := waitScrubbed(n); err != nil {
-			return nil, 0, err
+			return nil, 0, burstSpan{}, err
 		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	var out sample
+	var (
+		out  sample
+		span burstSpan
+	)
 	for name, at := range scrubbedAt {
 		out = append(out, at.Sub(created[name]))
+		span.Created = max(span.Created, created[name].Sub(first))
+		span.Drained = max(span.Drained, at.Sub(first))
 	}
-	return out, bypassed, nil
+	return out, bypassed, span, nil
 }
