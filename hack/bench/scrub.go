@@ -211,13 +211,10 @@ type burstSpan struct{ Created, Drained time.Duration }
 // busy is the share of the machine's CPUs the burst kept busy, and the CPU
 // each Secret cost (its Create, its scrub and everything they caused).
 func (w *watcherResult) busy() (share float64, perSecret time.Duration) {
-	var total time.Duration
-	for _, d := range w.CPU {
-		total += d
-	}
 	if w.Span.Drained <= 0 || w.W == 0 {
 		return 0, 0
 	}
+	total := sumDurations(w.CPU)
 	return total.Seconds() / (w.Span.Drained.Seconds() * float64(goruntime.NumCPU())), total / time.Duration(w.W)
 }
 

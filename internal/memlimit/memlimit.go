@@ -66,7 +66,7 @@ func apply(ratio float64, env string, root fs.FS) (Result, error) {
 		return Result{Limit: current}, err
 	}
 	if limit == 0 {
-		return Result{Source: SourceNone, Cgroup: 0, Limit: current}, nil
+		return Result{Source: SourceNone, Limit: current}, nil
 	}
 	set := int64(float64(limit) * ratio)
 	debug.SetMemoryLimit(set)
@@ -203,7 +203,7 @@ func (mt mount) limit(root fs.FS, p string) (int64, error) {
 		if v > 0 && (lowest == 0 || v < lowest) {
 			lowest = v
 		}
-		if dir == mt.point || dir == "/" || dir == "." {
+		if dir == mt.point || dir == "/" {
 			return lowest, nil
 		}
 	}
