@@ -49,6 +49,13 @@ const (
 	// the key-related ones (their message mentions the private key) are
 	// considered redaction-induced.
 	ReasonSecretMismatch = "SecretMismatch"
+	// ReasonDoesNotExist comes from SecretDoesNotExist: the Secret is not in
+	// the trigger's informer cache. The guard looks at it only on Issuing:
+	// when the Secret does exist as a placeholder, cert-manager's cache is
+	// behind the apiserver (a placeholder just restored by adoption or from a
+	// backup, or the Secret of an issuance that has just completed), and the
+	// issuance it asks for is decided like one asked for with MissingData.
+	ReasonDoesNotExist = "DoesNotExist"
 )
 
 // Reasons the guard writes when it rewrites a redaction-induced condition into
@@ -101,6 +108,14 @@ const ReadyMessage = "Certificate is up to date and has not expired; its private
 // and Decide agree on which updates are worth a look.
 func RedactionReasons() []string {
 	return []string{ReasonMissingData, ReasonInvalidKeyPair, ReasonSecretMismatch}
+}
+
+// IssuingReasons returns the Issuing=True reasons the guard looks at:
+// RedactionReasons and ReasonDoesNotExist. A Ready=False/DoesNotExist is not
+// looked at: the issuance it goes with is, and the readiness controller
+// writes MissingData once its cache holds the placeholder.
+func IssuingReasons() []string {
+	return append(RedactionReasons(), ReasonDoesNotExist)
 }
 
 // Outcome says what the admission webhook does with cert-manager's update.
@@ -180,7 +195,8 @@ type Decision struct {
 }
 
 // Candidate reports whether the update from old to new newly sets
-// Issuing=True, or carries Ready=False, with one of RedactionReasons. It is the Go
+// Issuing=True with one of IssuingReasons, carries Ready=False with one of
+// RedactionReasons, or ends an issuance (CompletesIssuance). It is the Go
 // twin of the webhook's CEL matchConditions and lets callers skip all lookups
 // for updates Decide would pass anyway. old may be nil (no prior state).
 func Candidate(old, new *cmapi.Certificate) bool {
@@ -218,10 +234,13 @@ func CompletesIssuance(old, new *cmapi.Certificate) bool {
 // redaction of tls.key. It is pure: same input, same decision.
 //
 // Contract:
-//   - Updates that neither newly set Issuing=True nor carry Ready=False with
-//     a redaction-induced reason, nor end an issuance
-//     (CompletesIssuance), pass untouched (ManuallyTriggered,
-//     DoesNotExist, IncorrectIssuer, ...).
+//   - Updates that neither newly set Issuing=True with a redaction-induced
+//     reason or DoesNotExist, nor carry Ready=False with a redaction-induced
+//     reason, nor end an issuance (CompletesIssuance), pass untouched
+//     (ManuallyTriggered, IncorrectIssuer, ...).
+//   - Issuing=True with DoesNotExist passes untouched when the Secret does
+//     not exist; when it does, cert-manager's cache is behind and the update
+//     is decided like one with MissingData.
 //   - The end of an issuance whose new certificate is in custody, matches
 //     its record and has no genuine reason against it is made Ready=True in
 //     that write (PassRewritten, reason Ready); otherwise it passes
@@ -383,10 +402,10 @@ func redactionReason(c *cmapi.CertificateCondition, strictMessage bool) bool {
 }
 
 // issuingTransition returns new's Issuing condition if it is True with a
-// redaction-induced reason and old had no Issuing=True.
+// redaction-induced reason or DoesNotExist and old had no Issuing=True.
 func issuingTransition(old, new *cmapi.Certificate, strictMessage bool) *cmapi.CertificateCondition {
 	c := condition(new, cmapi.CertificateConditionIssuing)
-	if c == nil || c.Status != cmmeta.ConditionTrue || !redactionReason(c, strictMessage) {
+	if c == nil || c.Status != cmmeta.ConditionTrue || (!redactionReason(c, strictMessage) && c.Reason != ReasonDoesNotExist) {
 		return nil
 	}
 	if o := condition(old, cmapi.CertificateConditionIssuing); o != nil && o.Status == cmmeta.ConditionTrue {

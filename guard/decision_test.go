@@ -165,11 +165,35 @@ func TestDecideGuard(t *testing.T) {
 			wantOutcome: Pass, wantReason: DecisionNotRedactionRelated,
 		},
 		{
-			name: "DoesNotExist passes untouched",
+			name: "DoesNotExist without the Secret passes untouched",
 			update: func(f *fix, c *cmapi.Certificate) {
 				setCond(c, f.now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "DoesNotExist", "Issuing certificate as Secret does not exist")
 			},
-			wantOutcome: Pass, wantReason: DecisionNotRedactionRelated,
+			adjust:      func(_ *fix, in *Input) { in.Secret = nil },
+			wantOutcome: Pass, wantReason: DecisionSecretNotFound,
+		},
+		{
+			// cert-manager's cache lags behind a placeholder that exists
+			// (restored by adoption, or an issuance that just completed).
+			name: "DoesNotExist while the placeholder exists is dropped",
+			update: func(f *fix, c *cmapi.Certificate) {
+				setCond(c, f.now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "DoesNotExist", "Issuing certificate as Secret does not exist")
+			},
+			wantOutcome: Veto, wantReason: DecisionRedactionOnly,
+			checks: []check{func(t *testing.T, _ *fix, d Decision) {
+				if c := cond(d.Status, cmapi.CertificateConditionIssuing); c != nil {
+					t.Fatalf("Issuing = %+v, want no Issuing condition", c)
+				}
+			}},
+		},
+		{
+			name: "DoesNotExist while an expired placeholder exists re-issues as Expired",
+			update: func(f *fix, c *cmapi.Certificate) {
+				setCond(c, f.now, cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "DoesNotExist", "Issuing certificate as Secret does not exist")
+			},
+			adjust:      func(f *fix, in *Input) { in.Now = f.cert.NotAfter.Add(time.Hour) },
+			wantOutcome: PassRewritten, wantReason: "Expired",
+			checks: []check{wantCond(cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "Expired", "expired on")},
 		},
 		{
 			name: "Issuing already True is not a transition",
@@ -771,6 +795,8 @@ func TestGuardCandidate(t *testing.T) {
 		{name: "Issuing True MissingData appears", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "MissingData")}, want: true},
 		{name: "Issuing True InvalidKeyPair appears", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "InvalidKeyPair")}, want: true},
 		{name: "Issuing True SecretMismatch appears", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "SecretMismatch")}, want: true},
+		{name: "Issuing True DoesNotExist appears", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "DoesNotExist")}, want: true},
+		{name: "Ready False DoesNotExist alone", new: []func(*cmapi.Certificate){ready(cmmeta.ConditionFalse, "DoesNotExist")}, want: false},
 		{name: "Issuing True ManuallyTriggered", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "ManuallyTriggered")}, want: false},
 		{name: "Issuing False MissingData", new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionFalse, "MissingData")}, want: false},
 		{name: "Issuing stays True", old: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "Renewing")}, new: []func(*cmapi.Certificate){issuing(cmmeta.ConditionTrue, "MissingData")}, want: false},

@@ -63,7 +63,12 @@ const (
 //     an issuance the cached Secret could not complete, or a redaction
 //     candidate whose cached Secret is missing or not a placeholder): the
 //     Secret is read once more with the live reader, from the apiserver's
-//     watch cache, and the decision is taken again if it changed.
+//     watch cache, and the decision is taken again if it changed. An
+//     Issuing=True/DoesNotExist whose Secret the cache does not hold is the
+//     start of almost every issuance; it is read again only when this
+//     process primed a custody write for that Secret within the TTL (a
+//     placeholder just restored by adoption, or an issuance that just
+//     completed).
 //
 // A Loader is safe for concurrent use.
 type Loader struct {
@@ -81,6 +86,9 @@ type Loader struct {
 
 	mu    sync.Mutex
 	cache map[cacheKey]cacheEntry
+	// written: "namespace/name" of Secrets whose custody write was primed,
+	// until the cache TTL after it (see recentlyWritten).
+	written map[string]time.Time
 }
 
 // LoaderOption adjusts a Loader built by NewLoader.
@@ -112,7 +120,7 @@ func NewLoader(reader client.Reader, store custody.Store, clk clock.PassiveClock
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	l := &Loader{reader: reader, store: store, clock: clk, log: log, ttl: DefaultCacheTTL, cacheSize: DefaultCacheSize, cache: map[cacheKey]cacheEntry{}}
+	l := &Loader{reader: reader, store: store, clock: clk, log: log, ttl: DefaultCacheTTL, cacheSize: DefaultCacheSize, cache: map[cacheKey]cacheEntry{}, written: map[string]time.Time{}}
 	for _, o := range opts {
 		o(l)
 	}
@@ -150,6 +158,14 @@ func (l *Loader) Decide(ctx context.Context, old, new *cmapi.Certificate) (Decis
 	// redaction cert-manager reacts to may not have reached this cache.
 	completing := d.Outcome == Pass && CompletesIssuance(old, new)
 	lagging := d.Outcome == Pass && (d.Reason == DecisionNotInCustody || d.Reason == DecisionSecretNotFound)
+	if lagging && d.Reason == DecisionSecretNotFound && onlyDoesNotExist(old, new) &&
+		!l.recentlyWritten(new.Namespace, new.Spec.SecretName) {
+		// The trigger's first look at a new Certificate: the Secret is
+		// missing from this cache too, and no custody write for it went
+		// through this process lately, so there is nothing to look for
+		// and the issuance costs no API read here.
+		lagging = false
+	}
 	if (d.Outcome != Veto && !completing && !lagging) || l.live == nil {
 		return d, nil
 	}
@@ -359,8 +375,29 @@ func (l *Loader) Prime(placeholder *corev1.Secret, meta custody.Metadata) {
 	if key.namespace == "" || key.name == "" || key.version != strconv.Itoa(meta.Version) {
 		return
 	}
-	l.remember(key, copyMeta(&meta), l.clock.Now())
+	now := l.clock.Now()
+	l.remember(key, copyMeta(&meta), now)
+	l.mu.Lock()
+	l.written[key.namespace+"/"+key.name] = now.Add(l.ttl)
+	l.mu.Unlock()
 	l.lookups.WithLabelValues(LookupPrimed).Inc()
+}
+
+// recentlyWritten reports whether a custody write for the Secret was primed
+// within the cache TTL: its placeholder exists or is about to, whatever an
+// informer cache says.
+func (l *Loader) recentlyWritten(namespace, name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	exp, ok := l.written[namespace+"/"+name]
+	return ok && l.clock.Now().Before(exp)
+}
+
+// onlyDoesNotExist reports whether the update's only transition the guard
+// looks at is Issuing=True with ReasonDoesNotExist.
+func onlyDoesNotExist(old, new *cmapi.Certificate) bool {
+	c := issuingTransition(old, new, true)
+	return c != nil && c.Reason == ReasonDoesNotExist && readyTransition(old, new, true) == nil && !CompletesIssuance(old, new)
 }
 
 // A torn custody record is read again TornRetries times,
@@ -392,6 +429,16 @@ func (l *Loader) staleAnswer(key cacheKey, now time.Time) *custody.Metadata {
 func (l *Loader) remember(key cacheKey, meta *custody.Metadata, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.written) >= l.cacheSize {
+		for k, exp := range l.written {
+			if !now.Before(exp) {
+				delete(l.written, k)
+			}
+		}
+		if len(l.written) >= l.cacheSize {
+			clear(l.written)
+		}
+	}
 	if len(l.cache) >= l.cacheSize {
 		// Drop what cannot serve at all, then what only serves stale.
 		for _, limit := range []time.Duration{StaleMax, 0} {

@@ -22,8 +22,9 @@ const (
 // of guard.Candidate: the new object must carry
 //
 //   - an Issuing condition with status True and a redaction-induced reason
-//     (guard.RedactionReasons) while the old object had no
-//     Issuing=True, or
+//     or DoesNotExist (guard.IssuingReasons) while the old object had no
+//     Issuing=True (DoesNotExist: cert-manager's cache may not hold a
+//     placeholder that exists), or
 //   - the end of an issuance (guard.CompletesIssuance): the old
 //     object had Issuing=True, the new one has no Issuing condition and is
 //     not Ready=True, or
@@ -41,14 +42,17 @@ const (
 // every optional field is tested with has() first; a missing field would be
 // an evaluation error, which the failure policy would turn into a rejection.
 func GuardMatchConditions() []admissionregistrationv1.MatchCondition {
-	reasons := make([]string, 0, 3)
-	for _, r := range guard.RedactionReasons() {
-		reasons = append(reasons, "'"+r+"'")
+	list := func(rs []string) string {
+		quoted := make([]string, 0, len(rs))
+		for _, r := range rs {
+			quoted = append(quoted, "'"+r+"'")
+		}
+		return "[" + strings.Join(quoted, ", ") + "]"
 	}
-	redaction := "[" + strings.Join(reasons, ", ") + "]"
+	redaction := list(guard.RedactionReasons())
 	oldConditions := "oldObject != null && has(oldObject.status) && has(oldObject.status.conditions)"
 
-	issuing := "(c.type == 'Issuing' && c.status == 'True' && c.reason in " + redaction +
+	issuing := "(c.type == 'Issuing' && c.status == 'True' && c.reason in " + list(guard.IssuingReasons()) +
 		" && !(" + oldConditions + " && oldObject.status.conditions.exists(o, has(o.type) && has(o.status) && o.type == 'Issuing' && o.status == 'True')))"
 	ready := "(c.type == 'Ready' && c.status == 'False' && c.reason in " + redaction + ")"
 	// The write that ends an issuance: Issuing=True in the old object, no

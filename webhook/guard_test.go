@@ -941,3 +941,85 @@ func TestCertificateGuardVetoesOnTheLiveSecretWhenTheCacheLags(t *testing.T) {
 		t.Fatalf("veto decisions = %v, want 1", n)
 	}
 }
+
+// ghCountingReader counts Gets of Secrets.
+type ghCountingReader struct {
+	client.Reader
+	mu      sync.Mutex
+	secrets int
+}
+
+func (r *ghCountingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Secret); ok {
+		r.mu.Lock()
+		r.secrets++
+		r.mu.Unlock()
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (r *ghCountingReader) secretGets() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.secrets
+}
+
+// TestCertificateGuardDoesNotExistWhileThePlaceholderExists: cert-manager's
+// trigger asks for an issuance because its cache has no Secret, while the
+// placeholder exists (restored by adoption, or written by an issuance that
+// just completed). The guard drops that issuance; on the trigger's first
+// look at a Certificate whose Secret it has never written, it reads nothing.
+func TestCertificateGuardDoesNotExistWhileThePlaceholderExists(t *testing.T) {
+	t.Parallel()
+	doesNotExist := func(c *cmapi.Certificate) {
+		ghSetCond(c, time.Now(), cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "DoesNotExist", "Issuing certificate as Secret does not exist")
+	}
+	for _, fresh := range []bool{false, true} {
+		f := ghNewFixture(t)
+		if fresh {
+			// A Certificate just created next to a restored placeholder.
+			f.crt.Status = cmapi.CertificateStatus{}
+			ghSetCond(f.crt, f.now.Add(-time.Second), cmapi.CertificateConditionReady, cmmeta.ConditionFalse, "DoesNotExist", "Issuing certificate as Secret does not exist")
+		}
+		req := f.request(t, doesNotExist)
+
+		// The guard's cache holds the placeholder: the issuance is dropped.
+		if resp := f.guard(t, f.reader(t, f.secret, f.cr)).Handle(context.Background(), req); len(resp.Patch) == 0 {
+			t.Fatalf("fresh=%v: placeholder in the cache: want the issuance dropped, got %+v", fresh, resp.Result)
+		} else if c := ghCond(ghApply(t, req, resp), cmapi.CertificateConditionIssuing); c != nil {
+			t.Fatalf("fresh=%v: Issuing = %+v after the veto, want none", fresh, c)
+		}
+
+		// Neither cache has the Secret and this guard wrote no custody
+		// record for it: no live read, the update passes.
+		cached := f.reader(t, f.cr)
+		live := &ghCountingReader{Reader: f.reader(t, f.secret, f.cr)}
+		g := f.guard(t, cached, WithGuardLiveReader(live), WithGuardCacheTTL(time.Minute))
+		if resp := g.Handle(context.Background(), req); !resp.Allowed || len(resp.Patch) != 0 {
+			t.Fatalf("fresh=%v: Secret unknown to this guard: want the update through unmodified, got patch %s", fresh, resp.Patch)
+		}
+		if n := live.secretGets(); n != 0 {
+			t.Fatalf("fresh=%v: %d live Secret reads for an issuance whose Secret this guard never wrote, want 0", fresh, n)
+		}
+		// The same guard's process has just written the record (the
+		// adopter's or the scrub webhook's write primes it): the lagging
+		// cache is not believed, the live placeholder is.
+		g.Prime(f.secret, f.meta)
+		resp := g.Handle(context.Background(), req)
+		if len(resp.Patch) == 0 {
+			t.Fatalf("fresh=%v: primed write, placeholder live: want the issuance dropped, got %+v", fresh, resp.Result)
+		}
+		if n := live.secretGets(); n != 1 {
+			t.Fatalf("fresh=%v: %d live Secret reads after a primed write, want 1", fresh, n)
+		}
+		if c := ghCond(ghApply(t, req, resp), cmapi.CertificateConditionIssuing); c != nil {
+			t.Fatalf("fresh=%v: Issuing = %+v after the veto, want none", fresh, c)
+		}
+		// The hint lasts as long as the cache TTL.
+		f.clock.Step(time.Minute)
+		g.Handle(context.Background(), req)
+		if n := live.secretGets(); n != 1 {
+			t.Fatalf("fresh=%v: %d live Secret reads after the hint expired, want still 1", fresh, n)
+		}
+	}
+}

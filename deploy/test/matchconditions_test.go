@@ -92,6 +92,7 @@ func checkMatchConditions(t *testing.T, wh *admissionregistrationv1.MutatingWebh
 		issuingNoKey    = `{"type":"Issuing","status":"True","reason":"MissingData"}`
 		issuingMismat   = `{"type":"Issuing","status":"True","reason":"SecretMismatch"}`
 		issuingManual   = `{"type":"Issuing","status":"True","reason":"ManuallyTriggered"}`
+		issuingNew      = `{"type":"Issuing","status":"True","reason":"DoesNotExist"}`
 		issuingRenew    = `{"type":"Issuing","status":"True","reason":"Renewing"}`
 		notIssuing      = `{"type":"Issuing","status":"False","reason":"Done"}`
 		issuingNoReason = `{"type":"Issuing","status":"True"}`
@@ -114,8 +115,12 @@ func checkMatchConditions(t *testing.T, wh *admissionregistrationv1.MutatingWebh
 		{"Issuing False", cert(ready, notIssuing), cert(ready), false},
 		{"Ready turns False for missing data", cert(notReadyNoKey), cert(ready), true},
 		{"Ready False, reason changes to InvalidKeyPair", cert(notReadyPair), cert(notReadyNoKey), true},
-		{"Ready False for missing data again", cert(notReadyNoKey), cert(notReadyNoKey), false},
+		{"Ready False for missing data again (re-decided on every write)", cert(notReadyNoKey), cert(notReadyNoKey), true},
 		{"new Certificate not ready yet", cert(notReadyNew), certWithout, false},
+		{"issuance of a Secret cert-manager's cache lacks", cert(notReadyNew, issuingNew), cert(notReadyNew), true},
+		{"issuance ends, not Ready yet", cert(notReadyNew), cert(notReadyNew, issuingNew), true},
+		{"issuance ends Ready", cert(ready), cert(ready, issuingRenew), false},
+		{"issuance fails", cert(notReadyNew, notIssuing), cert(notReadyNew, issuingNew), false},
 		{"Ready stays True", cert(ready), cert(ready), false},
 		{"no status", certWithout, certWithout, false},
 	} {
