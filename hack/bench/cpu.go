@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,4 +100,54 @@ func sumDurations(d map[string]time.Duration) time.Duration {
 		t += v
 	}
 	return t
+}
+
+// Idle detection before a measured phase: the stack counts as idle once all
+// its processes together used less than idleCPUShare of one CPU over the
+// last idleWindow, sampled every idleSample.
+const (
+	idleCPUShare = 0.25
+	idleWindow   = 2 * time.Second
+	idleSample   = 500 * time.Millisecond
+)
+
+// drain is what waitIdle saw: how long the stack took to go idle and the
+// CPU it used meanwhile.
+type drain struct {
+	Waited, CPU time.Duration
+	// Reached is false when the stack was still busy at the limit.
+	Reached bool
+}
+
+// waitIdle waits until the stack is idle (see idleCPUShare), at most limit.
+// A phase that starts while the previous one's work is still being done
+// (cert-manager's informer handlers run behind their watches, and some of
+// them scan a whole namespace per event) would be charged with that work:
+// arm b used to pay for the backlog arm a left in cert-manager's
+// self-signed Secret handler. This samples CPU counters; it waits for no
+// event of the system under test.
+func waitIdle(ctx context.Context, limit time.Duration) (drain, error) {
+	start := time.Now()
+	first := sumCPU(cpuTimes())
+	window := []time.Duration{first}
+	perWindow := time.Duration(idleCPUShare * float64(idleWindow))
+	need := int(idleWindow / idleSample)
+	for {
+		select {
+		case <-ctx.Done():
+			return drain{}, ctx.Err()
+		case <-time.After(idleSample):
+		}
+		now := sumCPU(cpuTimes())
+		window = append(window, now)
+		if len(window) > need+1 {
+			window = window[1:]
+		}
+		if len(window) == need+1 && window[need]-window[0] < perWindow {
+			return drain{Waited: time.Since(start), CPU: now - first, Reached: true}, nil
+		}
+		if time.Since(start) >= limit {
+			return drain{Waited: time.Since(start), CPU: now - first}, nil
+		}
+	}
 }

@@ -64,6 +64,10 @@ type issuanceResult struct {
 	Requests map[string]float64
 	// Scrubbed counts Secrets with an empty tls.key after the arm (b only).
 	Scrubbed, Secrets int
+	// Writes counts watch events on Secrets, Certificates and
+	// CertificateRequests in the arm's namespaces from the first Create to
+	// settled, keyed "<kind> <event> by <field manager>" (countWrites).
+	Writes map[string]int
 }
 
 // createIssuers creates the two ClusterIssuers and waits until both are Ready.
@@ -239,6 +243,15 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		scrub0, _ = gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
 	}
 
+	wc, err := b.countWrites(ctx, func(ns string) (string, bool) { return "", inArm[ns] })
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if res.Writes == nil {
+			wc.finish()
+		}
+	}()
 	req0, err := b.apiRequests(ctx)
 	if err != nil {
 		return nil, err
@@ -315,6 +328,7 @@ func (b *bench) runIssuance(ctx context.Context, arm string, round int) (*issuan
 		res.Settled = settledAt.Sub(start)
 		mu.Unlock()
 		res.SettledCPU = cpuDelta(cpu0, cpuTimes())
+		res.Writes, _ = wc.finish()
 	case <-time.After(b.opts.PhaseTimeout):
 		return nil, fmt.Errorf("arm %s round %d: cert-manager's temporary key Secrets still there %s after the last Ready", arm, round, b.opts.PhaseTimeout)
 	case <-ctx.Done():

@@ -58,6 +58,7 @@ type options struct {
 	WatcherWorkers int
 	AuditPeriod    time.Duration
 	PhaseTimeout   time.Duration
+	IdleLimit      time.Duration
 	ScaleTimeout   time.Duration
 	ScaleSettle    time.Duration
 	// ScaleMemoryLimitMiB limits the scale phase's keyward process (0: no limit).
@@ -96,6 +97,7 @@ func main() {
 	o.Namespaces = intList{1}
 	flag.Var(&o.Namespaces, "namespaces", "namespaces each issuance arm's Certificates are spread over, a comma-separated list that rounds cycle through (e.g. -rounds 2 -namespaces 1,10); cert-manager's handlers scan a namespace's objects per event")
 	flag.DurationVar(&o.PhaseTimeout, "phase-timeout", 15*time.Minute, "limit for each phase to complete")
+	flag.DurationVar(&o.IdleLimit, "idle-limit", 10*time.Minute, "longest wait, before each issuance arm and the scrub and watcher phases, for the stack to go idle (all processes under a quarter of a CPU over 2 s)")
 	flag.DurationVar(&o.ScaleSettle, "scale-settle", 15*time.Second, "pause before each memory reading of the scale phase")
 	flag.IntVar(&o.ScaleMemoryLimitMiB, "scale-memory-limit-mib", 256, "memory limit of the scale phase's keyward process, in MiB, as the chart's default resources.limits.memory (a memory cgroup when one can be made, else GOMEMLIMIT; 0: none)")
 	flag.DurationVar(&o.ScaleTimeout, "scale-timeout", 40*time.Minute, "limit for the scale phase's Certificates to be Ready")
@@ -161,6 +163,9 @@ func run(o options) error {
 	for r := 1; r <= o.Rounds; r++ {
 		for _, arm := range []string{"a", "b"} {
 			fmt.Printf("issuance: arm %s round %d, %d Certificates…\n", arm, r, o.N)
+			if err := b.idle(ctx, rep, fmt.Sprintf("arm %s, %s", arm, rep.roundName(r))); err != nil {
+				return err
+			}
 			stopProfile, err := startProfile(o.CPUProfile, arm, r)
 			if err != nil {
 				return err
@@ -190,10 +195,16 @@ func run(o options) error {
 	fmt.Printf("  keyward vault requests %d, custody-namespace writes %d\n", rep.Steady.Vault["keyward"], rep.Steady.CustodyWrites)
 
 	fmt.Printf("scrub cost: %d Secrets per arm…\n", o.ScrubSecrets)
+	if err := b.idle(ctx, rep, "the scrub-cost phase"); err != nil {
+		return err
+	}
 	if rep.Scrub, err = b.runScrubCost(ctx); err != nil {
 		return err
 	}
 	fmt.Printf("watcher exposure: %d Secrets, webhook down…\n", o.WatcherSecrets)
+	if err := b.idle(ctx, rep, "the watcher phase"); err != nil {
+		return err
+	}
 	if rep.Watcher, err = b.runWatcher(ctx); err != nil {
 		return err
 	}
@@ -334,4 +345,20 @@ func (o options) layout(round int) int {
 		return 1
 	}
 	return o.Namespaces[(round-1)%len(o.Namespaces)]
+}
+
+// idle waits for the stack to go idle before the phase named what and
+// records the wait in the report (see waitIdle).
+func (b *bench) idle(ctx context.Context, rep *report, what string) error {
+	d, err := waitIdle(ctx, b.opts.IdleLimit)
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("before %s: %s until idle, %s of CPU used meanwhile", what, fmtD(d.Waited), fmtD(d.CPU))
+	if !d.Reached {
+		line = fmt.Sprintf("before %s: still busy after %s (%s of CPU used meanwhile); started anyway", what, fmtD(d.Waited), fmtD(d.CPU))
+	}
+	fmt.Println("  " + line)
+	rep.Drains = append(rep.Drains, line)
+	return nil
 }

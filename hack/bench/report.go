@@ -42,6 +42,9 @@ type report struct {
 	ProfileRound   int
 	ProfileKeyward []string
 	Notes          []string
+	// Drains says how long each measured phase waited for the stack to go
+	// idle first, and what that backlog cost (waitIdle).
+	Drains []string
 }
 
 func machineInfo() map[string]string {
@@ -294,7 +297,15 @@ func (r *report) markdown() string {
 	w("- *Wall*: first Create call → the last Ready=True delivered by a watch on the namespace's Certificates.\n")
 	w("- *Watch latency*: that Certificate's Create returned → its Ready=True delivered by the watch (ms resolution).\n")
 	w("- *API latency*: `creationTimestamp` → Ready condition `lastTransitionTime`, as the issue asks; both are whole seconds, so these are multiples of 1 s.\n")
-	w("- *Settled*: first Create call → every Certificate Ready **and** every temporary private-key Secret cert-manager created for the arm (label `cert-manager.io/next-private-key`) deleted again, seen by a watch. cert-manager deletes them in its own time after an issuance; when its queues are long that clean-up can fall after the last Ready, so *Wall* alone leaves work out. Settled counts the same work in both arms.\n\n")
+	w("- *Settled*: first Create call → every Certificate Ready **and** every temporary private-key Secret cert-manager created for the arm (label `cert-manager.io/next-private-key`) deleted again, seen by a watch. cert-manager deletes them in its own time after an issuance; when its queues are long that clean-up can fall after the last Ready, so *Wall* alone leaves work out. Settled counts the same work in both arms.\n")
+	w("- *Start*: an arm starts only once the stack is idle (all processes together under %.2f of a CPU over %s, sampled every %s; at most %s): cert-manager's informer handlers run behind their watches, and its self-signed CertificateRequest controller's Secret handler lists every CertificateRequest of the Secret's namespace per Secret event, so an arm that started at once would pay for the previous arm's backlog. The same wait precedes the scrub and watcher phases.\n\n", idleCPUShare, idleWindow, idleSample, r.Opts.IdleLimit)
+	if len(r.Drains) > 0 {
+		w("Waits for an idle stack in this run:\n\n")
+		for _, d := range r.Drains {
+			w("- %s\n", d)
+		}
+		w("\n")
+	}
 	w("| Round | Arm | Wall | Watch p50 | Watch p90 | Watch p99 | Watch max | API p50 | API p99 | Wall ratio b/a | Settled | Settled ratio b/a |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, res := range r.Issuance {
 		ws, as := res.WatchLatency.summary(), res.APILatency.summary()
@@ -326,6 +337,22 @@ func (r *report) markdown() string {
 				break
 			}
 			w("| `%s` | %.2f | %.2f | %+.2f |\n", row.Key, row.A, row.B, row.B-row.A)
+		}
+		w("\n")
+	}
+	w("\nObject writes per Certificate during each round (watch events on Secrets, Certificates and CertificateRequests in the arm's namespaces, from the first Create to settled, by the field manager of the newest managedFields entry; each one wakes cert-manager's controllers for that object, whose handlers scan the namespace), the kinds whose count differs most between the arms:\n\n")
+	for _, res := range r.Issuance {
+		a, _ := r.arms(res.Round)
+		if res.Arm != "b" || a == nil || a.Writes == nil || res.Writes == nil {
+			continue
+		}
+		rows, ta, tb := compareRequests(toFloats(a.Writes), toFloats(res.Writes), r.Opts.N)
+		w("Round %d: %.2f writes per Certificate in arm a, %.2f in arm b.\n\n| write | a per cert | b per cert | b − a |\n| --- | ---: | ---: | ---: |\n", res.Round, ta, tb)
+		for i, row := range rows {
+			if i == 16 {
+				break
+			}
+			w("| %s | %.2f | %.2f | %+.2f |\n", row.Key, row.A, row.B, row.B-row.A)
 		}
 		w("\n")
 	}
@@ -597,6 +624,14 @@ func (r *report) steadyVerdict(s *steadyResult) string {
 		out += "; outside custody (independent of the number of Certificates): " + strings.Join(other, ", ")
 	}
 	return fmt.Sprintf("%s; %d object writes in custody namespaces (target 0): %s.", out, s.CustodyWrites, verdict)
+}
+
+func toFloats(m map[string]int) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = float64(v)
+	}
+	return out
 }
 
 func toInts(m map[string]string) map[string]int {

@@ -12,16 +12,10 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward-io/keyward/e2e/framework"
 )
@@ -122,59 +116,23 @@ func lastManager(obj runtime.Object) string {
 // runSteady watches Secrets, Certificates and CertificateRequests cluster-wide
 // and tails Vault's audit log for the quiet period.
 func (b *bench) runSteady(ctx context.Context) (*steadyResult, error) {
-	res := &steadyResult{Quiet: b.opts.Quiet, Vault: map[string]int{}, VaultPaths: map[string]int{}, Writes: map[string]int{}}
-	var mu sync.Mutex
-	count := func(kind string) func(watch.EventType, runtime.Object, time.Time) {
-		return func(t watch.EventType, obj runtime.Object, _ time.Time) {
-			acc, err := meta.Accessor(obj)
-			if err != nil {
-				return
-			}
-			arm, ok := b.issuanceNamespaces[acc.GetNamespace()]
-			if !ok {
-				return
-			}
-			class := "baseline"
-			if arm == "b" {
-				class = "custody"
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			res.Writes[fmt.Sprintf("%s %s %s by %s", kind, strings.ToLower(string(t)), class, lastManager(obj))]++
-			if class == "custody" {
-				res.CustodyWrites++
-			} else {
-				res.BaselineWrites++
-			}
+	res := &steadyResult{Quiet: b.opts.Quiet, Vault: map[string]int{}, VaultPaths: map[string]int{}}
+	wc, err := b.countWrites(ctx, func(ns string) (string, bool) {
+		arm, ok := b.issuanceNamespaces[ns]
+		if arm == "b" {
+			return "custody", ok
 		}
+		return "baseline", ok
+	})
+	if err != nil {
+		return nil, err
 	}
-	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	var dones []<-chan struct{}
-	type kind struct {
-		name string
-		list client.ObjectList
-	}
-	for _, k := range []kind{{"Secret", &corev1.SecretList{}}, {"Certificate", &cmapi.CertificateList{}}, {"CertificateRequest", &cmapi.CertificateRequestList{}}} {
-		k := k
-		done, err := follower{
-			list: func(ctx context.Context) (string, []runtime.Object, error) {
-				l := k.list.DeepCopyObject().(client.ObjectList)
-				if err := b.c.List(ctx, l); err != nil {
-					return "", nil, err
-				}
-				return l.GetResourceVersion(), nil, nil
-			},
-			watch: func(ctx context.Context, rv string) (watch.Interface, error) {
-				return b.c.Watch(ctx, k.list.DeepCopyObject().(client.ObjectList), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
-			},
-			onEvent: count(k.name),
-		}.start(wctx)
-		if err != nil {
-			return nil, fmt.Errorf("watching %s: %w", k.name, err)
+	finished := false
+	defer func() {
+		if !finished {
+			wc.finish()
 		}
-		dones = append(dones, done)
-	}
+	}()
 	offset, err := fileSize(b.st.Vault.AuditLogPath)
 	if err != nil {
 		return nil, err
@@ -188,10 +146,10 @@ func (b *bench) runSteady(ctx context.Context) (*steadyResult, error) {
 	if err := countVault(b.st.Vault.AuditLogPath, offset, res); err != nil {
 		return nil, err
 	}
-	stop()
-	for _, d := range dones {
-		<-d
-	}
+	var total map[string]int
+	res.Writes, total = wc.finish()
+	finished = true
+	res.CustodyWrites, res.BaselineWrites = total["custody"], total["baseline"]
 	return res, nil
 }
 
