@@ -331,14 +331,7 @@ func (r *report) markdown() string {
 			continue
 		}
 		rows, ta, tb := compareRequests(a.Requests, res.Requests, r.Opts.N)
-		w("Round %d: %.1f requests per Certificate in arm a, %.1f in arm b.\n\n| request | a per cert | b per cert | b − a |\n| --- | ---: | ---: | ---: |\n", res.Round, ta, tb)
-		for i, row := range rows {
-			if i == 12 {
-				break
-			}
-			w("| `%s` | %.2f | %.2f | %+.2f |\n", row.Key, row.A, row.B, row.B-row.A)
-		}
-		w("\n")
+		w("Round %d: %.1f requests per Certificate in arm a, %.1f in arm b.\n\n%s\n", res.Round, ta, tb, armTable("request", "`%s`", rows, 12))
 	}
 	w("\nObject writes per Certificate during each round (watch events on Secrets, Certificates and CertificateRequests in the arm's namespaces, from the first Create to settled, by the field manager of the newest managedFields entry; each one wakes cert-manager's controllers for that object, whose handlers scan the namespace), the kinds whose count differs most between the arms:\n\n")
 	for _, res := range r.Issuance {
@@ -347,14 +340,7 @@ func (r *report) markdown() string {
 			continue
 		}
 		rows, ta, tb := compareRequests(toFloats(a.Writes), toFloats(res.Writes), r.Opts.N)
-		w("Round %d: %.2f writes per Certificate in arm a, %.2f in arm b.\n\n| write | a per cert | b per cert | b − a |\n| --- | ---: | ---: | ---: |\n", res.Round, ta, tb)
-		for i, row := range rows {
-			if i == 16 {
-				break
-			}
-			w("| %s | %.2f | %.2f | %+.2f |\n", row.Key, row.A, row.B, row.B-row.A)
-		}
-		w("\n")
+		w("Round %d: %.2f writes per Certificate in arm a, %.2f in arm b.\n\n%s\n", res.Round, ta, tb, armTable("write", "%s", rows, 16))
 	}
 	w("\nKeyward's own histograms over each arm b:\n\n")
 	for _, res := range r.Issuance {
@@ -624,6 +610,20 @@ func (r *report) steadyVerdict(s *steadyResult) string {
 		out += "; outside custody (independent of the number of Certificates): " + strings.Join(other, ", ")
 	}
 	return fmt.Sprintf("%s; %d object writes in custody namespaces (target 0): %s.", out, s.CustodyWrites, verdict)
+}
+
+// armTable renders the first limit rows of a per-Certificate comparison of
+// the arms; keyFormat formats each row's key.
+func armTable(what, keyFormat string, rows []requestRow, limit int) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "| %s | a per cert | b per cert | b − a |\n| --- | ---: | ---: | ---: |\n", what)
+	for i, row := range rows {
+		if i == limit {
+			break
+		}
+		fmt.Fprintf(&sb, "| "+keyFormat+" | %.2f | %.2f | %+.2f |\n", row.Key, row.A, row.B, row.B-row.A)
+	}
+	return sb.String()
 }
 
 func toFloats(m map[string]int) map[string]float64 {
