@@ -37,7 +37,8 @@ type Record struct {
 	// CA is the PEM CA bundle (DataCA), possibly empty.
 	CA []byte
 	// Meta describes the record; a store keeps it where readers without
-	// data access can see it (Vault KV custom metadata).
+	// data access can see it (Vault KV: in the version's data, as key names
+	// the subkeys endpoint shows without values).
 	Meta Metadata
 }
 
@@ -63,9 +64,11 @@ type Metadata struct {
 	// (set by key readers; zero otherwise). Ignored on Put.
 	WrittenAt time.Time
 	// Torn reports that the record's metadata describes another version
-	// than the current one: a write is between its data and its metadata
-	// (for milliseconds), or was interrupted there. Only Version is set
-	// then. Ignored on Put.
+	// than the current one, in stores that write a version and its
+	// metadata in two calls: a write is between them (for milliseconds), or
+	// was interrupted there (for Vault: a version written without its
+	// description, by hand or before versions carried one). Only Version is
+	// set then. Ignored on Put.
 	Torn bool
 }
 

@@ -38,6 +38,7 @@ import (
 
 	"github.com/keyward-io/keyward/cmd/keyward/app"
 	"github.com/keyward-io/keyward/custody"
+	"github.com/keyward-io/keyward/custody/vaultkv"
 	"github.com/keyward-io/keyward/e2e/framework"
 	"github.com/keyward-io/keyward/e2e/framework/keyward"
 	"github.com/keyward-io/keyward/guard"
@@ -898,21 +899,31 @@ func (b *badInput) tamperedRecord() badInputCase {
 			fp := sec.Annotations[custody.AnnotationKeySHA256]
 			fake := strings.Repeat("0", 64)
 
+			// Tampering in Vault can only add a version (KV v2 versions are
+			// immutable): root writes the same key and certificate again with
+			// a description that names another key.
 			vc, err := b.st.Vault.RootClient()
 			must(t, err)
-			mdPath := framework.VaultCustodyMount + "/metadata/" + framework.VaultCustodyPrefix + "/" + biCerts + "/tamper-tls"
-			md, err := vc.Logical().ReadWithContext(b.ctx, mdPath)
+			kv := vc.KVv2(framework.VaultCustodyMount)
+			recPath := framework.VaultCustodyPrefix + "/" + biCerts + "/tamper-tls"
+			cur, err := kv.Get(b.ctx, recPath)
 			must(t, err)
-			custom, _ := md.Data["custom_metadata"].(map[string]any)
-			if custom["key_sha256"] != fp {
-				t.Fatalf("custody metadata key_sha256 %v, the Secret names %s", custom["key_sha256"], fp)
+			if got := describedKey(cur.Data); got != fp {
+				t.Fatalf("custody record describes key %q, the Secret names %s", got, fp)
 			}
-			custom["key_sha256"] = fake
-			_, err = vc.Logical().WriteWithContext(b.ctx, mdPath, map[string]any{"custom_metadata": custom})
+			desc := map[string]any{}
+			for k, v := range cur.Data[vaultkv.DataDescription].(map[string]any) {
+				if !strings.HasPrefix(k, "key_sha256=") {
+					desc[k] = v
+				}
+			}
+			desc["key_sha256="+fake] = ""
+			cur.Data[vaultkv.DataDescription] = desc
+			_, err = kv.Put(b.ctx, recPath, cur.Data)
 			must(t, err)
 
 			// The audit lists records (one Vault LIST per namespace) and does
-			// not read a listed record's metadata, so it does not see this.
+			// not read a listed record's description, so it does not see this.
 			// The next time cert-manager looks at the Certificate (any change
 			// of the Secret), the guard finds the record does not describe
 			// tls.crt and lets cert-manager re-issue. Its metadata cache may
@@ -939,12 +950,11 @@ func (b *badInput) tamperedRecord() badInputCase {
 			if newSerial == serial {
 				t.Errorf("serial unchanged after the re-issue")
 			}
-			md, err = vc.Logical().ReadWithContext(b.ctx, mdPath)
+			cur, err = kv.Get(b.ctx, recPath)
 			must(t, err)
-			custom, _ = md.Data["custom_metadata"].(map[string]any)
 			sec = getSecret(t, b.c, client.ObjectKey{Namespace: biCerts, Name: "tamper-tls"})
-			if custom["key_sha256"] != sec.Annotations[custody.AnnotationKeySHA256] {
-				t.Errorf("after the re-issue the record names key %v, the Secret %s", custom["key_sha256"], sec.Annotations[custody.AnnotationKeySHA256])
+			if got := describedKey(cur.Data); got != sec.Annotations[custody.AnnotationKeySHA256] {
+				t.Errorf("after the re-issue the record describes key %q, the Secret names %s", got, sec.Annotations[custody.AnnotationKeySHA256])
 			}
 			// The Certificate has other CustodyGuardPassed events (its first
 			// issuance passed with SecretNotFound): find the mismatch one.
@@ -966,6 +976,18 @@ func (b *badInput) tamperedRecord() badInputCase {
 			return fmt.Sprintf("%s %s: %s; one re-issue (revision %d → %d) repairs the record", ev.Type, ev.Reason, ev.Note, before, revision(t, b.c, crt))
 		}
 	}}
+}
+
+// describedKey is the key fingerprint a custody record version's
+// description (vaultkv.DataDescription) names, from a root read of its data.
+func describedKey(data map[string]any) string {
+	desc, _ := data[vaultkv.DataDescription].(map[string]any)
+	for k := range desc {
+		if fp, ok := strings.CutPrefix(k, "key_sha256="); ok {
+			return fp
+		}
+	}
+	return ""
 }
 
 // rejectedByWatcher: an unusable Secret that was stored before its namespace

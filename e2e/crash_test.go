@@ -156,11 +156,11 @@ func TestCrashConsistency(t *testing.T) {
 	// issuance only for a Certificate whose issuance is in flight, at most
 	// one per kill: its status updates are refused while Keyward is down
 	// (failurePolicy Fail) and retried; a restarted guard whose caches are
-	// not synced fails open (docs/guard.md); and a kill between the scrub
-	// webhook's two Vault writes (data, then custom metadata) leaves a record
-	// whose metadata describes the previous version, which the guard reads
-	// as a mismatch, so it lets one re-issue through, which rewrites the
-	// record. Under load cert-manager's trigger can also see the new Secret
+	// not synced fails open (docs/guard.md); and a kill after the scrub
+	// webhook's Vault write but before the apiserver stores the Secret
+	// leaves a record whose current version the placeholder does not name,
+	// which the guard reads as a mismatch, so it lets one re-issue through,
+	// which rewrites the record. Under load cert-manager's trigger can also see the new Secret
 	// late and ask again with reason DoesNotExist; the guard drops that when
 	// it knows the placeholder (its cache holds it, or its process wrote the
 	// record within the last 30 s), which a freshly restarted Keyward may

@@ -596,6 +596,10 @@ func TestVaultLeastPrivilege(t *testing.T) {
 		writeOutside = vaultOp{"write custody data outside tls/", write("custody/data/elsewhere/x", map[string]any{"data": map[string]any{"k": "v"}})}
 		readCustody  = vaultOp{"read custody data", read(record)}
 		readMetadata = vaultOp{"read custody metadata", read("custody/metadata/tls/demo/least-tls")}
+		readSubkeys  = vaultOp{"read a custody record's description (subkeys)", read("custody/subkeys/tls/demo/least-tls")}
+		writeMeta    = vaultOp{"write custody custom metadata", write("custody/metadata/tls/demo/least-tls", map[string]any{"custom_metadata": map[string]any{"key_sha256": "00"}})}
+		setVersions  = vaultOp{"set the custody mount's max_versions", write("custody/config", map[string]any{"max_versions": 5})}
+		setCAS       = vaultOp{"set the custody mount's cas_required", write("custody/config", map[string]any{"cas_required": false})}
 		deleteMeta   = vaultOp{"delete custody metadata", func(ctx context.Context, c *vaultapi.Client) error {
 			_, err := c.Logical().DeleteWithContext(ctx, "custody/metadata/tls/demo/least-tls")
 			return err
@@ -604,6 +608,7 @@ func TestVaultLeastPrivilege(t *testing.T) {
 		writeEast    = vaultOp{"write cluster east's custody data", write("custody/data/tls/east/demo/least-tls", map[string]any{"data": map[string]any{"tls.key": "not-a-real-key"}})}
 		readEast     = vaultOp{"read cluster east's custody data", read("custody/data/tls/east/demo/least-tls")}
 		readEastMeta = vaultOp{"read cluster east's custody metadata", read("custody/metadata/tls/east/demo/least-tls")}
+		readEastKeys = vaultOp{"read cluster east's custody record description", read("custody/subkeys/tls/east/demo/least-tls")}
 		// Vault answers 400 (unknown serial) once the policy allows the call.
 		revokeSerial = vaultOp{"revoke a serial at pki_int/revoke", func(ctx context.Context, c *vaultapi.Client) error {
 			_, err := c.Logical().WriteWithContext(ctx, "pki_int/revoke", map[string]any{"serial_number": "00:11:22:33"})
@@ -621,30 +626,30 @@ func TestVaultLeastPrivilege(t *testing.T) {
 	)
 
 	// Order matters only for the positive reads: the writer creates the
-	// record the guard then reads the metadata of.
+	// record the guard then reads the description and metadata of.
 	for _, role := range []struct {
 		name, policy string
 		can, cannot  []vaultOp
 	}{
 		{
 			name: "keyward-custody-writer", policy: framework.PolicyCustodyWriter,
-			can:    []vaultOp{writeCustody, writeEast, readMetadata},
-			cannot: []vaultOp{readCustody, readEast, writeOutside, signKeyward, signBaseline, revokeSerial, readPolicy, writePolicy, listPolicy},
+			can:    []vaultOp{writeCustody, writeEast, readMetadata, readSubkeys, setVersions},
+			cannot: []vaultOp{readCustody, readEast, writeOutside, writeMeta, setCAS, signKeyward, signBaseline, revokeSerial, readPolicy, writePolicy, listPolicy},
 		},
 		{
 			name: "keyward-guard", policy: framework.PolicyGuard,
-			can:    []vaultOp{readMetadata},
-			cannot: []vaultOp{readCustody, writeCustody, deleteMeta, signKeyward, readPolicy, writePolicy},
+			can:    []vaultOp{readMetadata, readSubkeys},
+			cannot: []vaultOp{readCustody, writeCustody, writeMeta, deleteMeta, setVersions, signKeyward, readPolicy, writePolicy},
 		},
 		{
 			name: "keyward-issuer", policy: framework.PolicyIssuer,
 			can:    []vaultOp{signKeyward},
-			cannot: []vaultOp{writeCustody, readCustody, readMetadata, signBaseline, issueKeyward, writePKIRole, revokeSerial, readPolicy, writePolicy, listPolicy},
+			cannot: []vaultOp{writeCustody, readCustody, readMetadata, readSubkeys, signBaseline, issueKeyward, writePKIRole, revokeSerial, readPolicy, writePolicy, listPolicy},
 		},
 		{
 			name: "keyward-adopter", policy: framework.PolicyAdopter,
-			can:    []vaultOp{readEast, readEastMeta},
-			cannot: []vaultOp{readCustody, readMetadata, writeCustody, writeEast, signKeyward, revokeSerial, readPolicy, writePolicy},
+			can:    []vaultOp{readEast, readEastMeta, readEastKeys},
+			cannot: []vaultOp{readCustody, readMetadata, readSubkeys, writeCustody, writeEast, signKeyward, revokeSerial, readPolicy, writePolicy},
 		},
 		{
 			name: "keyward-revoker", policy: framework.PolicyRevoker,

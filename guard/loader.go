@@ -318,9 +318,10 @@ func (l *Loader) custody(ctx context.Context, s *corev1.Secret) (*custody.Metada
 		}
 	}
 	meta, err := l.store.Metadata(ctx, s.Namespace, s.Name)
-	// A torn record is usually a write between its data and its metadata:
-	// ask again a few times within the lookup budget rather than decide on
-	// half a record.
+	// A torn record is usually a write between its data and its metadata
+	// (stores that write them in two calls; a Vault record from before
+	// versions carried their description): ask again a few times within the
+	// lookup budget rather than decide on half a record.
 	for retry := 0; err == nil && meta.Torn && retry < TornRetries; retry++ {
 		select {
 		case <-ctx.Done():

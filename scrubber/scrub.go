@@ -16,8 +16,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// DefaultWriteTimeout bounds a custody write (metadata read + check-and-set
-// write + metadata write) on the admission path.
+// DefaultWriteTimeout bounds a custody write (a check-and-set write, plus a
+// metadata read when the expected version is stale) on the admission path.
 const DefaultWriteTimeout = 5 * time.Second
 
 // Scrubber moves a Secret's key to custody: plan, write, and only then hand

@@ -642,7 +642,7 @@ func ghConditionsEqual(a, b *cmapi.Certificate) bool {
 
 func TestCertificateGuardRereadsTornRecords(t *testing.T) {
 	t.Parallel()
-	// A record read between its data and metadata writes is read again.
+	// A record read between its data and metadata writes (a two-call store) is read again.
 	f := ghNewFixture(t)
 	f.store.torn = 2
 	g := f.guard(t, f.reader(t, f.secret, f.cr), WithGuardCacheTTL(time.Minute))

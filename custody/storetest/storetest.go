@@ -61,10 +61,10 @@ type Subject struct {
 	MaxRecordBytes int
 	// CAS says how strong the store's check-and-set is.
 	CAS CASKind
-	// Tear, when not nil, leaves the record namespace/name as a writer that
-	// died between its data and its metadata call would: a new data version
-	// without metadata describing it. Stores whose write is one atomic call
-	// leave it nil.
+	// Tear, when not nil, leaves the record namespace/name with a new data
+	// version that no metadata describes: what a writer that died between
+	// a two-call write leaves, or (Vault) a version written without
+	// Keyward's description. Stores where that cannot happen leave it nil.
 	Tear func(t *testing.T, namespace, name string)
 }
 

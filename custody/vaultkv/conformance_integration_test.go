@@ -24,7 +24,7 @@ const agentPolicy = "storetest-agent"
 
 // TestConformance runs the store conformance suite against the real Vault
 // dev server: the custody writer's policy for Store, the guard's
-// (metadata only) for Meta, and a consumer-style read policy for Reader.
+// (description and metadata, never data) for Meta, and a consumer-style read policy for Reader.
 // Each case gets its own folder under tls/, as a cluster would.
 func TestConformance(t *testing.T) {
 	v := framework.VaultForTest(t)
@@ -68,7 +68,7 @@ func TestConformance(t *testing.T) {
 			MaxRecordBytes: vaultkv.MaxRecordBytes,
 			CAS:            storetest.CASStrict,
 			Tear: func(t *testing.T, namespace, name string) {
-				// A data write without its metadata, as a writer that died between the two.
+				// A version Keyward did not write: data without a description.
 				p := path.Join("custody/data", prefix, namespace, name)
 				if _, err := root.Logical().WriteWithContext(context.Background(), p, map[string]any{"data": map[string]any{"tls.key": "torn"}}); err != nil {
 					t.Fatal(err)

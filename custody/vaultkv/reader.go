@@ -63,8 +63,10 @@ func NewReader(client func() *vaultapi.Client, opts ReaderOptions) (*Reader, err
 }
 
 // Read returns the given version of the record for Secret namespace/name.
-// Meta.Version and Meta.WrittenAt are set (the rest of Meta is the record's
-// custom metadata, which this policy may not see). A version that does not
+// Meta.Version and Meta.WrittenAt are set, and the rest of Meta from the
+// version's description when it has one (records written before Keyward
+// wrote descriptions keep theirs in custom metadata, which a reader's
+// policy need not see). A version that does not
 // exist (deleted, destroyed, pruned) is an error wrapping
 // custody.ErrNotFound. Read does not check the key against the certificate:
 // that is the caller's to do before serving it.
@@ -106,8 +108,9 @@ func (r *Reader) read(ctx context.Context, namespace, name string, version int) 
 		Key:         []byte(str(data, custody.DataKey)),
 		Certificate: []byte(str(data, custody.DataCertificate)),
 		CA:          []byte(str(data, custody.DataCA)),
-		Meta:        custody.Metadata{Version: version},
 	}
+	rec.Meta, _ = described(data[DataDescription])
+	rec.Meta.Version = version
 	if t, err := time.Parse(time.RFC3339Nano, str(meta, "created_time")); err == nil {
 		rec.Meta.WrittenAt = t
 	}

@@ -2,12 +2,15 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package vaultkv keeps custody records in a Vault (or OpenBao) KV v2 mount:
-// Store writes records and reads their metadata (the custody writer's and
-// the guard's side), Reader reads one version's data (a delivery agent's
-// side). A record lives at <mount>/data/<prefix>/<namespace>/<secret>, its
-// public description in that key's custom metadata, so a policy can allow
-// the metadata without the data. Vault's errors become the custody
-// contract's (custody.custody.ErrNotFound, custody.custody.ErrConflict) here and nowhere else.
+// Store writes records and reads their description (the custody writer's
+// and the guard's side), Reader reads one version's data (a delivery
+// agent's side). A record lives at <mount>/data/<prefix>/<namespace>/<secret>.
+// Each version holds the key, the certificate and the CA, plus the
+// version's public description (DataDescription), all written by one data
+// write; the guard reads the description through the subkeys endpoint,
+// which strips every value, so a policy can allow the description without
+// the key. Vault's errors become the custody contract's
+// (custody.ErrNotFound, custody.ErrConflict) here and nowhere else.
 package vaultkv
 
 import (
@@ -46,8 +49,9 @@ const (
 	MaxRecordBytes = 1 << 20
 )
 
-// Custom metadata field names. They are the record's public description,
-// readable with the keyward-guard policy (metadata read, no data read).
+// Field names of a record's description (DataDescription). Records written
+// before the description existed carry the same fields in the key's custom
+// metadata (with metaVersion); Metadata still reads those.
 const (
 	metaCertificate = "certificate"
 	metaIssuerName  = "issuer_name"
@@ -57,9 +61,9 @@ const (
 	metaNotBefore   = "not_before"
 	metaNotAfter    = "not_after"
 	metaKeySHA256   = "key_sha256"
-	// metaVersion is the data version the custom metadata describes. KV v2 keeps
-	// custom metadata per key, not per version, and it is written after the
-	// data, so a reader must check it against current_version.
+	// metaVersion is the data version a legacy custom metadata describes. KV
+	// v2 keeps custom metadata per key, not per version, and it was written
+	// after the data, so a reader must check it against current_version.
 	metaVersion = "version"
 )
 
@@ -70,7 +74,8 @@ type Options struct {
 	// Prefix is the folder under the mount that holds records. Default DefaultPrefix.
 	Prefix string
 	// MaxVersions is how many versions of a record Vault keeps
-	// (1..MaxVersionsLimit). Default DefaultMaxVersions.
+	// (1..MaxVersionsLimit), the mount's max_versions (EnsureMaxVersions).
+	// Default DefaultMaxVersions.
 	MaxVersions int
 	// Timeout bounds each Vault call, whatever the caller's context allows.
 	// Default DefaultTimeout.
@@ -79,7 +84,8 @@ type Options struct {
 
 // Store is a custody.Store over a Vault KV v2 mount. It never reads record
 // data: writing needs the keyward-custody-writer policy, Metadata alone the
-// keyward-guard policy.
+// keyward-guard policy (read on subkeys, and on metadata for records
+// written before descriptions).
 type Store struct {
 	client *vaultapi.Client
 	opts   Options
@@ -138,9 +144,12 @@ func validName(namespace, name string) error {
 	return nil
 }
 
-// Put writes the record data with check-and-set, then its custom metadata.
-// cas 0 also succeeds when the key exists but its current version is deleted
-// or destroyed, matching Metadata, which reports such a record as not found.
+// Put writes the record with check-and-set: key, certificate, CA and the
+// version's description in one KV v2 data write, nothing else. cas 0 also
+// succeeds when the key exists but its current version is deleted or
+// destroyed, matching Metadata, which reports such a record as not found.
+// How many versions Vault keeps is the mount's max_versions
+// (EnsureMaxVersions); Put does not set it per key.
 func (s *Store) Put(ctx context.Context, rec custody.Record, cas int) (int, error) {
 	if err := validName(rec.Namespace, rec.Name); err != nil {
 		return 0, fmt.Errorf("writing custody record: %w", err)
@@ -164,9 +173,6 @@ func (s *Store) Put(ctx context.Context, rec custody.Record, cas int) (int, erro
 	if err != nil {
 		return 0, fmt.Errorf("writing custody record for secret %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
-	if err := s.putMetadata(ctx, rec.Namespace, rec.Name, rec.Meta, version); err != nil {
-		return 0, fmt.Errorf("writing custody metadata for secret %s/%s (data version %d): %w", rec.Namespace, rec.Name, version, err)
-	}
 	return version, nil
 }
 
@@ -176,6 +182,7 @@ func (s *Store) putData(ctx context.Context, rec custody.Record, cas int) (int, 
 			custody.DataKey:         string(rec.Key),
 			custody.DataCertificate: string(rec.Certificate),
 			custody.DataCA:          string(rec.CA),
+			DataDescription:         describe(rec.Meta),
 		},
 	}
 	if cas >= 0 {
@@ -195,76 +202,107 @@ func (s *Store) putData(ctx context.Context, rec custody.Record, cas int) (int, 
 	return v, nil
 }
 
-func (s *Store) putMetadata(ctx context.Context, namespace, name string, m custody.Metadata, version int) error {
-	// Vault rejects empty custom metadata values; absent means empty.
-	custom := map[string]string{metaVersion: strconv.Itoa(version)}
-	for k, v := range map[string]string{
-		metaCertificate: m.CertificateName,
-		metaIssuerName:  m.IssuerName,
-		metaIssuerKind:  m.IssuerKind,
-		metaIssuerGroup: m.IssuerGroup,
-		metaSerial:      m.Serial,
-		metaKeySHA256:   m.KeySHA256,
-	} {
-		if v != "" {
-			custom[k] = v
-		}
-	}
-	if !m.NotBefore.IsZero() {
-		custom[metaNotBefore] = m.NotBefore.UTC().Format(time.RFC3339)
-	}
-	if !m.NotAfter.IsZero() {
-		custom[metaNotAfter] = m.NotAfter.UTC().Format(time.RFC3339)
-	}
-	_, err := s.client.Logical().WriteWithContext(ctx, s.apiPath("metadata", namespace, name), map[string]any{
-		"max_versions":    s.opts.MaxVersions,
-		"custom_metadata": custom,
-	})
-	return storeError(err)
-}
-
-// Metadata reads the record's metadata (never its data). When the custom
-// metadata does not describe the current version (a write in progress or
-// interrupted between data and metadata), only Version is set: callers that
-// compare fingerprints then see a mismatch, which is the truth.
+// Metadata reads the current version's description (never its data) with
+// one read of the subkeys endpoint, which answers the version's structure
+// with every value removed, and the version's number. Description and
+// version come from the same stored version, so they always agree. A
+// current version without a description (written before Keyward wrote
+// descriptions, or by hand) is read from the key's custom metadata as
+// before; when that describes another version (an old write between its
+// data and its metadata, or a version Keyward did not write), only Version
+// is set and Torn: callers that compare fingerprints then see a mismatch,
+// which is the truth.
 func (s *Store) Metadata(ctx context.Context, namespace, name string) (custody.Metadata, error) {
 	if err := validName(namespace, name); err != nil {
 		return custody.Metadata{}, fmt.Errorf("reading custody metadata: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	sec, err := s.readMetadata(ctx, namespace, name)
+	m, ok, err := s.subkeys(ctx, namespace, name)
+	if err == nil && !ok {
+		m, err = s.legacyMetadata(ctx, namespace, name)
+	}
 	if err != nil {
 		return custody.Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: %w", namespace, name, err)
+	}
+	return m, nil
+}
+
+// subkeys reads the current version's structure. ok is false when the
+// version carries no description.
+func (s *Store) subkeys(ctx context.Context, namespace, name string) (custody.Metadata, bool, error) {
+	// depth 2: the description's keys are the second level; the PEM fields
+	// are leaves either way.
+	sec, err := s.client.Logical().ReadWithDataWithContext(ctx, s.apiPath("subkeys", namespace, name), map[string][]string{"depth": {"2"}})
+	if err != nil {
+		return custody.Metadata{}, false, storeError(err)
+	}
+	// KV v2 answers a missing key with 404 and no body, a deleted or
+	// destroyed current version with 404, its metadata and no subkeys.
+	if sec == nil || sec.Data == nil {
+		return custody.Metadata{}, false, custody.ErrNotFound
+	}
+	keys, _ := sec.Data["subkeys"].(map[string]any)
+	meta, _ := sec.Data["metadata"].(map[string]any)
+	if keys == nil {
+		v, _ := intField(meta["version"])
+		return custody.Metadata{}, false, fmt.Errorf("current version %d is deleted: %w", v, custody.ErrNotFound)
+	}
+	version, err := intField(meta["version"])
+	if err != nil || version < 1 {
+		return custody.Metadata{}, false, fmt.Errorf("reading the current version's number: %v", meta["version"])
+	}
+	m, ok := described(keys[DataDescription])
+	m.Version = version
+	return m, ok, nil
+}
+
+// legacyMetadata reads a record version written without a description
+// from the key's custom metadata.
+func (s *Store) legacyMetadata(ctx context.Context, namespace, name string) (custody.Metadata, error) {
+	sec, err := s.readMetadata(ctx, namespace, name)
+	if err != nil {
+		return custody.Metadata{}, err
 	}
 	current, deleted, err := versionState(sec)
 	if err != nil {
-		return custody.Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: %w", namespace, name, err)
+		return custody.Metadata{}, err
 	}
 	if deleted || current == 0 {
-		return custody.Metadata{}, fmt.Errorf("reading custody metadata for secret %s/%s: current version %d is deleted: %w", namespace, name, current, custody.ErrNotFound)
+		return custody.Metadata{}, fmt.Errorf("current version %d is deleted: %w", current, custody.ErrNotFound)
 	}
 	custom, _ := sec.Data["custom_metadata"].(map[string]any)
 	str := func(k string) string { v, _ := custom[k].(string); return v }
 	if str(metaVersion) != strconv.Itoa(current) {
 		return custody.Metadata{Version: current, Torn: true}, nil
 	}
-	m := custody.Metadata{
-		CertificateName: str(metaCertificate),
-		IssuerName:      str(metaIssuerName),
-		IssuerKind:      str(metaIssuerKind),
-		IssuerGroup:     str(metaIssuerGroup),
-		Serial:          str(metaSerial),
-		KeySHA256:       str(metaKeySHA256),
-		Version:         current,
-	}
-	if t, err := time.Parse(time.RFC3339, str(metaNotBefore)); err == nil {
-		m.NotBefore = t
-	}
-	if t, err := time.Parse(time.RFC3339, str(metaNotAfter)); err == nil {
-		m.NotAfter = t
-	}
+	m := fromFields(str)
+	m.Version = current
 	return m, nil
+}
+
+// EnsureMaxVersions makes the mount's max_versions Options.MaxVersions,
+// reading <mount>/config and writing it only when it differs (the
+// keyward-custody-writer policy allows read and update of max_versions
+// there, nothing else). Keyward calls it once at start-up; Put no longer
+// sets max_versions per record. It reports whether it wrote.
+func (s *Store) EnsureMaxVersions(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	p := path.Join(s.opts.Mount, "config")
+	sec, err := s.client.Logical().ReadWithContext(ctx, p)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", p, storeError(err))
+	}
+	if sec != nil && sec.Data != nil {
+		if n, err := intField(sec.Data["max_versions"]); err == nil && n == s.opts.MaxVersions {
+			return false, nil
+		}
+	}
+	if _, err := s.client.Logical().WriteWithContext(ctx, p, map[string]any{"max_versions": s.opts.MaxVersions}); err != nil {
+		return false, fmt.Errorf("setting max_versions=%d on %s: %w", s.opts.MaxVersions, p, storeError(err))
+	}
+	return true, nil
 }
 
 func (s *Store) readMetadata(ctx context.Context, namespace, name string) (*vaultapi.Secret, error) {

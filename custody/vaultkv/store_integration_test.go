@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"testing"
@@ -121,13 +122,34 @@ func TestStoreIntegration(t *testing.T) {
 	if sec.VersionMetadata.Version != 1 {
 		t.Errorf("version %d", sec.VersionMetadata.Version)
 	}
+	// One write: the version carries its description, and the key's
+	// metadata was not written (no custom metadata, no per-key max_versions).
+	if _, ok := sec.Data[vaultkv.DataDescription].(map[string]any); !ok {
+		t.Errorf("version 1 carries no %s: %v", vaultkv.DataDescription, sec.Data[vaultkv.DataDescription])
+	}
 	meta, err := root.KVv2("custody").GetMetadata(ctx, "tls/team-a/web-tls")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta.MaxVersions != vaultkv.DefaultMaxVersions {
-		t.Errorf("max_versions = %d", meta.MaxVersions)
+	if meta.MaxVersions != 0 || len(meta.CustomMetadata) != 0 {
+		t.Errorf("key metadata written: max_versions %d, custom metadata %v", meta.MaxVersions, meta.CustomMetadata)
 	}
+
+	t.Run("guard policy reads the description, not the key", func(t *testing.T) {
+		guard, gc, err := v.CustodyStore(ctx, 5*time.Second, framework.PolicyGuard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gmd, err := guard.Metadata(ctx, "team-a", "web-tls")
+		if err != nil || !gmd.NotAfter.Equal(rec.Meta.NotAfter) || gmd.KeySHA256 != rec.Meta.KeySHA256 || gmd.Version != 1 {
+			t.Fatalf("guard Metadata = %+v, %v", gmd, err)
+		}
+		_, err = gc.Logical().ReadWithContext(ctx, dataPath)
+		var re *vaultapi.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
+			t.Fatalf("reading %s with the guard token: %v, want 403", dataPath, err)
+		}
+	})
 
 	t.Run("writer cannot read key data", func(t *testing.T) {
 		_, err := writer.Logical().ReadWithContext(ctx, dataPath)
@@ -150,7 +172,8 @@ func TestStoreIntegration(t *testing.T) {
 	})
 
 	t.Run("metadata not describing the current version", func(t *testing.T) {
-		// A data write without its metadata (an interrupted Put).
+		// A version Keyward did not write (no description) on a key
+		// without custom metadata for it.
 		if _, err := root.Logical().WriteWithContext(ctx, dataPath, map[string]any{"data": map[string]any{"tls.key": "x"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -186,6 +209,59 @@ func TestStoreIntegration(t *testing.T) {
 		}
 		if v, err := store.Put(ctx, rec, 0); err != nil || v != 1 {
 			t.Fatalf("Put after Delete = %d, %v", v, err)
+		}
+	})
+
+	t.Run("record written before descriptions", func(t *testing.T) {
+		// Data, then custom metadata naming the version: what Put wrote
+		// before versions carried their description.
+		const p = "tls/team-a/legacy"
+		kv := root.KVv2("custody")
+		if _, err := kv.Put(ctx, p, map[string]any{"tls.key": "k", "tls.crt": "c", "ca.crt": ""}); err != nil {
+			t.Fatal(err)
+		}
+		custom := map[string]any{"version": "1", "certificate": "legacy", "key_sha256": "ab12", "serial": "0c", "not_after": "2027-01-01T00:00:00Z"}
+		if _, err := root.Logical().WriteWithContext(ctx, "custody/metadata/"+p, map[string]any{"custom_metadata": custom}); err != nil {
+			t.Fatal(err)
+		}
+		md, err := store.Metadata(ctx, "team-a", "legacy")
+		if err != nil || md.Version != 1 || md.Torn || md.CertificateName != "legacy" || md.KeySHA256 != "ab12" || md.Serial != "0c" ||
+			!md.NotAfter.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
+			t.Fatalf("Metadata of a legacy record = %+v, %v", md, err)
+		}
+		// Keyward's next write describes its version itself; the stale
+		// custom metadata no longer counts.
+		r := planRecord(t)
+		r.Name = "legacy"
+		if v, err := store.Put(ctx, r, 1); err != nil || v != 2 {
+			t.Fatalf("Put over a legacy record = %d, %v", v, err)
+		}
+		if md, err := store.Metadata(ctx, "team-a", "legacy"); err != nil || md.Version != 2 || md.KeySHA256 != r.Meta.KeySHA256 {
+			t.Fatalf("Metadata after the write = %+v, %v", md, err)
+		}
+	})
+
+	t.Run("mount max_versions", func(t *testing.T) {
+		s, c := writerStore(t, v, 5*time.Second)
+		if _, err := root.Logical().WriteWithContext(ctx, "custody/config", map[string]any{"max_versions": 7}); err != nil {
+			t.Fatal(err)
+		}
+		wrote, err := s.EnsureMaxVersions(ctx)
+		if err != nil || !wrote {
+			t.Fatalf("EnsureMaxVersions over 7 = %v, %v; want a write", wrote, err)
+		}
+		cfg, err := root.Logical().ReadWithContext(ctx, "custody/config")
+		if err != nil || fmt.Sprint(cfg.Data["max_versions"]) != fmt.Sprint(vaultkv.DefaultMaxVersions) {
+			t.Fatalf("custody/config after EnsureMaxVersions = %v, %v", cfg, err)
+		}
+		if wrote, err := s.EnsureMaxVersions(ctx); err != nil || wrote {
+			t.Fatalf("EnsureMaxVersions when already set = %v, %v; want no write", wrote, err)
+		}
+		// The writer may set max_versions and nothing else of the mount.
+		_, err = c.Logical().WriteWithContext(ctx, "custody/config", map[string]any{"cas_required": true})
+		var re *vaultapi.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
+			t.Fatalf("writer setting cas_required: %v, want 403", err)
 		}
 	})
 

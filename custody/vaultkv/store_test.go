@@ -5,10 +5,13 @@ package vaultkv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,5 +172,69 @@ func TestStoreErrorAnswers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPutIsOneWrite checks the request a Put sends: one data write that
+// carries the key, the certificate, the CA and the version's description,
+// with check-and-set, and no other request (no custom metadata write).
+func TestPutIsOneWrite(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var calls []string
+	var body map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, r.Method+" "+r.URL.Path)
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("decoding the write: %v", err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"data":{"version":3,"created_time":"2026-12-05T04:00:00.123456789Z"}}`))
+	}))
+	defer srv.Close()
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = srv.URL
+	cfg.MaxRetries = 0
+	c, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken("t")
+	s, err := New(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	rec := custody.Record{Namespace: "ns", Name: "web", Key: []byte("KEY"), Certificate: []byte("CRT"), CA: []byte("CA"),
+		Meta: custody.Metadata{CertificateName: "web", IssuerName: "vault", IssuerKind: "VaultClusterIssuer",
+			Serial: "0a1b", KeySHA256: "ab12", NotBefore: nb, NotAfter: nb.Add(48 * time.Hour)}}
+	v, err := s.Put(context.Background(), rec, 2)
+	if err != nil || v != 3 {
+		t.Fatalf("Put = %d, %v", v, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 1 || calls[0] != "PUT /v1/custody/data/tls/ns/web" {
+		t.Fatalf("requests = %q, want one PUT of custody/data/tls/ns/web", calls)
+	}
+	data, _ := body["data"].(map[string]any)
+	opts, _ := body["options"].(map[string]any)
+	if data["tls.key"] != "KEY" || data["tls.crt"] != "CRT" || data["ca.crt"] != "CA" || opts["cas"] != float64(2) {
+		t.Errorf("write = %v", body)
+	}
+	want := map[string]any{
+		"certificate=web": "", "issuer_name=vault": "", "issuer_kind=VaultClusterIssuer": "", "serial=0a1b": "",
+		"key_sha256=ab12": "", "not_before=2026-12-01T00:00:00Z": "", "not_after=2026-12-03T00:00:00Z": "",
+	}
+	if got := data[DataDescription]; !reflect.DeepEqual(got, want) {
+		t.Errorf("description = %v, want %v", got, want)
+	}
+	back, ok := described(want)
+	back.Version = 0
+	rec.Meta.Version = 0
+	if !ok || back != rec.Meta {
+		t.Errorf("described(describe(m)) = %+v, want %+v", back, rec.Meta)
 	}
 }

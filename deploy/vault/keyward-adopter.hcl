@@ -22,6 +22,9 @@
 path "custody/data/tls/east/*" {
   capabilities = ["read"]
 }
+path "custody/subkeys/tls/east/*" {
+  capabilities = ["read"]
+}
 path "custody/metadata/tls/east/*" {
   capabilities = ["read"]
 }

@@ -97,7 +97,7 @@ type scrubResult struct {
 	Plain, Custody sample
 	// FloorKV: one KV v2 data write of the same payload (writer-policy token).
 	// FloorAdapter: vaultkv.Store.Put, the custody adapter the webhook uses
-	// (data write with check-and-set plus custom metadata).
+	// (one data write with check-and-set, the version's description inside).
 	FloorKV, FloorAdapter sample
 	// Webhook is keyward_scrub_duration_seconds{path="webhook"} over the phase.
 	Webhook histogram

@@ -284,8 +284,19 @@ func openVaultStores(ctx context.Context, mgr ctrl.Manager, o *Options, deps Dep
 		return st, err
 	}
 	storeOpts := vaultkv.Options{Mount: o.CustodyMount, Prefix: custody.ClusterPrefix(o.CustodyPrefix, o.ClusterName), MaxVersions: o.CustodyMaxVersions}
-	if st.writer, err = vaultkv.New(writer.API(), storeOpts); err != nil {
+	ws, err := vaultkv.New(writer.API(), storeOpts)
+	if err != nil {
 		return st, fmt.Errorf("custody store: %w", err)
+	}
+	st.writer = ws
+	// Records keep --custody-max-versions versions through the mount's
+	// max_versions: a custody write is one data write, nothing per key.
+	wrote, err := ws.EnsureMaxVersions(ctx)
+	if err != nil {
+		return st, fmt.Errorf("custody store (role %s): %w", o.VaultCustodyRole, err)
+	}
+	if wrote {
+		deps.Logger.Info("set the custody mount's max_versions", "mount", o.CustodyMount, "maxVersions", o.CustodyMaxVersions)
 	}
 	if st.guard, err = vaultkv.New(guardClient.API(), storeOpts); err != nil {
 		return st, fmt.Errorf("guard custody store: %w", err)

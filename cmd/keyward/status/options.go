@@ -48,11 +48,12 @@ const (
 const Usage = `Shows, for each cert-manager Certificate, whether its private key is held in
 Vault custody: Ready, the target Secret's custody markers (record version, key
 fingerprint, serial, scrubbed at/by), whether Vault's current record agrees
-(metadata only), notAfter and renewal time, the custody guard's last decision
+(its description only), notAfter and renewal time, the custody guard's last decision
 and recent warnings. NAMEs select Certificates in the namespace.
 
 Vault is checked when --vault-addr (or VAULT_ADDR) is set; the token is read
-from VAULT_TOKEN only (it needs read on <mount>/metadata/<prefix>/*, the
+from VAULT_TOKEN only (it needs read on <mount>/subkeys/<prefix>/* and
+<mount>/metadata/<prefix>/*, the
 keyward-guard policy). Without Vault the store columns say "not checked".
 
 Exit status: 0 when every Certificate is Ready, in custody and consistent;
