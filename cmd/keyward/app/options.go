@@ -221,7 +221,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AzureGuardClientID, "azure-guard-client-id", o.AzureGuardClientID, "custody-store azure: client ID of the workload identity the guard uses (secret metadata only)")
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "this cluster's name in custody paths (<prefix>/<cluster-name>/<namespace>/<secret>); empty: <prefix>/<namespace>/<secret>")
 	fs.StringVar(&o.VaultAdoptRole, "vault-adopt-role", o.VaultAdoptRole, "Kubernetes auth role that reads other clusters' custody records for adoption; empty disables adoption")
-	fs.IntVar(&o.CustodyMaxVersions, "custody-max-versions", o.CustodyMaxVersions, fmt.Sprintf("versions kept per custody record (1..%d)", vaultkv.MaxVersionsLimit))
+	fs.IntVar(&o.CustodyMaxVersions, "custody-max-versions", o.CustodyMaxVersions, fmt.Sprintf("versions kept per custody record (1..%d); with Vault, the custody mount's max_versions, which Keyward sets at start-up when it differs", vaultkv.MaxVersionsLimit))
 	fs.DurationVar(&o.CustodyWriteTimeout, "custody-write-timeout", o.CustodyWriteTimeout, "bound on one custody write on the admission path")
 	fs.BoolVar(&o.RedactCertificates, "redact-certificates", o.RedactCertificates, "strict mode: move certificates to Vault too (namespace label keyward.io/redact-certificates overrides)")
 	fs.DurationVar(&o.CustodyAuditPeriod, "custody-audit-period", o.CustodyAuditPeriod, "how often every placeholder Secret is checked for its custody record, with one listing of the store per custody namespace (0: never)")
