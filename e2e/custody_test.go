@@ -737,3 +737,22 @@ func exposureSummary(t *testing.T, st *keyward.Stack) string {
 	t.Fatalf("keyward_key_exposure_seconds has no observation after a watcher scrub")
 	return ""
 }
+
+// histogramCount sums the sample counts of the histogram named name in
+// Keyward's registry (every series).
+func histogramCount(t *testing.T, st *keyward.Stack, name string) uint64 {
+	t.Helper()
+	mfs, err := st.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
+}

@@ -10,6 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -165,8 +166,19 @@ func TestVaultSetupScript(t *testing.T) {
 	_, err = issuer.Logical().WriteWithContext(ctx, "pki_int/sign/keyward", map[string]any{"csr": string(newCSR(t, key, "x.example.org"))})
 	expectStatus(t, err, http.StatusBadRequest, "issuer signing for a domain outside PKI_DOMAINS")
 
-	// (d) The guard reads metadata and nothing else.
+	// (d) The guard reads a version's field names (the subkeys endpoint,
+	// where its description is) and metadata, and nothing else.
 	guard := kubernetesLogin(ctx, t, v, "keyward-guard", saToken, "keyward-guard")
+	sub, err := guard.Logical().ReadWithContext(ctx, "custody/subkeys/tls/ns/name")
+	if err != nil || sub == nil {
+		t.Fatalf("guard reading the record's subkeys: %v", err)
+	}
+	if keys, _ := sub.Data["subkeys"].(map[string]any); !hasNilField(keys, "tls.key") {
+		t.Errorf("guard's subkeys read = %v, want the field tls.key named with no value", sub.Data["subkeys"])
+	}
+	if raw, _ := json.Marshal(sub.Data); bytes.Contains(raw, []byte(keyMaterial)) {
+		t.Errorf("guard's subkeys read returned the key material")
+	}
 	meta, err := guard.Logical().ReadWithContext(ctx, "custody/metadata/tls/ns/name")
 	if err != nil || meta == nil {
 		t.Fatalf("guard reading custody metadata: %v", err)
@@ -397,4 +409,11 @@ func kmsTransitChecks(ctx context.Context, t *testing.T, v *framework.Vault, roo
 	if err != nil || key == nil || key.Data["deletion_allowed"] != false || key.Data["exportable"] != false {
 		t.Errorf("transit key kubernetes-secrets: %v (%v), want deletion and export forbidden", key, err)
 	}
+}
+
+// hasNilField reports whether m names field with no value (how Vault's
+// subkeys endpoint lists a KV v2 field).
+func hasNilField(m map[string]any, field string) bool {
+	v, ok := m[field]
+	return ok && v == nil
 }
