@@ -109,7 +109,8 @@ func WithOwnerIndex() LoaderOption { return func(l *Loader) { l.ownerIndex = tru
 
 // NewLoader returns a Loader reading from reader (an informer cache whose
 // scheme knows cert-manager's types) and store (asked for Metadata only:
-// the guard's Vault policy reads metadata, never data). clk drives the
+// the guard's Vault policy reads a version's field names, where its
+// description is, and key metadata, never data). clk drives the
 // cache and the decision time. keyward_guard_custody_lookups_total
 // registers on reg (reused if already there; nil: unregistered). log is
 // used for stale answers.

@@ -204,7 +204,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.VaultNamespace, "vault-namespace", o.VaultNamespace, "Vault namespace (X-Vault-Namespace) of the custody mount")
 	fs.StringVar(&o.VaultAuthMount, "vault-auth-mount", o.VaultAuthMount, "Kubernetes auth mount the custody components log in with")
 	fs.StringVar(&o.VaultCustodyRole, "vault-custody-role", o.VaultCustodyRole, "Vault role of the custody writer (scrub webhook, watcher)")
-	fs.StringVar(&o.VaultGuardRole, "vault-guard-role", o.VaultGuardRole, "Vault role of the custody guard (metadata read)")
+	fs.StringVar(&o.VaultGuardRole, "vault-guard-role", o.VaultGuardRole, "Vault role of the custody guard (reads record descriptions and metadata, never a key)")
 	fs.StringVar(&o.VaultAudience, "vault-audience", o.VaultAudience, "audience of the ServiceAccount tokens presented to Vault")
 	fs.StringVar(&o.ServiceAccountNamespace, "service-account-namespace", o.ServiceAccountNamespace, "namespace of Keyward's own ServiceAccount")
 	fs.StringVar(&o.ServiceAccountName, "service-account-name", o.ServiceAccountName, "Keyward's own ServiceAccount, whose tokens log in to Vault")
