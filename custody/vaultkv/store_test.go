@@ -147,19 +147,8 @@ func TestStoreErrorAnswers(t *testing.T) {
 			t.Parallel()
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
-			cfg := vaultapi.DefaultConfig()
-			cfg.Address = srv.URL
-			cfg.MaxRetries = 0
-			c, err := vaultapi.NewClient(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.SetToken("t")
-			s, err := New(c, Options{Timeout: 200 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = tc.call(s)
+			s := storeAt(t, srv.URL, Options{Timeout: 200 * time.Millisecond})
+			err := tc.call(s)
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want prefix %q", err, tc.want)
 			}
@@ -194,18 +183,7 @@ func TestPutIsOneWrite(t *testing.T) {
 		_, _ = w.Write([]byte(`{"data":{"version":3,"created_time":"2026-12-05T04:00:00.123456789Z"}}`))
 	}))
 	defer srv.Close()
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = srv.URL
-	cfg.MaxRetries = 0
-	c, err := vaultapi.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken("t")
-	s, err := New(c, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := storeAt(t, srv.URL, Options{})
 	nb := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	rec := custody.Record{Namespace: "ns", Name: "web", Key: []byte("KEY"), Certificate: []byte("CRT"), CA: []byte("CA"),
 		Meta: custody.Metadata{CertificateName: "web", IssuerName: "vault", IssuerKind: "VaultClusterIssuer",
@@ -237,4 +215,23 @@ func TestPutIsOneWrite(t *testing.T) {
 	if !ok || back != rec.Meta {
 		t.Errorf("described(describe(m)) = %+v, want %+v", back, rec.Meta)
 	}
+}
+
+// storeAt is a Store on a Vault client for addr with token "t" and no
+// retries.
+func storeAt(t *testing.T, addr string, opts Options) *Store {
+	t.Helper()
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = addr
+	cfg.MaxRetries = 0
+	c, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken("t")
+	s, err := New(c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
