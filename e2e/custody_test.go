@@ -667,7 +667,8 @@ func gaugeSum(t *testing.T, st *keyward.Stack, name string, labels map[string]st
 }
 
 // metricSum sums the counter or gauge series named name (a series holds
-// one or the other) whose labels include labels.
+// one or the other), or the sample counts of its histogram series, whose
+// labels include labels.
 func metricSum(t *testing.T, st *keyward.Stack, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := st.Registry.Gather()
@@ -687,7 +688,7 @@ func metricSum(t *testing.T, st *keyward.Stack, name string, labels map[string]s
 					continue series
 				}
 			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
 		}
 	}
 	return sum
@@ -736,23 +737,4 @@ func exposureSummary(t *testing.T, st *keyward.Stack) string {
 	}
 	t.Fatalf("keyward_key_exposure_seconds has no observation after a watcher scrub")
 	return ""
-}
-
-// histogramCount sums the sample counts of the histogram named name in
-// Keyward's registry (every series).
-func histogramCount(t *testing.T, st *keyward.Stack, name string) uint64 {
-	t.Helper()
-	mfs, err := st.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n uint64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				n += m.GetHistogram().GetSampleCount()
-			}
-		}
-	}
-	return n
 }

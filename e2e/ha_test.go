@@ -299,9 +299,10 @@ func TestVaultSnapshotRestore(t *testing.T) {
 	// two audits finish after the restore, so one ran wholly against the
 	// restored cluster (an audit that missed a record would release its
 	// Secret, which the version check below catches).
-	audits := histogramCount(t, st, "keyward_custody_audit_duration_seconds")
+	audits := func() float64 { return counterValue(t, st, "keyward_custody_audit_duration_seconds", nil) }
+	auditsBefore := audits()
 	waitFor(t, time.Minute, "two custody audits after the restore", func(context.Context) (bool, error) {
-		return histogramCount(t, st, "keyward_custody_audit_duration_seconds") >= audits+2, nil
+		return audits() >= auditsBefore+2, nil
 	})
 	// Then every Secret is touched, so cert-manager checks each Certificate
 	// again, finds tls.key empty and would re-issue: the guard must find
@@ -313,19 +314,19 @@ func TestVaultSnapshotRestore(t *testing.T) {
 		t.Logf("waiting %s for the guard's cached answers (%s) from before the snapshot to expire", wait.Round(time.Millisecond), guard.DefaultCacheTTL)
 		time.Sleep(wait)
 	}
-	lookupsBefore := counterValue(t, st, "keyward_guard_custody_lookups_total", map[string]string{"result": guard.LookupStore})
-	guardBefore := counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "veto"}) +
-		counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "pass_rewritten"})
+	guardAnswers := func() float64 {
+		return counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "veto"}) +
+			counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "pass_rewritten"})
+	}
+	storeReads := func() float64 {
+		return counterValue(t, st, "keyward_guard_custody_lookups_total", map[string]string{"result": guard.LookupStore})
+	}
+	guardBefore, readsBefore := guardAnswers(), storeReads()
 	for _, crt := range crts {
 		touchSecret(t, c, ns, crt.Spec.SecretName)
 	}
-	guardDecisions := func() float64 {
-		return counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "veto"}) +
-			counterValue(t, st, "keyward_guard_decisions_total", map[string]string{"decision": "pass_rewritten"}) - guardBefore
-	}
-	storeLookups := func() float64 {
-		return counterValue(t, st, "keyward_guard_custody_lookups_total", map[string]string{"result": guard.LookupStore}) - lookupsBefore
-	}
+	guardDecisions := func() float64 { return guardAnswers() - guardBefore }
+	storeLookups := func() float64 { return storeReads() - readsBefore }
 	// Each touched Certificate gets a guard decision (the re-issue the
 	// guard stops would start with that status update), on its record as
 	// read from the restored cluster.

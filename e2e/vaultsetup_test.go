@@ -173,7 +173,8 @@ func TestVaultSetupScript(t *testing.T) {
 	if err != nil || sub == nil {
 		t.Fatalf("guard reading the record's subkeys: %v", err)
 	}
-	if keys, _ := sub.Data["subkeys"].(map[string]any); !hasNilField(keys, "tls.key") {
+	keys, _ := sub.Data["subkeys"].(map[string]any)
+	if v, named := keys["tls.key"]; !named || v != nil {
 		t.Errorf("guard's subkeys read = %v, want the field tls.key named with no value", sub.Data["subkeys"])
 	}
 	if raw, _ := json.Marshal(sub.Data); bytes.Contains(raw, []byte(keyMaterial)) {
@@ -409,11 +410,4 @@ func kmsTransitChecks(ctx context.Context, t *testing.T, v *framework.Vault, roo
 	if err != nil || key == nil || key.Data["deletion_allowed"] != false || key.Data["exportable"] != false {
 		t.Errorf("transit key kubernetes-secrets: %v (%v), want deletion and export forbidden", key, err)
 	}
-}
-
-// hasNilField reports whether m names field with no value (how Vault's
-// subkeys endpoint lists a KV v2 field).
-func hasNilField(m map[string]any, field string) bool {
-	v, ok := m[field]
-	return ok && v == nil
 }
