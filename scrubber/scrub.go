@@ -105,6 +105,14 @@ type ScrubRequest struct {
 	// Secret, the apiserver retrying admission), the record is checked
 	// with one metadata read and reused instead of written again.
 	ExpectedKeySHA256, ExpectedSerial string
+	// ExpectedVersionOnly makes ExpectedVersion binding: the write uses it
+	// as its check-and-set version and does not fall back to the current
+	// one, so a stale hint fails with custody.ErrConflict (ResultConflict,
+	// counted as a hint miss, not as a write error). The watcher sets it
+	// when it decides on its cached copy of a Secret: a hint that does not
+	// hold means the cache lags, and it reads the live Secret before it
+	// writes again. Without ExpectedVersion it has no effect.
+	ExpectedVersionOnly bool
 }
 
 // Scrub plans and, for ActionScrub, writes the custody record with
@@ -150,11 +158,16 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 		s.count(req.By, out.Result)
 		return out, nil
 	}
-	version, err := s.write(ctx, plan.Record, req.ExpectedVersion)
+	version, err := s.write(ctx, plan.Record, req.ExpectedVersion, req.ExpectedVersionOnly)
 	if err != nil {
 		out.Result = ResultStoreError
 		if errors.Is(err, custody.ErrConflict) {
 			out.Result = ResultConflict
+			if req.ExpectedVersionOnly && req.ExpectedVersion != nil && *req.ExpectedVersion >= 0 {
+				// A binding hint that did not hold: the caller decides
+				// again on fresher input; nothing failed yet.
+				return out, err
+			}
 		}
 		if s.metrics != nil {
 			s.metrics.CustodyWriteErrors.Inc()
@@ -195,8 +208,9 @@ func (s *Scrubber) unchanged(ctx context.Context, req ScrubRequest, rec custody.
 // so a concurrent writer makes this write fail instead of being silently
 // overwritten. With an expected version it tries that first (one Vault
 // round trip fewer); on a conflict, or without one, it reads the current
-// version and writes against it.
-func (s *Scrubber) write(ctx context.Context, rec custody.Record, expected *int) (int, error) {
+// version and writes against it. With only, a conflict on the expected
+// version is returned as is.
+func (s *Scrubber) write(ctx context.Context, rec custody.Record, expected *int, only bool) (int, error) {
 	if expected != nil && *expected >= 0 {
 		v, err := s.store.Put(ctx, rec, *expected)
 		if err == nil {
@@ -207,6 +221,9 @@ func (s *Scrubber) write(ctx context.Context, rec custody.Record, expected *int)
 		}
 		if s.metrics != nil {
 			s.metrics.StaleVersionHints.Inc()
+		}
+		if only {
+			return 0, err
 		}
 	}
 	cas := 0

@@ -301,27 +301,12 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, w.restoreMarkers(ctx, &cached)
 	}
 
-	// The cache may lag the webhook: decide on the live object, and update
-	// with its resourceVersion so a concurrent write wins over ours.
-	var live corev1.Secret
-	if err := w.live.Get(ctx, req.NamespacedName, &live); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	if !InScope(&live) || !HoldsKeyMaterial(&live) {
-		return reconcile.Result{}, nil
-	}
-	strict, err := w.strict.Strict(ctx, live.Namespace)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	sr := ScrubRequest{Secret: &live, Strict: strict, By: ByWatcher}
-	sr.ExpectedVersion, sr.ExpectedKeySHA256, sr.ExpectedSerial = expectedFromSecret(&live)
-	out, err := w.scrubber.Scrub(ctx, sr)
+	out, live, err := w.scrub(ctx, &cached)
 	if err != nil {
 		if out.Result == ResultInvalid {
 			// Permanent until the Secret changes, which triggers a new reconcile.
 			log.Info("secret holds key material that cannot be moved to custody", "error", err.Error())
-			w.recorder.Eventf(&live, nil, corev1.EventTypeWarning, ReasonCustodyRejected, "Scrub", "%v", err)
+			w.recorder.Eventf(live, nil, corev1.EventTypeWarning, ReasonCustodyRejected, "Scrub", "%v", err)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
@@ -332,9 +317,11 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	if err := w.kube.Update(ctx, out.Secret); err != nil {
 		w.count(ResultUpdateError)
 		if apierrors.IsConflict(err) {
-			// The Secret changed after the custody write. The new version is
-			// scrubbed by the webhook or by the next reconcile; the record we
-			// wrote is superseded by that write (check-and-set on its version).
+			// The Secret changed after the custody write (or the cached copy
+			// the write was decided on was already stale). The new version
+			// is scrubbed by the webhook or by the next reconcile; the record
+			// we wrote is superseded by that write (check-and-set on its
+			// version).
 			log.V(1).Info("secret changed while scrubbing; requeueing")
 			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
@@ -347,7 +334,7 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, fmt.Errorf("redacting secret %s after custody write (version %d): %w", req, out.Version, err)
 	}
 	if out.Result == ResultScrubbed {
-		exposure := w.clock.Now().Sub(exposureStart(&live))
+		exposure := w.clock.Now().Sub(exposureStart(live))
 		if w.metrics != nil {
 			w.metrics.KeyExposure.Observe(max(exposure, 0).Seconds())
 		}
@@ -357,6 +344,49 @@ func (w *watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 			out.Plan.Annotations[custody.AnnotationPath], out.Version, exposure.Round(time.Millisecond))
 	}
 	return reconcile.Result{}, nil
+}
+
+// scrub moves the key of a key-bearing Secret to custody. It decides on the
+// cached copy first, with the record version that copy implies as a binding
+// check-and-set version, and the redacted Secret it returns carries the
+// cached resourceVersion: if the cache lags (the webhook scrubbed a newer
+// version, or another writer changed the Secret), the custody write or the
+// Update is refused, and nothing is redacted that was not written. Only a
+// refused write (or a cached copy whose markers name no version) costs a
+// read of the live Secret, and the scrub is decided again on it with the
+// usual fallback to the record's current version. It returns the Secret
+// the outcome is about; nil with a zero Outcome when the live Secret is
+// gone or holds no key any more.
+func (w *watcher) scrub(ctx context.Context, cached *corev1.Secret) (Outcome, *corev1.Secret, error) {
+	strict, err := w.strict.Strict(ctx, cached.Namespace)
+	if err != nil {
+		return Outcome{}, cached, err
+	}
+	sr := ScrubRequest{Secret: cached, Strict: strict, By: ByWatcher, ExpectedVersionOnly: true}
+	sr.ExpectedVersion, sr.ExpectedKeySHA256, sr.ExpectedSerial = expectedFromSecret(cached)
+	hinted := sr.ExpectedVersion != nil
+	if hinted {
+		out, err := w.scrubber.Scrub(ctx, sr)
+		if out.Result != ResultConflict {
+			return out, cached, err
+		}
+		logf.FromContext(ctx).V(1).Info("custody record moved on since the cached secret; deciding on the live secret", "error", err.Error())
+	}
+	var live corev1.Secret
+	if err := w.live.Get(ctx, client.ObjectKeyFromObject(cached), &live); err != nil {
+		return Outcome{}, nil, client.IgnoreNotFound(err)
+	}
+	if !InScope(&live) || !HoldsKeyMaterial(&live) {
+		return Outcome{}, nil, nil
+	}
+	sr = ScrubRequest{Secret: &live, Strict: strict, By: ByWatcher}
+	if !hinted || live.ResourceVersion != cached.ResourceVersion {
+		// The same object's hint was just refused: read the current
+		// version instead of trying it again.
+		sr.ExpectedVersion, sr.ExpectedKeySHA256, sr.ExpectedSerial = expectedFromSecret(&live)
+	}
+	out, err := w.scrubber.Scrub(ctx, sr)
+	return out, &live, err
 }
 
 // expectedFromSecret is the custody record a key-bearing Secret names: the

@@ -277,6 +277,114 @@ func TestWatcherReconcile(t *testing.T) {
 	})
 }
 
+// countingReader counts Gets through it (the watcher's live reads).
+type countingReader struct {
+	client.Reader
+	mu   sync.Mutex
+	gets int
+}
+
+func (r *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	r.mu.Lock()
+	r.gets++
+	r.mu.Unlock()
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// TestWatcherStaleCache: the watcher decides on its cached copy and reads the
+// live Secret only when the custody write on the cached copy's hint is
+// refused; a stale copy never redacts or overwrites anything.
+func TestWatcherStaleCache(t *testing.T) {
+	t.Parallel()
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "team-a", Name: "web-tls"}}
+	// stale returns a fixture whose cache holds cached while the API holds
+	// live, and whose store already holds rec (when set).
+	stale := func(t *testing.T, cached, live *corev1.Secret, rec *custody.Record) (*watcherFixture, *countingReader) {
+		t.Helper()
+		f := newWatcherFixture(t, live)
+		cache := newWatcherFixture(t, cached).kube
+		lr := &countingReader{Reader: f.kube}
+		f.w.secrets, f.w.live = cache, lr
+		if rec != nil {
+			f.store.records["team-a/web-tls"] = *rec
+		}
+		return f, lr
+	}
+	old, cur := scrubTestNewPair(t, "ecdsa"), scrubTestNewPair(t, "ecdsa")
+	recordOf := func(p scrubTestKeyPair, version int) *custody.Record {
+		plan, err := Plan(scrubTestSecret(p), PlanOptions{By: ByWebhook, Path: "custody/tls/team-a/web-tls"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := plan.Record
+		r.Meta.Version = version
+		return &r
+	}
+
+	t.Run("cache current: scrubbed without a live read", func(t *testing.T) {
+		t.Parallel()
+		f, lr := stale(t, scrubTestSecret(cur), scrubTestSecret(cur), nil)
+		if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.get(t, "team-a", "web-tls"); HoldsKeyMaterial(got) || got.Annotations[custody.AnnotationVersion] != "1" {
+			t.Fatalf("secret not scrubbed at version 1: %v", got.Annotations)
+		}
+		if lr.gets != 0 || f.store.puts != 1 || f.store.reads != 0 {
+			t.Errorf("live reads %d, puts %d, metadata reads %d; want 0, 1, 0", lr.gets, f.store.puts, f.store.reads)
+		}
+	})
+
+	t.Run("webhook scrubbed the newer version: nothing written or redacted", func(t *testing.T) {
+		t.Parallel()
+		// The cache still holds the Secret as first created with a key;
+		// the API holds the webhook's placeholder for a later write.
+		plan, err := Plan(scrubTestSecret(cur), PlanOptions{By: ByWebhook, Path: "custody/tls/team-a/web-tls"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, lr := stale(t, scrubTestSecret(old), plan.Apply(scrubTestSecret(cur), 1), recordOf(cur, 1))
+		before := f.get(t, "team-a", "web-tls")
+		if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if lr.gets != 1 || f.store.puts != 1 {
+			t.Errorf("live reads %d, puts %d; want 1 (after the refused hint), 1 (refused)", lr.gets, f.store.puts)
+		}
+		if r := f.store.records["team-a/web-tls"]; r.Meta.Version != 1 || string(r.Key) != string(cur.KeyPEM) {
+			t.Errorf("record changed: version %d", r.Meta.Version)
+		}
+		if got := f.get(t, "team-a", "web-tls"); got.ResourceVersion != before.ResourceVersion {
+			t.Errorf("placeholder rewritten")
+		}
+		m := f.w.metrics
+		if miss, werr, conflicts := testutil.ToFloat64(m.StaleVersionHints), testutil.ToFloat64(m.CustodyWriteErrors),
+			testutil.ToFloat64(m.ScrubTotal.WithLabelValues(ByWatcher, ResultConflict)); miss != 1 || werr != 0 || conflicts != 0 {
+			t.Errorf("hint misses %v, write errors %v, scrub_total{conflict} %v; want 1, 0, 0", miss, werr, conflicts)
+		}
+	})
+
+	t.Run("secret rewritten with another key: the live key is written", func(t *testing.T) {
+		t.Parallel()
+		// A record from an earlier issuance exists; the cached copy is
+		// stale and the live Secret holds a new key, both unscrubbed.
+		f, lr := stale(t, scrubTestSecret(old), scrubTestSecret(cur), recordOf(old, 3))
+		if _, err := f.w.Reconcile(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		got := f.get(t, "team-a", "web-tls")
+		if HoldsKeyMaterial(got) || got.Annotations[custody.AnnotationVersion] != "4" {
+			t.Fatalf("secret not scrubbed at version 4: %v", got.Annotations)
+		}
+		if r := f.store.records["team-a/web-tls"]; r.Meta.Version != 4 || string(r.Key) != string(cur.KeyPEM) {
+			t.Errorf("record version %d does not hold the live key", r.Meta.Version)
+		}
+		if lr.gets != 1 {
+			t.Errorf("live reads %d, want 1 (after the refused hint)", lr.gets)
+		}
+	})
+}
+
 func TestWatcherAudit(t *testing.T) {
 	t.Parallel()
 	pair := scrubTestNewPair(t, "ecdsa")
