@@ -198,14 +198,25 @@ func run(o options) error {
 	if err := b.idle(ctx, rep, "the scrub-cost phase"); err != nil {
 		return err
 	}
-	if rep.Scrub, err = b.runScrubCost(ctx); err != nil {
+	stopPhase, err := b.startPhaseProfile(ctx, rep, "scrub")
+	if err != nil {
+		return err
+	}
+	rep.Scrub, err = b.runScrubCost(ctx)
+	stopPhase()
+	if err != nil {
 		return err
 	}
 	fmt.Printf("watcher exposure: %d Secrets, webhook down…\n", o.WatcherSecrets)
 	if err := b.idle(ctx, rep, "the watcher phase"); err != nil {
 		return err
 	}
-	if rep.Watcher, err = b.runWatcher(ctx); err != nil {
+	if stopPhase, err = b.startPhaseProfile(ctx, rep, "watcher"); err != nil {
+		return err
+	}
+	rep.Watcher, err = b.runWatcher(ctx)
+	stopPhase()
+	if err != nil {
 		return err
 	}
 	rep.PeakRSS = peakRSS()
@@ -271,6 +282,26 @@ func startProfile(prefix, arm string, round int) (func(), error) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}, nil
+}
+
+// startPhaseProfile profiles the in-process stack and the apiserver during
+// one of the later phases ("scrub", "watcher") when -cpuprofile is set, to
+// <prefix>-<phase>-r0.pprof and <prefix>-apiserver-<phase>-r0.pprof.
+func (b *bench) startPhaseProfile(ctx context.Context, rep *report, phase string) (func(), error) {
+	if b.opts.CPUProfile == "" {
+		return func() {}, nil
+	}
+	stop, err := startProfile(b.opts.CPUProfile, phase, 0)
+	if err != nil {
+		return nil, err
+	}
+	stopAPI := startAPIServerProfile(ctx, b.kube, profilePath(b.opts.CPUProfile+"-apiserver", phase, 0))
+	return func() {
+		stop()
+		if err := stopAPI(); err != nil {
+			rep.Notes = append(rep.Notes, err.Error())
+		}
 	}, nil
 }
 

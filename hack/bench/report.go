@@ -375,7 +375,11 @@ func (r *report) markdown() string {
 			ratio(s.Custody.quantile(0.5), s.FloorKV.quantile(0.5)), ratio(s.FloorAdapter.quantile(0.5), s.FloorKV.quantile(0.5)),
 			ratio(s.Custody.quantile(0.99), s.FloorKV.quantile(0.99)), ratio(s.FloorAdapter.quantile(0.99), s.FloorKV.quantile(0.99)))
 		w("- Cost added by custody (p50 with − p50 without): %s, i.e. %s× the floor's p50.\n", fmtD(s.Custody.quantile(0.5)-s.Plain.quantile(0.5)), ratio(s.Custody.quantile(0.5)-s.Plain.quantile(0.5), s.FloorKV.quantile(0.5)))
-		w("- `keyward_scrub_duration_seconds{path=\"webhook\"}` over this phase: %s.\n\n", s.Webhook.describe())
+		w("- `keyward_scrub_duration_seconds{path=\"webhook\"}` over this phase: %s.\n", s.Webhook.describe())
+		w("- Where the added time goes, as means over this phase (histogram sums ÷ counts; the apiserver's buckets are too coarse for quantiles): Create with custody − without %s; of that, the apiserver's call of the scrub webhook %s (`apiserver_admission_webhook_admission_duration_seconds`, n=%d), within which Keyward's handler %s (`controller_runtime_webhook_latency_seconds`, n=%d: decoding the review, the scrub, the patch) and within that the scrub itself %s (plan and the one Vault write; the adapter's Put alone %s client-side); the apiserver's CEL matchConditions for the webhook %s (n=%d). What is left, %s, is the apiserver's side: encoding the review, the TLS round trip, applying the patch, and storing the larger placeholder.\n\n",
+			fmtD(s.Custody.summary().Mean-s.Plain.summary().Mean), fmtD(s.APICall.mean()), s.APICall.Count, fmtD(s.Handler.mean()), s.Handler.Count,
+			fmtD(s.Webhook.mean()), fmtD(s.FloorAdapter.summary().Mean), fmtD(s.APIMatch.mean()), s.APIMatch.Count,
+			fmtD(s.Custody.summary().Mean-s.Plain.summary().Mean-s.APICall.mean()-s.APIMatch.mean()))
 	}
 
 	if wr := r.Watcher; wr != nil {
@@ -387,21 +391,38 @@ func (r *report) markdown() string {
 		mp50, _ := wr.Metric.quantile(0.5)
 		mp90, _ := wr.Metric.quantile(0.9)
 		mp99, _ := wr.Metric.quantile(0.99)
+		if len(wr.Began) > 0 {
+			g := wr.Began.summary()
+			w("| Of which before the watcher began the scrub: Create returned → the placeholder's `keyward.io/scrubbed-at` (stamped when the scrub is planned, before the Vault write; same machine clock) | %d | %s | %s | %s | %s | %s |\n", g.N, fmtD(g.P50), fmtD(g.P90), fmtD(g.P99), fmtD(g.Max), fmtD(g.Mean))
+		}
 		w("| `keyward_key_exposure_seconds` delta (bucket-interpolated; Keyward measures from the managedFields time, whole seconds) | %d | %s | %s | %s | | %s |\n\n", wr.Metric.Count, fmtD(mp50), fmtD(mp90), fmtD(mp99), fmtD(wr.Metric.mean()))
 		w("Creates that returned with the key still present (webhook really bypassed): %d of %d.\n\n", wr.Bypassed, wr.W)
+		if len(wr.Began) > 0 {
+			w("After the watcher began a scrub, its plan and Vault write took %s (`keyward_scrub_duration_seconds{path=\"watcher\"}` over the burst); the rest of the time after the scrub began is the Secret Update and the watch delivering it, both through the busy apiserver.\n\n", wr.Scrub.describe())
+		}
 		if len(wr.Single) > 0 {
 			x := wr.Single.summary()
 			w("One Secret at a time (each Create only after the previous Secret was seen scrubbed, so no queue forms in front of the watcher; %d Creates returned with the key):\n\n", wr.Bypassed1)
 			w("| Measure | n | p50 | p90 | p99 | max | mean |\n|---|---|---|---|---|---|---|\n")
-			w("| Direct: Create returned → watch delivered the Secret with empty tls.key | %d | %s | %s | %s | %s | %s |\n\n", x.N, fmtD(x.P50), fmtD(x.P90), fmtD(x.P99), fmtD(x.Max), fmtD(x.Mean))
+			w("| Direct: Create returned → watch delivered the Secret with empty tls.key | %d | %s | %s | %s | %s | %s |\n", x.N, fmtD(x.P50), fmtD(x.P90), fmtD(x.P99), fmtD(x.Max), fmtD(x.Mean))
+			if len(wr.SingleBegan) > 0 {
+				g := wr.SingleBegan.summary()
+				w("| Of which before the watcher began the scrub (as above) | %d | %s | %s | %s | %s | %s |\n", g.N, fmtD(g.P50), fmtD(g.P90), fmtD(g.P99), fmtD(g.Max), fmtD(g.Mean))
+			}
+			w("\n")
 		}
-		w("The watcher scrubs with %d workers (`--custody-watcher-workers`). Each scrub is a live GET of the Secret, the one Vault write of the record (check-and-set against the version the Secret's annotations name, 0 for a Secret never scrubbed, so no metadata read first), and the Secret Update; a burst drains at about workers ÷ (that round-trip chain) Secrets per second, so in the burst the exposure is mostly queueing, until the CPUs are the limit.\n\n", wr.Workers)
+		w("The watcher scrubs with %d workers (`--custody-watcher-workers`). Each scrub is decided on the watcher's cached copy of the Secret: the one Vault write of the record (check-and-set against the version the Secret's annotations name, 0 for a Secret never scrubbed, so no metadata read first), and the Secret Update with the cached resourceVersion (a live GET only when the cache turns out stale), plus the `KeyMovedToCustody` event; a burst drains at about workers ÷ (that round-trip chain) Secrets per second, so in the burst the exposure is mostly queueing, until the CPUs are the limit.\n\n", wr.Workers)
 		if share, per := wr.busy(); per > 0 {
 			w("Where the burst's time went: the %d Creates were all answered %s after the first was sent, and the last Secret was seen scrubbed %s after it. From just before the burst until then, the processes of the stack used %s of CPU (%s), %s per Secret for its Create, its scrub and what they caused; that kept the machine's %d CPUs %.0f %% busy. ",
 				wr.W, fmtD(wr.Span.Created), fmtD(wr.Span.Drained), fmtD(sumDurations(wr.CPU)), describeCPU(wr.CPU), fmtD(per), runtime.NumCPU(), 100*share)
 			floor := per * time.Duration(wr.W) / time.Duration(runtime.NumCPU())
 			w("At that cost the burst's work holds all %d CPUs for at least %s, while its Creates were answered within %s: whatever order the watcher takes them in, the Secret scrubbed last stays exposed at least %s (the difference), against the 50 ms target.\n\n",
 				runtime.NumCPU(), fmtD(floor), fmtD(wr.Span.Created), fmtD(max(floor-wr.Span.Created, 0)))
+			if len(wr.Began) > 0 {
+				w("The split above shows where a Secret waits while the Creates and the scrubs share those CPUs: the watcher took a Secret up %s after its Create returned (p50; p99 %s), its plan and Vault write took %s (mean), and of the exposure's p50 of %s the remaining %s is the Secret Update and the watch event that shows it, each queued behind the burst's other requests in the saturated apiserver (compare one at a time: %s in all).\n\n",
+					fmtD(wr.Began.quantile(0.5)), fmtD(wr.Began.quantile(0.99)), fmtD(wr.Scrub.mean()), fmtD(wr.Direct.quantile(0.5)),
+					fmtD(max(wr.Direct.quantile(0.5)-wr.Began.quantile(0.5)-wr.Scrub.mean(), 0)), fmtD(wr.Single.quantile(0.5)))
+			}
 		}
 	}
 

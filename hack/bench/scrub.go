@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -19,12 +20,17 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/custody/vaultkv"
@@ -101,6 +107,14 @@ type scrubResult struct {
 	FloorKV, FloorAdapter sample
 	// Webhook is keyward_scrub_duration_seconds{path="webhook"} over the phase.
 	Webhook histogram
+	// Where the added time goes, each a histogram delta over the phase
+	// (their means are exact; the apiserver's buckets are too coarse for
+	// quantiles): the apiserver's call of the scrub webhook
+	// (apiserver_admission_webhook_admission_duration_seconds), its CEL
+	// matchConditions (apiserver_admission_match_condition_evaluation_seconds)
+	// and the webhook handler as controller-runtime times it
+	// (controller_runtime_webhook_latency_seconds).
+	APICall, APIMatch, Handler histogram
 	// Scrubbed counts Create responses that came back as placeholders.
 	Scrubbed int
 }
@@ -140,6 +154,7 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 
 	res := &scrubResult{M: m}
 	scrub0, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
+	split0 := b.scrubSplit(ctx)
 	// One at a time and interleaved, so each figure is a single request's
 	// latency and drift over the phase hits all four arms alike.
 	for i, kp := range pairs {
@@ -177,7 +192,37 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 	}
 	scrub1, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
 	res.Webhook = scrub1.minus(scrub0)
+	split1 := b.scrubSplit(ctx)
+	res.APICall, res.APIMatch, res.Handler = split1[0].minus(split0[0]), split1[1].minus(split0[1]), split1[2].minus(split0[2])
 	return res, nil
+}
+
+// scrubSplit reads the histograms scrubResult.APICall, APIMatch and Handler
+// are deltas of; a series that cannot be read is empty.
+func (b *bench) scrubSplit(ctx context.Context) [3]histogram {
+	api := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		raw, err := b.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+		if err != nil {
+			return nil, err
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*dto.MetricFamily, 0, len(mfs))
+		for _, mf := range mfs {
+			out = append(out, mf)
+		}
+		return out, nil
+	})
+	hook := map[string]string{"name": webhook.SecretScrubWebhookName, "operation": "CREATE", "type": "admit"}
+	var h [3]histogram
+	h[0], _ = gatherHistogram(api, "apiserver_admission_webhook_admission_duration_seconds", hook)
+	h[1], _ = gatherHistogram(api, "apiserver_admission_match_condition_evaluation_seconds", hook)
+	// controller-runtime registers its webhook metrics globally.
+	h[2], _ = gatherHistogram(crmetrics.Registry, "controller_runtime_webhook_latency_seconds", map[string]string{"webhook": webhook.SecretScrubPath})
+	return h
 }
 
 // watcherResult is the exposure of keys while the scrub webhook is down.
@@ -186,6 +231,12 @@ type watcherResult struct {
 	// Direct: Create returned → a watch delivered the Secret with an empty
 	// tls.key, for the burst (W Secrets, Concurrency Creates in flight).
 	Direct sample
+	// Began: Create returned → the watcher began the scrub (exposureRun).
+	Began, SingleBegan sample
+	// Scrub is keyward_scrub_duration_seconds{path="watcher"} over the
+	// burst: planning and the Vault write, the part of Direct after Began
+	// that is not the Secret Update and its watch delivery.
+	Scrub histogram
 	// Metric is keyward_key_exposure_seconds over the burst.
 	Metric histogram
 	// Bypassed counts Create responses that still held the key (webhook really down).
@@ -301,11 +352,16 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 
 	res := &watcherResult{W: b.opts.WatcherSecrets, Concurrency: b.opts.WatcherConcurrency, SingleN: b.opts.WatcherSingle, Workers: b.st.Options().CustodyWatcherWorkers}
 	exp0, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
-	var err error
+	byWatcher := map[string]string{"path": scrubber.ByWatcher}
+	scrub0, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", byWatcher)
 	cpu0 := cpuTimes()
-	if res.Direct, res.Bypassed, res.Span, err = b.exposure(ctx, "w", res.W, res.Concurrency, false); err != nil {
+	burst, err := b.exposure(ctx, "w", res.W, res.Concurrency, false)
+	if err != nil {
 		return nil, err
 	}
+	res.Direct, res.Began, res.Bypassed, res.Span = burst.Direct, burst.Began, burst.Bypassed, burst.Span
+	scrub1, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", byWatcher)
+	res.Scrub = scrub1.minus(scrub0)
 	res.CPU = cpuDelta(cpu0, cpuTimes())
 	// The watcher observes the exposure after its Update returns; give the
 	// last observations a moment to land in the histogram.
@@ -318,9 +374,11 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	exp1, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
 	res.Metric = exp1.minus(exp0)
 	if res.SingleN > 0 {
-		if res.Single, res.Bypassed1, _, err = b.exposure(ctx, "s", res.SingleN, 1, true); err != nil {
+		single, err := b.exposure(ctx, "s", res.SingleN, 1, true)
+		if err != nil {
 			return nil, err
 		}
+		res.Single, res.SingleBegan, res.Bypassed1 = single.Direct, single.Began, single.Bypassed
 	}
 	restored = true
 	if err := b.setScrubWebhook(ctx, false); err != nil {
@@ -335,17 +393,30 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 // Secret, the time from its Create returning to a watch delivering it
 // with an empty tls.key, plus how many Creates returned with the key and
 // the burst's span.
-func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int, oneByOne bool) (sample, int, burstSpan, error) {
+// exposureRun is what one exposure measurement found.
+type exposureRun struct {
+	// Direct: Create returned → a watch delivered the Secret scrubbed.
+	Direct sample
+	// Began: Create returned → the watcher began the scrub (the
+	// placeholder's keyward.io/scrubbed-at, stamped by Keyward on this
+	// machine's clock when it plans the scrub, before its Vault write): the
+	// part of Direct spent before the watcher took the Secret up.
+	Began    sample
+	Bypassed int
+	Span     burstSpan
+}
+
+func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int, oneByOne bool) (exposureRun, error) {
 	pairs := make([]keyPair, n)
 	for i := range pairs {
 		var err error
 		if pairs[i], err = newKeyPair(fmt.Sprintf("%s%05d", prefix, i)); err != nil {
-			return nil, 0, burstSpan{}, err
+			return exposureRun{}, err
 		}
 	}
 	var mu sync.Mutex
 	created := map[string]time.Time{}
-	scrubbedAt := map[string]time.Time{}
+	scrubbedAt, began := map[string]time.Time{}, map[string]time.Time{}
 	scrubbed := make(chan string, n)
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -374,11 +445,14 @@ func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int,
 				return
 			}
 			scrubbedAt[s.Name] = at
+			if t, err := time.Parse(time.RFC3339Nano, s.Annotations[custody.AnnotationScrubbedAt]); err == nil {
+				began[s.Name] = t
+			}
 			scrubbed <- s.Name
 		},
 	}.start(wctx)
 	if err != nil {
-		return nil, 0, burstSpan{}, fmt.Errorf("watching Secrets in %s: %w", watcherNS, err)
+		return exposureRun{}, fmt.Errorf("watching Secrets in %s: %w", watcherNS, err)
 	}
 	defer func() { stop(); <-done }()
 
@@ -426,30 +500,30 @@ func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int,
 		if oneByOne {
 			wg.Wait()
 			if err := waitScrubbed(1); err != nil {
-				return nil, 0, burstSpan{}, err
+				return exposureRun{}, err
 			}
 		}
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		return nil, 0, burstSpan{}, err
+		return exposureRun{}, err
 	}
 	if !oneByOne {
 		if err := waitScrubbed(n); err != nil {
-			return nil, 0, burstSpan{}, err
+			return exposureRun{}, err
 		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	var (
-		out  sample
-		span burstSpan
-	)
+	run := exposureRun{Bypassed: bypassed}
 	for name, at := range scrubbedAt {
-		out = append(out, at.Sub(created[name]))
-		span.Created = max(span.Created, created[name].Sub(first))
-		span.Drained = max(span.Drained, at.Sub(first))
+		run.Direct = append(run.Direct, at.Sub(created[name]))
+		if t, ok := began[name]; ok {
+			run.Began = append(run.Began, t.Sub(created[name]))
+		}
+		run.Span.Created = max(run.Span.Created, created[name].Sub(first))
+		run.Span.Drained = max(run.Span.Drained, at.Sub(first))
 	}
-	return out, bypassed, span, nil
+	return run, nil
 }
