@@ -410,8 +410,11 @@ func (r *report) markdown() string {
 				w("| Of which before the watcher began the scrub (as above) | %d | %s | %s | %s | %s | %s |\n", g.N, fmtD(g.P50), fmtD(g.P90), fmtD(g.P99), fmtD(g.Max), fmtD(g.Mean))
 			}
 			w("\n")
+			if len(wr.SingleBegan) > 0 && wr.SingleBegan.summary().Min < 0 {
+				w("A negative time means the watcher began the scrub before the Create's response reached the harness: the watch event and the response leave the apiserver at about the same moment.\n\n")
+			}
 		}
-		w("The watcher scrubs with %d workers (`--custody-watcher-workers`). Each scrub is decided on the watcher's cached copy of the Secret: the one Vault write of the record (check-and-set against the version the Secret's annotations name, 0 for a Secret never scrubbed, so no metadata read first), and the Secret Update with the cached resourceVersion (a live GET only when the cache turns out stale), plus the `KeyMovedToCustody` event; a burst drains at about workers ÷ (that round-trip chain) Secrets per second, so in the burst the exposure is mostly queueing, until the CPUs are the limit.\n\n", wr.Workers)
+		w("The watcher scrubs with %d workers (`--custody-watcher-workers`). Each scrub is decided on the watcher's cached copy of the Secret: the one Vault write of the record (check-and-set against the version the Secret's annotations name, 0 for a Secret never scrubbed, so no metadata read first), and the Secret Update with the cached resourceVersion (a live GET only when the cache turns out stale), plus the `KeyMovedToCustody` event. Up to that many scrubs are in flight at once, so a burst does not queue behind one Secret's round trips; what it waits for instead is split below.\n\n", wr.Workers)
 		if share, per := wr.busy(); per > 0 {
 			w("Where the burst's time went: the %d Creates were all answered %s after the first was sent, and the last Secret was seen scrubbed %s after it. From just before the burst until then, the processes of the stack used %s of CPU (%s), %s per Secret for its Create, its scrub and what they caused; that kept the machine's %d CPUs %.0f %% busy. ",
 				wr.W, fmtD(wr.Span.Created), fmtD(wr.Span.Drained), fmtD(sumDurations(wr.CPU)), describeCPU(wr.CPU), fmtD(per), runtime.NumCPU(), 100*share)
