@@ -158,12 +158,13 @@ func (s *Scrubber) Scrub(ctx context.Context, req ScrubRequest) (Outcome, error)
 		s.count(req.By, out.Result)
 		return out, nil
 	}
-	version, err := s.write(ctx, plan.Record, req.ExpectedVersion, req.ExpectedVersionOnly)
+	binding := req.ExpectedVersionOnly && req.ExpectedVersion != nil && *req.ExpectedVersion >= 0
+	version, err := s.write(ctx, plan.Record, req.ExpectedVersion, binding)
 	if err != nil {
 		out.Result = ResultStoreError
 		if errors.Is(err, custody.ErrConflict) {
 			out.Result = ResultConflict
-			if req.ExpectedVersionOnly && req.ExpectedVersion != nil && *req.ExpectedVersion >= 0 {
+			if binding {
 				// A binding hint that did not hold: the caller decides
 				// again on fresher input; nothing failed yet.
 				return out, err

@@ -380,9 +380,9 @@ func (w *watcher) scrub(ctx context.Context, cached *corev1.Secret) (Outcome, *c
 		return Outcome{}, nil, nil
 	}
 	sr = ScrubRequest{Secret: &live, Strict: strict, By: ByWatcher}
+	// A hint from the same object was just refused: leave it out, so the
+	// write reads the record's current version instead of trying it again.
 	if !hinted || live.ResourceVersion != cached.ResourceVersion {
-		// The same object's hint was just refused: read the current
-		// version instead of trying it again.
 		sr.ExpectedVersion, sr.ExpectedKeySHA256, sr.ExpectedSerial = expectedFromSecret(&live)
 	}
 	out, err := w.scrubber.Scrub(ctx, sr)

@@ -35,17 +35,29 @@ const scaleLabel = "bench.keyward.io/scale"
 
 // processGatherer reads a keyward process's /metrics as a prometheus.Gatherer.
 func processGatherer(p *keyward.Process) prometheus.Gatherer {
+	return textGatherer("keyward", func(ctx context.Context) ([]byte, error) {
+		code, body, err := httpGet(ctx, "http://"+p.MetricsAddr+"/metrics")
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
+		}
+		return body, err
+	})
+}
+
+// textGatherer is a prometheus.Gatherer over a Prometheus text exposition
+// that fetch returns (of the component named what).
+func textGatherer(what string, fetch func(context.Context) ([]byte, error)) prometheus.Gatherer {
 	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		code, body, err := httpGet(ctx, "http://"+p.MetricsAddr+"/metrics")
-		if err != nil || code != http.StatusOK {
-			return nil, fmt.Errorf("scraping keyward's metrics (%d): %v", code, err)
+		body, err := fetch(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("scraping %s's metrics: %w", what, err)
 		}
 		parser := expfmt.NewTextParser(model.UTF8Validation)
 		mfs, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
 		if err != nil {
-			return nil, fmt.Errorf("parsing keyward's metrics: %w", err)
+			return nil, fmt.Errorf("parsing %s's metrics: %w", what, err)
 		}
 		out := make([]*dto.MetricFamily, 0, len(mfs))
 		for _, mf := range mfs {

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,10 +19,6 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -154,7 +149,7 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 
 	res := &scrubResult{M: m}
 	scrub0, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
-	split0 := b.scrubSplit(ctx)
+	split0 := b.scrubSplit()
 	// One at a time and interleaved, so each figure is a single request's
 	// latency and drift over the phase hits all four arms alike.
 	for i, kp := range pairs {
@@ -192,29 +187,16 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 	}
 	scrub1, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", map[string]string{"path": scrubber.ByWebhook})
 	res.Webhook = scrub1.minus(scrub0)
-	split1 := b.scrubSplit(ctx)
+	split1 := b.scrubSplit()
 	res.APICall, res.APIMatch, res.Handler = split1[0].minus(split0[0]), split1[1].minus(split0[1]), split1[2].minus(split0[2])
 	return res, nil
 }
 
 // scrubSplit reads the histograms scrubResult.APICall, APIMatch and Handler
 // are deltas of; a series that cannot be read is empty.
-func (b *bench) scrubSplit(ctx context.Context) [3]histogram {
-	api := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		raw, err := b.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-		if err != nil {
-			return nil, err
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		mfs, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
-		if err != nil {
-			return nil, err
-		}
-		out := make([]*dto.MetricFamily, 0, len(mfs))
-		for _, mf := range mfs {
-			out = append(out, mf)
-		}
-		return out, nil
+func (b *bench) scrubSplit() [3]histogram {
+	api := textGatherer("kube-apiserver", func(ctx context.Context) ([]byte, error) {
+		return b.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	})
 	hook := map[string]string{"name": webhook.SecretScrubWebhookName, "operation": "CREATE", "type": "admit"}
 	var h [3]histogram
@@ -387,12 +369,6 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	return res, nil
 }
 
-// exposure creates n key-bearing Secrets named <prefix><index> in watcherNS
-// with the webhook down, concurrency Creates in flight (oneByOne: each
-// Create waits until the previous Secret was scrubbed), and returns, per
-// Secret, the time from its Create returning to a watch delivering it
-// with an empty tls.key, plus how many Creates returned with the key and
-// the burst's span.
 // exposureRun is what one exposure measurement found.
 type exposureRun struct {
 	// Direct: Create returned → a watch delivered the Secret scrubbed.
@@ -406,6 +382,10 @@ type exposureRun struct {
 	Span     burstSpan
 }
 
+// exposure creates n key-bearing Secrets named <prefix><index> in watcherNS
+// with the webhook down, concurrency Creates in flight (oneByOne: each
+// Create waits until the previous Secret was scrubbed), and returns what it
+// measured (exposureRun).
 func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int, oneByOne bool) (exposureRun, error) {
 	pairs := make([]keyPair, n)
 	for i := range pairs {
