@@ -50,7 +50,7 @@ func TestKMSMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(plugin.Stop)
+	t.Cleanup(plugin.Close)
 	restartWithEncryption(t, env, plugin, true)
 	// Still readable (identity), and new writes are encrypted.
 	if s := getSecret(t, env.Client, client.ObjectKey{Namespace: ns, Name: "tls-00"}); !framework.HoldsPEMPrivateKey(s.Data[corev1.TLSPrivateKeyKey]) {

@@ -321,7 +321,7 @@ func (e *Env) Stop() {
 	}
 	e.ACME.Stop()
 	e.codec.close()
-	e.KMS.Stop()
+	e.KMS.Close()
 	for _, f := range e.logs {
 		_ = f.Close()
 	}

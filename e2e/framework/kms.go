@@ -49,9 +49,10 @@ type KMSPlugin struct {
 	// Args are the plugin's flags; tests may change them before Start.
 	Args []string
 
-	bin    string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	bin     string
+	sockDir string
+	cmd     *exec.Cmd
+	exited  chan struct{}
 }
 
 // StartKMS starts `bin/keyward kms` logging in to v with the keyward-kms
@@ -72,6 +73,7 @@ func StartKMS(ctx context.Context, v *Vault, dir string) (*KMSPlugin, error) {
 	}
 	port, err := FreePort()
 	if err != nil {
+		_ = os.RemoveAll(sockDir)
 		return nil, err
 	}
 	k := &KMSPlugin{
@@ -80,8 +82,10 @@ func StartKMS(ctx context.Context, v *Vault, dir string) (*KMSPlugin, error) {
 		LogPath:      filepath.Join(dir, "keyward-kms.log"),
 		SecretIDFile: filepath.Join(sockDir, "secret-id"),
 		bin:          bin,
+		sockDir:      sockDir,
 	}
 	if err := os.WriteFile(k.SecretIDFile, []byte(secretID), 0o600); err != nil {
+		k.Close()
 		return nil, err
 	}
 	k.Args = []string{"kms", "--listen", k.Socket, "--vault-server", v.Addr, "--vault-timeout", "2s",
@@ -89,10 +93,11 @@ func StartKMS(ctx context.Context, v *Vault, dir string) (*KMSPlugin, error) {
 		"--transit-mount", VaultTransitMount, "--transit-key", VaultTransitKey,
 		"--metrics-addr", "127.0.0.1:" + strconv.Itoa(port), "--max-relogin-backoff", "2s"}
 	if err := k.Start(ctx); err != nil {
+		k.Close()
 		return nil, err
 	}
 	if err := k.WaitReady(ctx, 30*time.Second); err != nil {
-		k.Stop()
+		k.Close()
 		return nil, err
 	}
 	return k, nil
@@ -173,6 +178,19 @@ func (k *KMSPlugin) Stop() {
 	case <-k.exited:
 	case <-time.After(10 * time.Second):
 		k.Kill()
+	}
+}
+
+// Close stops the plugin for good and removes its socket directory with the
+// AppRole secret ID in it (the directory is under the system's temp dir, not
+// under the test's, so nothing else would remove it).
+func (k *KMSPlugin) Close() {
+	if k == nil {
+		return
+	}
+	k.Stop()
+	if k.sockDir != "" {
+		_ = os.RemoveAll(k.sockDir)
 	}
 }
 
