@@ -8,17 +8,21 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/keyward-io/keyward/custody"
 	"github.com/keyward-io/keyward/scrubber"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -159,7 +163,6 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 	if err := json.Unmarshal(req.Object.Raw, &sec); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding secret %s/%s: %w", req.Namespace, req.Name, err))
 	}
-	origNamespace := sec.Namespace
 	if sec.Namespace == "" {
 		sec.Namespace = req.Namespace
 	}
@@ -200,26 +203,58 @@ func (h *SecretScrubber) Handle(ctx context.Context, req admission.Request) admi
 		return admission.Allowed(out.Plan.Reason)
 	}
 	h.markSDS(ctx, req, out.Secret)
-	out.Secret.Namespace = origNamespace
-	patched, err := json.Marshal(out.Secret)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding scrubbed secret %s: %w", ref, err))
-	}
-	resp := admission.PatchResponseFromRaw(req.Object.Raw, patched)
-	// Keep the patch to what the plan changes; encoding differences elsewhere
-	// (creationTimestamp: null and the like) are not ours to write.
-	kept := resp.Patches[:0]
-	for _, op := range resp.Patches {
-		if strings.HasPrefix(op.Path, "/data") || strings.HasPrefix(op.Path, "/metadata/annotations") ||
-			strings.HasPrefix(op.Path, "/metadata/labels") || op.Path == "/type" {
-			kept = append(kept, op)
-		}
-	}
-	resp.Patches = kept
+	resp := admission.Patched("", placeholderPatch(&sec, out.Secret)...)
 	if out.Result == scrubber.ResultScrubbed {
 		log.V(1).Info("secret admitted as placeholder", "version", out.Version)
 	}
 	return resp
+}
+
+// placeholderPatch is the JSON patch that turns orig, the Secret as
+// submitted, into placeholder: only what a placeholder changes (data keys,
+// annotations, labels, type), written member by member. It is built from the
+// two typed objects rather than by diffing their encodings, which would cost
+// two more JSON decodes of the whole Secret on the admission path.
+func placeholderPatch(orig, placeholder *corev1.Secret) []jsonpatch.Operation {
+	var ops []jsonpatch.Operation
+	if orig.Type != placeholder.Type {
+		ops = append(ops, jsonpatch.NewOperation("add", "/type", placeholder.Type))
+	}
+	ops = append(ops, memberPatch("/data", orig.Data, placeholder.Data, bytes.Equal)...)
+	ops = append(ops, memberPatch("/metadata/annotations", orig.Annotations, placeholder.Annotations, func(a, b string) bool { return a == b })...)
+	return append(ops, memberPatch("/metadata/labels", orig.Labels, placeholder.Labels, func(a, b string) bool { return a == b })...)
+}
+
+// memberPatch patches the JSON object at path from was to want: the whole
+// object when it was absent or empty, else one add (which replaces an existing
+// member) per new or changed member and one remove per member gone, in key
+// order so the answer is deterministic.
+func memberPatch[V any](path string, was, want map[string]V, equal func(a, b V) bool) []jsonpatch.Operation {
+	if len(want) == 0 && len(was) == 0 {
+		return nil
+	}
+	if len(was) == 0 {
+		// Absent or empty: add replaces an existing member, so this is right
+		// whichever the submitted encoding had.
+		return []jsonpatch.Operation{jsonpatch.NewOperation("add", path, want)}
+	}
+	var ops []jsonpatch.Operation
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if old, ok := was[k]; !ok || !equal(old, want[k]) {
+			ops = append(ops, jsonpatch.NewOperation("add", path+"/"+escapePointer(k), want[k]))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(was)) {
+		if _, ok := want[k]; !ok {
+			ops = append(ops, jsonpatch.NewOperation("remove", path+"/"+escapePointer(k), nil))
+		}
+	}
+	return ops
+}
+
+// escapePointer escapes a key for a JSON pointer (RFC 6901).
+func escapePointer(k string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
 }
 
 // expectedCustodyRecord describes the custody record this write most likely
