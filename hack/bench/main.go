@@ -219,6 +219,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	fmt.Println("watcher floor: the same burst with a bare remover…")
+	if rep.Watcher.Floors, err = b.runWatcherFloors(ctx, rep, rep.Watcher.Workers); err != nil {
+		return err
+	}
 	rep.PeakRSS = peakRSS()
 	if o.ScaleCertificates > 0 {
 		fmt.Println("scale: Keyward as its own process…")

@@ -238,6 +238,9 @@ func (r *report) table() string {
 		if len(w.Single) > 0 {
 			row("Watcher exposure p50 / p99, one Secret at a time", fmt.Sprintf("%s / %s", fmtD(w.Single.quantile(0.5)), fmtD(w.Single.quantile(0.99))), fmt.Sprintf("%d Secrets, each created after the previous one was scrubbed; same measure", len(w.Single)))
 		}
+		if fr, ok := w.vaultFloor(); ok {
+			row("Floor: bare remover (KV v2 write, then Update) p50 / p99", fmt.Sprintf("%s / %s; Keyward's burst p99 ÷ floor p99 %s", fmtD(fr.Run.Direct.quantile(0.5)), fmtD(fr.Run.Direct.quantile(0.99)), ratio(w.Direct.quantile(0.99), fr.Run.Direct.quantile(0.99))), fmt.Sprintf("the same burst of %d in a namespace without custody, removed by the harness with no Keyward code (section 3)", w.W))
+		}
 	}
 	if s := r.Steady; s != nil {
 		row("Steady state: Vault requests by Keyward", strconv.Itoa(s.Vault["keyward"]), fmt.Sprintf("Vault audit log, %s quiet period, tokens of the keyward ServiceAccount (target: at most one listing per custody namespace per audit period, see Targets)", s.Quiet))
@@ -427,6 +430,7 @@ func (r *report) markdown() string {
 					fmtD(max(wr.Direct.quantile(0.5)-wr.Began.quantile(0.5)-wr.Scrub.mean(), 0)), fmtD(wr.Single.quantile(0.5)))
 			}
 		}
+		w("%s", wr.floorSection())
 	}
 
 	if s := r.Steady; s != nil {
@@ -575,6 +579,9 @@ func (r *report) targets() string {
 		w("- Watcher exposure p99 (target 50 ms): burst of %d, %s: %s", wr.W, fmtD(wr.Direct.quantile(0.99)), verdict(wr.Direct.quantile(0.99)))
 		if len(wr.Single) > 0 {
 			w("; one at a time, %s: %s", fmtD(wr.Single.quantile(0.99)), verdict(wr.Single.quantile(0.99)))
+		}
+		for _, fr := range wr.Floors {
+			w("; the same burst with a %s (no Keyward code, section 3): p99 %s", fr.name(), fmtD(fr.Run.Direct.quantile(0.99)))
 		}
 		w(".\n")
 	}

@@ -236,6 +236,8 @@ type watcherResult struct {
 	// the watcher's queue, set the pace.
 	Span burstSpan
 	CPU  map[string]time.Duration
+	// Floors: the same burst with a floorRemover instead of the watcher.
+	Floors []floorRun
 }
 
 // burstSpan times a burst from its first Create.
@@ -337,7 +339,7 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	byWatcher := map[string]string{"path": scrubber.ByWatcher}
 	scrub0, _ := gatherHistogram(b.st.Registry, "keyward_scrub_duration_seconds", byWatcher)
 	cpu0 := cpuTimes()
-	burst, err := b.exposure(ctx, "w", res.W, res.Concurrency, false)
+	burst, err := b.exposure(ctx, watcherNS, "w", res.W, res.Concurrency, false)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +358,7 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	exp1, _ := gatherHistogram(b.st.Registry, "keyward_key_exposure_seconds", nil)
 	res.Metric = exp1.minus(exp0)
 	if res.SingleN > 0 {
-		single, err := b.exposure(ctx, "s", res.SingleN, 1, true)
+		single, err := b.exposure(ctx, watcherNS, "s", res.SingleN, 1, true)
 		if err != nil {
 			return nil, err
 		}
@@ -375,18 +377,19 @@ type exposureRun struct {
 	Direct sample
 	// Began: Create returned → the watcher began the scrub (the
 	// placeholder's keyward.io/scrubbed-at, stamped by Keyward on this
-	// machine's clock when it plans the scrub, before its Vault write): the
-	// part of Direct spent before the watcher took the Secret up.
+	// machine's clock when it plans the scrub, before its Vault write; a
+	// floor remover's floorBeganAnnotation): the part of Direct spent before
+	// the remover took the Secret up.
 	Began    sample
 	Bypassed int
 	Span     burstSpan
 }
 
-// exposure creates n key-bearing Secrets named <prefix><index> in watcherNS
-// with the webhook down, concurrency Creates in flight (oneByOne: each
+// exposure creates n key-bearing Secrets named <prefix><index> in ns (with
+// the webhook down, for watcherNS), concurrency Creates in flight (oneByOne: each
 // Create waits until the previous Secret was scrubbed), and returns what it
 // measured (exposureRun).
-func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int, oneByOne bool) (exposureRun, error) {
+func (b *bench) exposure(ctx context.Context, ns, prefix string, n, concurrency int, oneByOne bool) (exposureRun, error) {
 	pairs := make([]keyPair, n)
 	for i := range pairs {
 		var err error
@@ -402,14 +405,14 @@ func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int,
 	defer stop()
 	done, err := follower{
 		list: func(ctx context.Context) (string, []runtime.Object, error) {
-			l, err := b.kube.CoreV1().Secrets(watcherNS).List(ctx, metav1.ListOptions{})
+			l, err := b.kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return "", nil, err
 			}
 			return l.ResourceVersion, nil, nil
 		},
 		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
-			return b.kube.CoreV1().Secrets(watcherNS).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+			return b.kube.CoreV1().Secrets(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
 		},
 		onEvent: func(_ watch.EventType, obj runtime.Object, at time.Time) {
 			s, ok := obj.(*corev1.Secret)
@@ -425,14 +428,18 @@ func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int,
 				return
 			}
 			scrubbedAt[s.Name] = at
-			if t, err := time.Parse(time.RFC3339Nano, s.Annotations[custody.AnnotationScrubbedAt]); err == nil {
+			stamp := s.Annotations[custody.AnnotationScrubbedAt]
+			if stamp == "" {
+				stamp = s.Annotations[floorBeganAnnotation]
+			}
+			if t, err := time.Parse(time.RFC3339Nano, stamp); err == nil {
 				began[s.Name] = t
 			}
 			scrubbed <- s.Name
 		},
 	}.start(wctx)
 	if err != nil {
-		return exposureRun{}, fmt.Errorf("watching Secrets in %s: %w", watcherNS, err)
+		return exposureRun{}, fmt.Errorf("watching Secrets in %s: %w", ns, err)
 	}
 	defer func() { stop(); <-done }()
 
@@ -464,10 +471,10 @@ func (b *bench) exposure(ctx context.Context, prefix string, n, concurrency int,
 			defer wg.Done()
 			defer func() { <-sem }()
 			name := fmt.Sprintf("%s%05d", prefix, i)
-			got, err := b.kube.CoreV1().Secrets(watcherNS).Create(ctx, tlsSecret(watcherNS, name, kp), metav1.CreateOptions{})
+			got, err := b.kube.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, name, kp), metav1.CreateOptions{})
 			at := time.Now()
 			if err != nil {
-				errs <- fmt.Errorf("creating Secret %s/%s: %w", watcherNS, name, err)
+				errs <- fmt.Errorf("creating Secret %s/%s: %w", ns, name, err)
 				return
 			}
 			mu.Lock()
