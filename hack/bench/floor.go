@@ -65,31 +65,19 @@ type floorRemover struct {
 func (f *floorRemover) start(ctx context.Context, ns string) (<-chan struct{}, error) {
 	queue := make(chan *corev1.Secret, 4096)
 	taken := sync.Map{}
-	followed, err := follower{
-		list: func(ctx context.Context) (string, []runtime.Object, error) {
-			l, err := f.kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return "", nil, err
-			}
-			return l.ResourceVersion, nil, nil
-		},
-		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
-			return f.kube.CoreV1().Secrets(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
-		},
-		onEvent: func(t watch.EventType, obj runtime.Object, _ time.Time) {
-			s, ok := obj.(*corev1.Secret)
-			if !ok || t == watch.Deleted || len(s.Data[corev1.TLSPrivateKeyKey]) == 0 {
-				return
-			}
-			if _, dup := taken.LoadOrStore(s.Name, true); dup {
-				return
-			}
-			select {
-			case queue <- s:
-			case <-ctx.Done():
-			}
-		},
-	}.start(ctx)
+	followed, err := secretFollower(f.kube, ns, func(t watch.EventType, obj runtime.Object, _ time.Time) {
+		s, ok := obj.(*corev1.Secret)
+		if !ok || t == watch.Deleted || len(s.Data[corev1.TLSPrivateKeyKey]) == 0 {
+			return
+		}
+		if _, dup := taken.LoadOrStore(s.Name, true); dup {
+			return
+		}
+		select {
+		case queue <- s:
+		case <-ctx.Done():
+		}
+	}).start(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -229,17 +217,10 @@ func (b *bench) runWatcherFloors(ctx context.Context, rep *report, workers int) 
 		return nil, err
 	}
 	defer func() { _ = b.setFloorWebhook(context.WithoutCancel(ctx), false) }()
-	token, err := b.st.Vault.TokenForPolicies(ctx, framework.PolicyCustodyWriter)
+	vc, err := b.custodyWriterClient(ctx)
 	if err != nil {
 		return nil, err
 	}
-	vcfg := vaultapi.DefaultConfig()
-	vcfg.Address = b.st.Vault.Addr
-	vc, err := vaultapi.NewClient(vcfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating vault client: %w", err)
-	}
-	vc.SetToken(token)
 	var runs []floorRun
 	for _, withVault := range []bool{false, true} {
 		fr := floorRun{Vault: withVault, NS: "bench-floor-update"}

@@ -114,6 +114,23 @@ type scrubResult struct {
 	Scrubbed int
 }
 
+// custodyWriterClient is a Vault client with a token holding only the
+// custody writer's policy, for the floors' bare KV writes.
+func (b *bench) custodyWriterClient(ctx context.Context) (*vaultapi.Client, error) {
+	token, err := b.st.Vault.TokenForPolicies(ctx, framework.PolicyCustodyWriter)
+	if err != nil {
+		return nil, err
+	}
+	vcfg := vaultapi.DefaultConfig()
+	vcfg.Address = b.st.Vault.Addr
+	vc, err := vaultapi.NewClient(vcfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating vault client: %w", err)
+	}
+	vc.SetToken(token)
+	return vc, nil
+}
+
 func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 	const plainNS, custodyNS = "bench-scrub-plain", "bench-scrub-custody"
 	if err := b.st.CreateNamespace(ctx, plainNS, nil); err != nil {
@@ -130,17 +147,10 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 			return nil, fmt.Errorf("generating key pair: %w", err)
 		}
 	}
-	token, err := b.st.Vault.TokenForPolicies(ctx, framework.PolicyCustodyWriter)
+	vc, err := b.custodyWriterClient(ctx)
 	if err != nil {
 		return nil, err
 	}
-	vcfg := vaultapi.DefaultConfig()
-	vcfg.Address = b.st.Vault.Addr
-	vc, err := vaultapi.NewClient(vcfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating vault client: %w", err)
-	}
-	vc.SetToken(token)
 	kv := vc.KVv2(framework.VaultCustodyMount)
 	store, err := vaultkv.New(vc, vaultkv.Options{Mount: framework.VaultCustodyMount, Prefix: framework.VaultCustodyPrefix})
 	if err != nil {
@@ -403,41 +413,29 @@ func (b *bench) exposure(ctx context.Context, ns, prefix string, n, concurrency 
 	scrubbed := make(chan string, n)
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	done, err := follower{
-		list: func(ctx context.Context) (string, []runtime.Object, error) {
-			l, err := b.kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return "", nil, err
-			}
-			return l.ResourceVersion, nil, nil
-		},
-		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
-			return b.kube.CoreV1().Secrets(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
-		},
-		onEvent: func(_ watch.EventType, obj runtime.Object, at time.Time) {
-			s, ok := obj.(*corev1.Secret)
-			if !ok || !strings.HasPrefix(s.Name, prefix) {
-				return
-			}
-			if k, has := s.Data["tls.key"]; !has || len(k) > 0 {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if _, seen := scrubbedAt[s.Name]; seen {
-				return
-			}
-			scrubbedAt[s.Name] = at
-			stamp := s.Annotations[custody.AnnotationScrubbedAt]
-			if stamp == "" {
-				stamp = s.Annotations[floorBeganAnnotation]
-			}
-			if t, err := time.Parse(time.RFC3339Nano, stamp); err == nil {
-				began[s.Name] = t
-			}
-			scrubbed <- s.Name
-		},
-	}.start(wctx)
+	done, err := secretFollower(b.kube, ns, func(_ watch.EventType, obj runtime.Object, at time.Time) {
+		s, ok := obj.(*corev1.Secret)
+		if !ok || !strings.HasPrefix(s.Name, prefix) {
+			return
+		}
+		if k, has := s.Data["tls.key"]; !has || len(k) > 0 {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if _, seen := scrubbedAt[s.Name]; seen {
+			return
+		}
+		scrubbedAt[s.Name] = at
+		stamp := s.Annotations[custody.AnnotationScrubbedAt]
+		if stamp == "" {
+			stamp = s.Annotations[floorBeganAnnotation]
+		}
+		if t, err := time.Parse(time.RFC3339Nano, stamp); err == nil {
+			began[s.Name] = t
+		}
+		scrubbed <- s.Name
+	}).start(wctx)
 	if err != nil {
 		return exposureRun{}, fmt.Errorf("watching Secrets in %s: %w", ns, err)
 	}

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 )
 
 // eventListed marks objects delivered from a (re-)list rather than a watch.
@@ -88,4 +90,22 @@ func (f follower) start(ctx context.Context) (<-chan struct{}, error) {
 		}
 	}()
 	return done, nil
+}
+
+// secretFollower follows the Secrets of ns from now on (the list only
+// supplies the resourceVersion to watch from).
+func secretFollower(kube kubernetes.Interface, ns string, onEvent func(watch.EventType, runtime.Object, time.Time)) follower {
+	return follower{
+		list: func(ctx context.Context) (string, []runtime.Object, error) {
+			l, err := kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return "", nil, err
+			}
+			return l.ResourceVersion, nil, nil
+		},
+		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
+			return kube.CoreV1().Secrets(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+		},
+		onEvent: onEvent,
+	}
 }
