@@ -220,9 +220,10 @@ func placeholderPatch(orig, placeholder *corev1.Secret) []jsonpatch.Operation {
 	if orig.Type != placeholder.Type {
 		ops = append(ops, jsonpatch.NewOperation("add", "/type", placeholder.Type))
 	}
+	same := func(a, b string) bool { return a == b }
 	ops = append(ops, memberPatch("/data", orig.Data, placeholder.Data, bytes.Equal)...)
-	ops = append(ops, memberPatch("/metadata/annotations", orig.Annotations, placeholder.Annotations, func(a, b string) bool { return a == b })...)
-	return append(ops, memberPatch("/metadata/labels", orig.Labels, placeholder.Labels, func(a, b string) bool { return a == b })...)
+	ops = append(ops, memberPatch("/metadata/annotations", orig.Annotations, placeholder.Annotations, same)...)
+	return append(ops, memberPatch("/metadata/labels", orig.Labels, placeholder.Labels, same)...)
 }
 
 // memberPatch patches the JSON object at path from was to want: the whole

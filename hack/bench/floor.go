@@ -20,11 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward-io/keyward/e2e/framework"
-	"github.com/keyward-io/keyward/webhook"
 )
 
 // floorBeganAnnotation is where a floor remover stamps when it took a Secret
@@ -177,8 +175,7 @@ func (b *bench) setFloorWebhook(ctx context.Context, on bool) error {
 	}
 	wh := b.savedScrubWebhook.DeepCopy()
 	wh.Name = floorWebhookName
-	wh.ClientConfig = admissionv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1" + webhook.SecretScrubPath)}
-	wh.FailurePolicy = ptr.To(admissionv1.Ignore)
+	downWebhook(wh)
 	wh.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{floorLabel: "true"}}
 	cfg := &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: floorWebhookConfig}, Webhooks: []admissionv1.MutatingWebhook{*wh}}
 	if _, err := api.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
@@ -187,9 +184,7 @@ func (b *bench) setFloorWebhook(ctx context.Context, on bool) error {
 	if err := b.st.CreateNamespace(ctx, floorProbeNS, map[string]string{floorLabel: "true"}); err != nil {
 		return err
 	}
-	metrics := textGatherer("kube-apiserver", func(ctx context.Context) ([]byte, error) {
-		return b.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	})
+	metrics := b.apiserverMetrics()
 	failOpen := map[string]string{"name": floorWebhookName}
 	before, _ := gatherCounter(metrics, "apiserver_admission_webhook_fail_open_count", failOpen)
 	i := 0

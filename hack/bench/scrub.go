@@ -19,6 +19,7 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -202,12 +203,24 @@ func (b *bench) runScrubCost(ctx context.Context) (*scrubResult, error) {
 	return res, nil
 }
 
+// apiserverMetrics gathers kube-apiserver's /metrics.
+func (b *bench) apiserverMetrics() prometheus.Gatherer {
+	return textGatherer("kube-apiserver", func(ctx context.Context) ([]byte, error) {
+		return b.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	})
+}
+
+// downWebhook points wh at a closed port with failurePolicy Ignore: the
+// apiserver tries it on each matching request and goes on without it.
+func downWebhook(wh *admissionv1.MutatingWebhook) {
+	wh.ClientConfig = admissionv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1" + webhook.SecretScrubPath)}
+	wh.FailurePolicy = ptr.To(admissionv1.Ignore)
+}
+
 // scrubSplit reads the histograms scrubResult.APICall, APIMatch and Handler
 // are deltas of; a series that cannot be read is empty.
 func (b *bench) scrubSplit() [3]histogram {
-	api := textGatherer("kube-apiserver", func(ctx context.Context) ([]byte, error) {
-		return b.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	})
+	api := b.apiserverMetrics()
 	hook := map[string]string{"name": webhook.SecretScrubWebhookName, "operation": "CREATE", "type": "admit"}
 	var h [3]histogram
 	h[0], _ = gatherHistogram(api, "apiserver_admission_webhook_admission_duration_seconds", hook)
@@ -276,11 +289,8 @@ func (b *bench) setScrubWebhook(ctx context.Context, down bool) error {
 			continue
 		}
 		if down {
-			saved := wh.DeepCopy()
-			b.savedScrubWebhook = saved
-			ignore := admissionv1.Ignore
-			wh.ClientConfig = admissionv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1" + webhook.SecretScrubPath)}
-			wh.FailurePolicy = &ignore
+			b.savedScrubWebhook = wh.DeepCopy()
+			downWebhook(wh)
 		} else if b.savedScrubWebhook != nil {
 			*wh = *b.savedScrubWebhook.DeepCopy()
 		}
