@@ -240,7 +240,7 @@ func (s *acmeSuite) renewsOnSchedule(t *testing.T) {
 	var rec custodyRecord
 	waitFor(t, 30*time.Second, "a consistent first custody snapshot", func(context.Context) (bool, error) {
 		var ok bool
-		first, rec, ok = consistentCustody(t, s.st, acmeNS, crt.Spec.SecretName)
+		first, rec, ok = consistentCustody(t, s.st, acmeNS, crt.Spec.SecretName, false)
 		return ok, nil
 	})
 	serials, versions := []string{first.Annotations[custody.AnnotationSerial]}, []int{rec.Version}
@@ -257,7 +257,7 @@ func (s *acmeSuite) renewsOnSchedule(t *testing.T) {
 			notReady++
 			continue
 		}
-		sec, rec, ok := consistentCustody(t, s.st, acmeNS, crt.Spec.SecretName)
+		sec, rec, ok := consistentCustody(t, s.st, acmeNS, crt.Spec.SecretName, false)
 		if !ok {
 			continue
 		}
@@ -291,8 +291,12 @@ func (s *acmeSuite) renewsOnSchedule(t *testing.T) {
 // version than the record read) is reported as !ok, not as a failure. A
 // consistent snapshot must be a sound placeholder: empty tls.key, the
 // record's certificate in tls.crt, the record's key its pair, and the
-// annotations naming that key and serial.
-func consistentCustody(t *testing.T, st *keyward.Stack, ns, name string) (*corev1.Secret, custodyRecord, bool) {
+// annotations naming that key and serial. webhookDown is for scenarios
+// without the scrub webhook: there cert-manager's next write stores a key
+// under the markers of the last placeholder (server-side apply leaves
+// Keyward's annotations in place) until the watcher scrubs it, so a sample
+// holding a key is !ok there, and a failure everywhere else.
+func consistentCustody(t *testing.T, st *keyward.Stack, ns, name string, webhookDown bool) (*corev1.Secret, custodyRecord, bool) {
 	t.Helper()
 	key := client.ObjectKey{Namespace: ns, Name: name}
 	before := getSecret(t, st.Client, key)
@@ -303,6 +307,9 @@ func consistentCustody(t *testing.T, st *keyward.Stack, ns, name string) (*corev
 		return nil, custodyRecord{}, false
 	}
 	if len(after.Data[corev1.TLSPrivateKeyKey]) != 0 {
+		if webhookDown {
+			return nil, custodyRecord{}, false
+		}
 		t.Fatalf("Secret %s holds a private key", key)
 	}
 	if !bytes.Equal(after.Data[corev1.TLSCertKey], rec.Cert) {
@@ -541,7 +548,7 @@ func (s *acmeSuite) nextKeyLifetimes(t *testing.T) {
 // a Vault-issued one does: a forced renewal under load, 0 failed requests.
 func (s *acmeSuite) delivery(t *testing.T) {
 	n := runNginxDelivery(t, s.st, s.www, s.root)
-	t.Logf("nginx served the ACME certificate through keyward agent: %d requests, 0 failed, across a forced renewal", n)
+	t.Logf("nginx served the ACME certificate through keyward agent: %d requests across a forced renewal", n)
 }
 
 // examples: deploy/examples' Let's Encrypt manifests pass the apiserver's
@@ -570,9 +577,9 @@ func (s *acmeSuite) examples(t *testing.T) {
 }
 
 // runNginxDelivery serves crt's Secret from nginx through `keyward agent`
-// (files sink) under HTTPS load, forces one renewal, and requires the new
-// certificate in a handshake and 0 failed requests. It returns the number
-// of requests served.
+// (files sink) under HTTPS load, forces one renewal, and requires 25
+// handshakes with each certificate, the old and the new, and 0 failed
+// requests. It returns the number of requests served.
 func runNginxDelivery(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, rootPEM []byte) int64 {
 	t.Helper()
 	ns, secret, host := crt.Namespace, crt.Spec.SecretName, crt.Spec.DNSNames[0]
@@ -588,19 +595,21 @@ func runNginxDelivery(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, r
 	roots.AppendCertsFromPEM(rootPEM)
 	load := startTLSLoad(context.Background(), "nginx", "127.0.0.1:"+strconv.Itoa(port), host, roots, 2)
 	defer load.stop()
+	// The load must run on both sides of the rotation: wait (on the
+	// load's own count, not a clock) for servedEach handshakes with the
+	// old certificate before renewing and with the new one after.
+	const servedEach = 25
 	first := currentPlaceholder(t, st, ns, secret)
-	load.waitSerial(t, first.serial, 10*time.Second)
+	load.waitServed(t, first.serial, servedEach, 20*time.Second)
 	next := renewAndWait(t, st, crt, first)
 	seen := load.waitSerial(t, next.serial, 30*time.Second)
 	t.Logf("nginx serves the renewed certificate (serial %s) %v after its custody version %d was written",
 		next.serial, seen.Sub(custodyVersionTime(t, st, ns, secret, next.version)).Round(time.Millisecond), next.version)
+	load.waitServed(t, next.serial, servedEach, 20*time.Second)
 	load.stop()
 	ok, failed, errs := load.result()
 	if failed > 0 {
 		t.Errorf("nginx: %d of %d requests failed, want 0; first errors: %v", failed, ok+failed, errs)
-	}
-	if ok < 50 {
-		t.Errorf("nginx: only %d requests succeeded: the load did not run", ok)
 	}
 	assertDeliveredFiles(t, tlsDir)
 	return ok + failed

@@ -483,7 +483,7 @@ func TestCustodyRenewsOnSchedule(t *testing.T) {
 		// A renewal writes its custody record before its Secret is stored:
 		// sample only a consistent pair (the Secret unchanged around the
 		// record read, naming that record's version).
-		sec, r, ok := consistentCustody(t, st, "renew", "short-tls")
+		sec, r, ok := consistentCustody(t, st, "renew", "short-tls", false)
 		if !ok {
 			continue
 		}
@@ -590,7 +590,7 @@ func TestCustodyWatcherBackstop(t *testing.T) {
 			return false, nil
 		}
 		var ok bool
-		sec, _, ok = consistentCustody(t, st, "backstop", "svc-tls")
+		sec, _, ok = consistentCustody(t, st, "backstop", "svc-tls", true)
 		return ok, nil
 	})
 	if sec.Annotations[custody.AnnotationScrubbedBy] != scrubber.ByWatcher || sec.Labels[custody.LabelCustody] != custody.LabelCustodyVault {

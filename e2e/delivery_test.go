@@ -611,13 +611,14 @@ type tlsLoad struct {
 	ok, failed atomic.Int64
 	mu         sync.Mutex
 	first      map[string]time.Time
+	served     map[string]int64
 	last       string
 	errs       []string
 }
 
 func startTLSLoad(ctx context.Context, name, addr, serverName string, roots *x509.CertPool, workers int) *tlsLoad {
 	ctx, cancel := context.WithCancel(ctx)
-	l := &tlsLoad{name: name, cancel: cancel, first: map[string]time.Time{}}
+	l := &tlsLoad{name: name, cancel: cancel, first: map[string]time.Time{}, served: map[string]int64{}}
 	tr := &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12},
 		DisableKeepAlives: true,
@@ -652,6 +653,7 @@ func startTLSLoad(ctx context.Context, name, addr, serverName string, roots *x50
 					if _, seen := l.first[serial]; !seen {
 						l.first[serial] = now
 					}
+					l.served[serial]++
 					l.last = serial
 					l.mu.Unlock()
 				}
@@ -686,6 +688,17 @@ func (l *tlsLoad) waitSerial(t *testing.T, serial string, limit time.Duration) t
 		return ok, nil
 	})
 	return at
+}
+
+// waitServed waits until the load has completed n successful handshakes
+// with the certificate of this serial.
+func (l *tlsLoad) waitServed(t *testing.T, serial string, n int64, limit time.Duration) {
+	t.Helper()
+	waitFor(t, limit, fmt.Sprintf("%s serving serial %s %d times", l.name, serial, n), func(context.Context) (bool, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.served[serial] >= n, nil
+	})
 }
 
 func (l *tlsLoad) result() (ok, failed int64, errs []string) {

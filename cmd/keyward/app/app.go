@@ -97,7 +97,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o *Options, deps Deps) (m
 	if err != nil {
 		return nil, nil, err
 	}
-	mgr, err = ctrl.NewManager(cfg, managerOptions(o, deps, scheme))
+	mgr, err = ctrl.NewManager(withWarningFilter(cfg), managerOptions(o, deps, scheme))
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating manager: %w", err)
 	}
