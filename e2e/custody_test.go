@@ -601,6 +601,26 @@ func TestCustodyWatcherBackstop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("watcher scrubbed at %s; key exposure recorded in keyward_key_exposure_seconds: %s", scrubbedAt.Format(time.RFC3339Nano), exposureSummary(t, st))
+	assertPlaceholderWarningDropped(t, st.Dir)
+}
+
+// assertPlaceholderWarningDropped: the kube-apiserver warns on every
+// placeholder write (its tls.key holds no PEM); Keyward's log must not
+// repeat that warning for each of the watcher's writes, which its log
+// shows happened.
+func assertPlaceholderWarningDropped(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "keyward.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := bytes.Count(b, []byte(`"msg":"watcher moved key to custody"`))
+	if writes == 0 {
+		t.Fatal("keyward.log shows no placeholder written by the watcher")
+	}
+	if n := bytes.Count(b, []byte(app.PlaceholderWarning)); n > 0 {
+		t.Errorf("keyward.log repeats the kube-apiserver's placeholder warning %d times over %d watcher writes, want 0", n, writes)
+	}
 }
 
 // TestCustodyVaultDown: with Vault unreachable the Secret write is denied, so
