@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,15 +208,26 @@ func (b *bench) setFloorWebhook(ctx context.Context, on bool) error {
 // Keyward's webhook and watcher leave them alone (a downed copy of the
 // scrub webhook selects them instead, setFloorWebhook): once with the Update
 // only, once with the Vault write first. Each arm waits for an idle stack.
-func (b *bench) runWatcherFloors(ctx context.Context, rep *report, workers int) ([]floorRun, error) {
+// Then come the paired rounds (runPairedRounds). It fills w's Floors and
+// Paired.
+func (b *bench) runWatcherFloors(ctx context.Context, rep *report, w *watcherResult) error {
 	if err := b.setFloorWebhook(ctx, true); err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { _ = b.setFloorWebhook(context.WithoutCancel(ctx), false) }()
 	vc, err := b.custodyWriterClient(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	if w.Floors, err = b.floorArms(ctx, rep, vc, w.Workers); err != nil {
+		return err
+	}
+	w.Paired, err = b.runPairedRounds(ctx, rep, vc.KVv2(framework.VaultCustodyMount), w.Workers)
+	return err
+}
+
+// floorArms runs the two floor arms of runWatcherFloors.
+func (b *bench) floorArms(ctx context.Context, rep *report, vc *vaultapi.Client, workers int) ([]floorRun, error) {
 	var runs []floorRun
 	for _, withVault := range []bool{false, true} {
 		fr := floorRun{Vault: withVault, NS: "bench-floor-update"}
@@ -302,8 +314,107 @@ func (w *watcherResult) floorSection() string {
 		} else {
 			p("The floor meets 50 ms in this run, so the difference is Keyward's own work.")
 		}
-		p(" Each arm is a single burst of %d on a shared machine, so each p99 moves by tens of milliseconds from run to run.", w.W)
+		p(" Each arm is a single burst of %d on a shared machine, so each p99 moves by tens of milliseconds from run to run; the paired rounds below repeat the comparison.", w.W)
 		p("\n\n")
+	}
+	return sb.String()
+}
+
+// pairedRound is one round of runPairedRounds: Keyward's burst and the
+// Vault floor's burst back to back, in alternating order.
+type pairedRound struct {
+	KeywardFirst bool
+	// P99 (and P50) of the Direct exposure of each arm.
+	Keyward, Floor       time.Duration
+	KeywardP50, FloorP50 time.Duration
+}
+
+// runPairedRounds repeats Keyward's watcher burst and the Vault floor's
+// burst b.opts.FloorRounds times, alternating which goes first and each on
+// an idle stack, so the ratio between them is taken from bursts that ran
+// minutes apart instead of from one burst each: the machine's drift between
+// phases falls on both arms alike. The scrub webhook is down meanwhile
+// (Keyward's arm is the watcher alone), and the floor webhook must be on.
+func (b *bench) runPairedRounds(ctx context.Context, rep *report, kv *vaultapi.KVv2, workers int) ([]pairedRound, error) {
+	if b.opts.FloorRounds <= 0 {
+		return nil, nil
+	}
+	if err := b.setScrubWebhook(ctx, true); err != nil {
+		return nil, err
+	}
+	defer func() { _ = b.setScrubWebhook(context.WithoutCancel(ctx), false) }()
+	const floorNS = "bench-floor-vault"
+	rm := &floorRemover{kube: b.kube, kv: kv, workers: workers}
+	rctx, stop := context.WithCancel(ctx)
+	done, err := rm.start(rctx, floorNS)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("watching Secrets in %s: %w", floorNS, err)
+	}
+	defer func() { stop(); <-done }()
+	var rounds []pairedRound
+	for i := range b.opts.FloorRounds {
+		pr := pairedRound{KeywardFirst: i%2 == 0}
+		arms := []struct {
+			ns, prefix string
+			p50, p99   *time.Duration
+		}{{watcherNS, fmt.Sprintf("k%d-", i), &pr.KeywardP50, &pr.Keyward}, {floorNS, fmt.Sprintf("v%d-", i), &pr.FloorP50, &pr.Floor}}
+		if !pr.KeywardFirst {
+			arms[0], arms[1] = arms[1], arms[0]
+		}
+		for _, a := range arms {
+			if err := b.idle(ctx, rep, fmt.Sprintf("paired round %d in %s", i+1, a.ns)); err != nil {
+				return nil, err
+			}
+			run, err := b.exposure(ctx, a.ns, a.prefix, b.opts.WatcherSecrets, b.opts.WatcherConcurrency, false)
+			if err != nil {
+				return nil, err
+			}
+			*a.p50, *a.p99 = run.Direct.quantile(0.5), run.Direct.quantile(0.99)
+		}
+		fmt.Printf("  paired round %d: Keyward p99 %s, floor p99 %s\n", i+1, fmtD(pr.Keyward), fmtD(pr.Floor))
+		rounds = append(rounds, pr)
+	}
+	return rounds, nil
+}
+
+// pairedRatio is the median over the paired rounds of Keyward's p99 ÷ the
+// floor's, and false without rounds.
+func pairedRatio(rounds []pairedRound) (float64, bool) {
+	var r []float64
+	for _, pr := range rounds {
+		if pr.Floor > 0 {
+			r = append(r, float64(pr.Keyward)/float64(pr.Floor))
+		}
+	}
+	if len(r) == 0 {
+		return 0, false
+	}
+	slices.Sort(r)
+	if len(r)%2 == 1 {
+		return r[len(r)/2], true
+	}
+	return (r[len(r)/2-1] + r[len(r)/2]) / 2, true
+}
+
+// pairedSection is section 3's table of the paired rounds.
+func (w *watcherResult) pairedSection() string {
+	if len(w.Paired) == 0 {
+		return ""
+	}
+	var sb strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&sb, format, a...) }
+	p("**Paired rounds.** A single burst per arm moves by tens of milliseconds from run to run, so Keyward's burst and the Vault floor's burst were then repeated %d times more, back to back, alternating which went first, each on an idle stack (the scrub webhook down again; %d Secrets, %d concurrent Creates each).\n\n", len(w.Paired), w.W, w.Concurrency)
+	p("| Round | First | Keyward p50 / p99 | Floor (KV write + Update) p50 / p99 | Keyward ÷ floor, p99 |\n|---|---|---|---|---|\n")
+	for i, pr := range w.Paired {
+		first := "floor"
+		if pr.KeywardFirst {
+			first = "Keyward"
+		}
+		p("| %d | %s | %s / %s | %s / %s | %s |\n", i+1, first, fmtD(pr.KeywardP50), fmtD(pr.Keyward), fmtD(pr.FloorP50), fmtD(pr.Floor), ratio(pr.Keyward, pr.Floor))
+	}
+	if m, ok := pairedRatio(w.Paired); ok {
+		p("\nMedian over the rounds of Keyward's p99 ÷ the floor's: %.2f.\n\n", m)
 	}
 	return sb.String()
 }

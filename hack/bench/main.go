@@ -49,6 +49,7 @@ type options struct {
 	WatcherSecrets     int
 	WatcherConcurrency int
 	WatcherSingle      int
+	FloorRounds        int
 	ScaleCertificates  int
 	ScaleNamespaces    int
 	CreateConcurrency  int
@@ -90,6 +91,7 @@ func main() {
 	flag.IntVar(&o.WatcherConcurrency, "watcher-concurrency", 8, "concurrent Creates in the watcher-exposure phase")
 	flag.DurationVar(&o.AuditPeriod, "audit-period", 30*time.Second, "Keyward's --custody-audit-period (shorter than the quiet period, so that the quiet period holds audits)")
 	flag.IntVar(&o.WatcherWorkers, "watcher-workers", 0, "Keyward's --custody-watcher-workers (0: Keyward's default)")
+	flag.IntVar(&o.FloorRounds, "floor-rounds", 5, "paired rounds after the watcher floor: Keyward's burst and the Vault floor's burst back to back, alternating order (0 skips them)")
 	flag.IntVar(&o.WatcherSingle, "watcher-single", 50, "key-bearing Secrets created one at a time (each after the previous was scrubbed) in the watcher-exposure phase")
 	flag.IntVar(&o.ScaleCertificates, "scale-certificates", 10000, "Certificates issued into custody in the scale phase, with Keyward as its own process (0 skips the phase)")
 	flag.IntVar(&o.ScaleNamespaces, "scale-namespaces", 100, "custody namespaces the scale phase's Certificates are spread over")
@@ -220,7 +222,7 @@ func run(o options) error {
 		return err
 	}
 	fmt.Println("watcher floor: the same burst with a bare remover…")
-	if rep.Watcher.Floors, err = b.runWatcherFloors(ctx, rep, rep.Watcher.Workers); err != nil {
+	if err = b.runWatcherFloors(ctx, rep, rep.Watcher); err != nil {
 		return err
 	}
 	rep.PeakRSS = peakRSS()

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -239,7 +240,11 @@ func (r *report) table() string {
 			row("Watcher exposure p50 / p99, one Secret at a time", fmt.Sprintf("%s / %s", fmtD(w.Single.quantile(0.5)), fmtD(w.Single.quantile(0.99))), fmt.Sprintf("%d Secrets, each created after the previous one was scrubbed; same measure", len(w.Single)))
 		}
 		if fr, ok := w.vaultFloor(); ok {
-			row("Floor: bare remover (KV v2 write, then Update) p50 / p99", fmt.Sprintf("%s / %s; Keyward's burst p99 ÷ floor p99 %s", fmtD(fr.Run.Direct.quantile(0.5)), fmtD(fr.Run.Direct.quantile(0.99)), ratio(w.Direct.quantile(0.99), fr.Run.Direct.quantile(0.99))), fmt.Sprintf("the same burst of %d in a namespace without custody, removed by the harness with no Keyward code (section 3)", w.W))
+			paired := ""
+			if m, ok := pairedRatio(w.Paired); ok {
+				paired = fmt.Sprintf("; median over %d paired rounds %.2f", len(w.Paired), m)
+			}
+			row("Floor: bare remover (KV v2 write, then Update) p50 / p99", fmt.Sprintf("%s / %s; Keyward's burst p99 ÷ floor p99 %s%s", fmtD(fr.Run.Direct.quantile(0.5)), fmtD(fr.Run.Direct.quantile(0.99)), ratio(w.Direct.quantile(0.99), fr.Run.Direct.quantile(0.99)), paired), fmt.Sprintf("the same burst of %d in a namespace without custody, removed by the harness with no Keyward code (section 3)", w.W))
 		}
 	}
 	if s := r.Steady; s != nil {
@@ -431,6 +436,7 @@ func (r *report) markdown() string {
 			}
 		}
 		w("%s", wr.floorSection())
+		w("%s", wr.pairedSection())
 	}
 
 	if s := r.Steady; s != nil {
@@ -582,6 +588,13 @@ func (r *report) targets() string {
 		}
 		for _, fr := range wr.Floors {
 			w("; the same burst with a %s (no Keyward code, section 3): p99 %s", fr.name(), fmtD(fr.Run.Direct.quantile(0.99)))
+		}
+		if m, ok := pairedRatio(wr.Paired); ok {
+			var floors []time.Duration
+			for _, pr := range wr.Paired {
+				floors = append(floors, pr.Floor)
+			}
+			w("; in %d paired rounds Keyward's p99 was %.2f × the Vault floor's (median), and the floor's own p99 ranged %s–%s", len(wr.Paired), m, fmtD(slices.Min(floors)), fmtD(slices.Max(floors)))
 		}
 		w(".\n")
 	}

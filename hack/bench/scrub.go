@@ -261,6 +261,8 @@ type watcherResult struct {
 	CPU  map[string]time.Duration
 	// Floors: the same burst with a floorRemover instead of the watcher.
 	Floors []floorRun
+	// Paired: Keyward's burst and the Vault floor's, repeated back to back.
+	Paired []pairedRound
 }
 
 // burstSpan times a burst from its first Create.
