@@ -203,7 +203,13 @@ func TestDeliveryAgent(t *testing.T) {
 	proxy.Cut()
 	partitioned := time.Now()
 	next := renewAndWait(t, st, crt, prev)
-	time.Sleep(6 * time.Second)
+	// Wait until the agent wants the new version and has failed to read it
+	// (its own report, not a clock); the servers must still show the last
+	// certificate after that.
+	waitFor(t, 30*time.Second, "agent reporting the renewed version and a vault error", func(context.Context) (bool, error) {
+		s := agentStatus(t, healthURL)
+		return len(s.Secrets) == 1 && s.Secrets[0].Wanted == next.version && s.Secrets[0].Errors["vault"] != "", nil
+	})
 	for _, l := range loads {
 		if at, ok := l.firstSeen(next.serial); ok {
 			t.Fatalf("%s served serial %s at %v although the agents cannot reach Vault", l.name, next.serial, at)

@@ -569,11 +569,17 @@ func (r *report) targets() string {
 	}
 	if s := r.Scrub; s != nil {
 		p99, floor := s.Custody.quantile(0.99)-s.Plain.quantile(0.99), s.FloorKV.quantile(0.99)
-		verdict := "met"
-		if p99 > 2*floor || p99 > 5*time.Millisecond {
-			verdict = "missed"
+		met := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "missed"
 		}
-		w("- Scrub cost: added p99 (Create with custody p99 − without p99) %s vs 2 × floor p99 %s and 5 ms: %s. The webhook makes one Vault write (key and the version's description, check-and-set) like the floor, plus the apiserver's call to the webhook and the patch.\n", fmtD(p99), fmtD(2*floor), verdict)
+		w("- Scrub cost: added p99 (Create with custody p99 − without p99) %s; ≤ 2 × the bare KV write's p99 (%s): %s; ≤ 5 ms: %s.", fmtD(p99), fmtD(2*floor), met(p99 <= 2*floor), met(p99 <= 5*time.Millisecond))
+		if floor > 5*time.Millisecond {
+			w(" The bare KV write alone (same payload, same token, no Kubernetes in the path) had a p99 of %s in this run, above 5 ms: on this machine the 5 ms target is below the p99 of the one Vault write the webhook must confirm before it answers.", fmtD(floor))
+		}
+		w(" The webhook makes one Vault write (key and the version's description, check-and-set) like the floor, plus the apiserver's call to the webhook and the patch.\n")
 	}
 	if wr := r.Watcher; wr != nil {
 		verdict := func(d time.Duration) string {
