@@ -50,6 +50,7 @@ type options struct {
 	WatcherConcurrency int
 	WatcherSingle      int
 	FloorRounds        int
+	ArmOrder           string
 	ScaleCertificates  int
 	ScaleNamespaces    int
 	CreateConcurrency  int
@@ -91,6 +92,7 @@ func main() {
 	flag.IntVar(&o.WatcherConcurrency, "watcher-concurrency", 8, "concurrent Creates in the watcher-exposure phase")
 	flag.DurationVar(&o.AuditPeriod, "audit-period", 30*time.Second, "Keyward's --custody-audit-period (shorter than the quiet period, so that the quiet period holds audits)")
 	flag.IntVar(&o.WatcherWorkers, "watcher-workers", 0, "Keyward's --custody-watcher-workers (0: Keyward's default)")
+	flag.StringVar(&o.ArmOrder, "arm-order", "ab", "issuance arm order: ab (baseline first in every round) or alternate (baseline first in odd rounds, Keyward first in even ones)")
 	flag.IntVar(&o.FloorRounds, "floor-rounds", 5, "paired rounds after the watcher floor: Keyward's burst and the Vault floor's burst back to back, alternating order (0 skips them)")
 	flag.IntVar(&o.WatcherSingle, "watcher-single", 50, "key-bearing Secrets created one at a time (each after the previous was scrubbed) in the watcher-exposure phase")
 	flag.IntVar(&o.ScaleCertificates, "scale-certificates", 10000, "Certificates issued into custody in the scale phase, with Keyward as its own process (0 skips the phase)")
@@ -106,6 +108,10 @@ func main() {
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each issuance arm (cert-manager, Keyward, harness: all in-process) to <prefix>-<arm>-r<round>.pprof")
 	flag.BoolVar(&o.SkipGoBench, "skip-go-bench", false, "do not run BenchmarkDecideGuard")
 	flag.Parse()
+	if o.ArmOrder != "ab" && o.ArmOrder != "alternate" {
+		fmt.Fprintf(os.Stderr, "bench: -arm-order %q: want ab or alternate\n", o.ArmOrder)
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -163,7 +169,7 @@ func run(o options) error {
 		return err
 	}
 	for r := 1; r <= o.Rounds; r++ {
-		for _, arm := range []string{"a", "b"} {
+		for _, arm := range o.arms(r) {
 			fmt.Printf("issuance: arm %s round %d, %d Certificates…\n", arm, r, o.N)
 			if err := b.idle(ctx, rep, fmt.Sprintf("arm %s, %s", arm, rep.roundName(r))); err != nil {
 				return err
@@ -382,6 +388,16 @@ func (o options) layout(round int) int {
 		return 1
 	}
 	return o.Namespaces[(round-1)%len(o.Namespaces)]
+}
+
+// arms is the order of round r's issuance arms (-arm-order). Every arm
+// leaves its objects behind, so an arm that runs second runs on a cluster
+// with N more Certificates, Secrets and requests than the first.
+func (o options) arms(round int) []string {
+	if o.ArmOrder == "alternate" && round%2 == 0 {
+		return []string{"b", "a"}
+	}
+	return []string{"a", "b"}
 }
 
 // idle waits for the stack to go idle before the phase named what and

@@ -199,6 +199,14 @@ func ratio(b, a time.Duration) string {
 	return fmt.Sprintf("%.2f", float64(b)/float64(a))
 }
 
+// orderSentence says in which order the issuance arms ran.
+func (r *report) orderSentence() string {
+	if r.Opts.ArmOrder == "alternate" {
+		return "Arm a ran first in odd rounds, arm b first in even ones (`-arm-order alternate`)."
+	}
+	return "Arm a ran first in every round."
+}
+
 // table is the summary printed at the end of a run (and the report's head).
 func (r *report) table() string {
 	var sb strings.Builder
@@ -301,7 +309,7 @@ func (r *report) markdown() string {
 	w("## 1. Issuance\n\n")
 	w("Arm a: cert-manager's built-in Vault `ClusterIssuer` (Kubernetes auth role `cert-manager`, `pki_int/sign/cert-manager`) in a namespace without custody. ")
 	w("Arm b: Keyward's `VaultClusterIssuer` (role `keyward-issuer`, `pki_int/sign/keyward`) in a namespace labelled `keyward.io/custody=enabled`, so every Secret write also goes through the scrub webhook and every status update through the custody guard. ")
-	w("Same Vault, same apiserver, same cert-manager. Each arm creates N ECDSA P-256 Certificates (24 h, rotationPolicy Always) in %s, all submitted concurrently (up to %d in flight), client-side rate limiting off.\n\n", r.layouts(), r.Opts.CreateConcurrency)
+	w("Same Vault, same apiserver, same cert-manager. Each arm creates N ECDSA P-256 Certificates (24 h, rotationPolicy Always) in %s, all submitted concurrently (up to %d in flight), client-side rate limiting off. %s Each arm's objects stay, so the second arm of a round runs with N more Certificates in the cluster than the first.\n\n", r.layouts(), r.Opts.CreateConcurrency, r.orderSentence())
 	w("- *Wall*: first Create call → the last Ready=True delivered by a watch on the namespace's Certificates.\n")
 	w("- *Watch latency*: that Certificate's Create returned → its Ready=True delivered by the watch (ms resolution).\n")
 	w("- *API latency*: `creationTimestamp` → Ready condition `lastTransitionTime`, as the issue asks; both are whole seconds, so these are multiples of 1 s.\n")
