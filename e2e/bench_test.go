@@ -33,6 +33,7 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		"-quiet", "2s", "-settle", "1s",
 		"-scrub-secrets", "3", "-watcher-secrets", "3", "-watcher-single", "2",
 		"-scale-certificates", "6", "-scale-namespaces", "2", "-scale-settle", "1s", "-audit-period", "3s",
+		"-floor-rounds", "2", "-arm-order", "alternate",
 		"-skip-go-bench", "-out", out)
 	cmd.Dir = root
 	output, err := cmd.CombinedOutput()
@@ -60,6 +61,13 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		"Created Secrets that came back as webhook placeholders: 3 of 3.",
 		"## 3. Watcher exposure",
 		"Creates that returned with the key still present (webhook really bypassed): 3 of 3.",
+		"**The floor on this machine.**",
+		"| floor remover: bare KV v2 write, then Update | 3 |",
+		"**Paired rounds.**",
+		"| 1 | Keyward |",
+		"| 2 | floor |",
+		"Median over the rounds of Keyward's p99 ÷ the floor's: ",
+		"Arm a ran first in odd rounds, arm b first in even ones",
 		"## 4. Steady state",
 		"## 6. Scale",
 		"| 6 Certificates issued into custody |",
