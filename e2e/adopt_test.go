@@ -176,7 +176,7 @@ func assertNoRequests(t *testing.T, st *keyward.Stack, ns string, quiet time.Dur
 		if time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // sampling over the quiet window, not a synchronisation
 	}
 	t.Logf("quiet %s: 0 CertificateRequests for %v, Ready stayed True", quiet, names)
 }

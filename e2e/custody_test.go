@@ -312,7 +312,7 @@ func assertQuiet(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate, d time
 		if !isReady(cur) {
 			t.Fatalf("Certificate %s/%s left Ready during the quiet period: %+v", crt.Namespace, crt.Name, cur.Status.Conditions)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // sampling Ready over the quiet window, not a synchronisation
 	}
 	for name := range requestNames(t, st.Client, crt.Namespace, crt.Name) {
 		if !beforeNames[name] {
@@ -475,7 +475,7 @@ func TestCustodyRenewsOnSchedule(t *testing.T) {
 	versions := []int{rec.Version}
 	deadline := time.Now().Add(75 * time.Second)
 	for len(serials) < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // polling for the next renewal (ends as soon as it lands)
 		cur := &cmapi.Certificate{}
 		if err := st.Client.Get(ctx, client.ObjectKeyFromObject(crt), cur); err != nil || !isReady(cur) {
 			continue
