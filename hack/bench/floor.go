@@ -59,9 +59,10 @@ type floorRemover struct {
 	errors  atomic.Int64
 }
 
-// start follows ns and removes keys until ctx ends; the returned channel
-// closes when the watch and every worker have stopped.
-func (f *floorRemover) start(ctx context.Context, ns string) (<-chan struct{}, error) {
+// start follows ns and removes keys until the returned stop is called;
+// stop returns once the watch and every worker have stopped.
+func (f *floorRemover) start(ctx context.Context, ns string) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(ctx)
 	queue := make(chan *corev1.Secret, 4096)
 	taken := sync.Map{}
 	followed, err := secretFollower(f.kube, ns, func(t watch.EventType, obj runtime.Object, _ time.Time) {
@@ -78,7 +79,8 @@ func (f *floorRemover) start(ctx context.Context, ns string) (<-chan struct{}, e
 		}
 	}).start(ctx)
 	if err != nil {
-		return nil, err
+		cancel()
+		return nil, fmt.Errorf("watching Secrets in %s: %w", ns, err)
 	}
 	var wg sync.WaitGroup
 	for range f.workers {
@@ -95,9 +97,7 @@ func (f *floorRemover) start(ctx context.Context, ns string) (<-chan struct{}, e
 			}
 		}()
 	}
-	done := make(chan struct{})
-	go func() { <-followed; wg.Wait(); close(done) }()
-	return done, nil
+	return func() { cancel(); <-followed; wg.Wait() }, nil
 }
 
 // remove writes s's data to Vault (if the remover has a KV client) and then
@@ -209,7 +209,7 @@ func (b *bench) setFloorWebhook(ctx context.Context, on bool) error {
 // scrub webhook selects them instead, setFloorWebhook): once with the Update
 // only, once with the Vault write first. Each arm waits for an idle stack.
 // Then come the paired rounds (runPairedRounds). It fills w's Floors and
-// Paired.
+// Paired. runWatcher left the scrub webhook down; the caller restores it.
 func (b *bench) runWatcherFloors(ctx context.Context, rep *report, w *watcherResult) error {
 	if err := b.setFloorWebhook(ctx, true); err != nil {
 		return err
@@ -241,17 +241,14 @@ func (b *bench) floorArms(ctx context.Context, rep *report, vc *vaultapi.Client,
 		if err := b.idle(ctx, rep, "the watcher floor in "+fr.NS); err != nil {
 			return nil, err
 		}
-		rctx, stop := context.WithCancel(ctx)
-		done, err := rm.start(rctx, fr.NS)
+		stop, err := rm.start(ctx, fr.NS)
 		if err != nil {
-			stop()
-			return nil, fmt.Errorf("watching Secrets in %s: %w", fr.NS, err)
+			return nil, err
 		}
 		cpu0 := cpuTimes()
 		fr.Run, err = b.exposure(ctx, fr.NS, "f", b.opts.WatcherSecrets, b.opts.WatcherConcurrency, false)
 		fr.CPU = cpuDelta(cpu0, cpuTimes())
 		stop()
-		<-done
 		if err != nil {
 			return nil, err
 		}
@@ -333,25 +330,19 @@ type pairedRound struct {
 // burst b.opts.FloorRounds times, alternating which goes first and each on
 // an idle stack, so the ratio between them is taken from bursts that ran
 // minutes apart instead of from one burst each: the machine's drift between
-// phases falls on both arms alike. The scrub webhook is down meanwhile
-// (Keyward's arm is the watcher alone), and the floor webhook must be on.
+// phases falls on both arms alike. The scrub webhook must still be down
+// (Keyward's arm is the watcher alone) and the floor webhook on.
 func (b *bench) runPairedRounds(ctx context.Context, rep *report, kv *vaultapi.KVv2, workers int) ([]pairedRound, error) {
 	if b.opts.FloorRounds <= 0 {
 		return nil, nil
 	}
-	if err := b.setScrubWebhook(ctx, true); err != nil {
-		return nil, err
-	}
-	defer func() { _ = b.setScrubWebhook(context.WithoutCancel(ctx), false) }()
 	const floorNS = "bench-floor-vault"
 	rm := &floorRemover{kube: b.kube, kv: kv, workers: workers}
-	rctx, stop := context.WithCancel(ctx)
-	done, err := rm.start(rctx, floorNS)
+	stop, err := rm.start(ctx, floorNS)
 	if err != nil {
-		stop()
-		return nil, fmt.Errorf("watching Secrets in %s: %w", floorNS, err)
+		return nil, err
 	}
-	defer func() { stop(); <-done }()
+	defer stop()
 	var rounds []pairedRound
 	for i := range b.opts.FloorRounds {
 		pr := pairedRound{KeywardFirst: i%2 == 0}
@@ -404,7 +395,7 @@ func (w *watcherResult) pairedSection() string {
 	}
 	var sb strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&sb, format, a...) }
-	p("**Paired rounds.** A single burst per arm moves by tens of milliseconds from run to run, so Keyward's burst and the Vault floor's burst were then repeated %d times more, back to back, alternating which went first, each on an idle stack (the scrub webhook down again; %d Secrets, %d concurrent Creates each).\n\n", len(w.Paired), w.W, w.Concurrency)
+	p("**Paired rounds.** A single burst per arm moves by tens of milliseconds from run to run, so Keyward's burst and the Vault floor's burst were then repeated %d times more, back to back, alternating which went first, each on an idle stack (the scrub webhook still down; %d Secrets, %d concurrent Creates each).\n\n", len(w.Paired), w.W, w.Concurrency)
 	p("| Round | First | Keyward p50 / p99 | Floor (KV write + Update) p50 / p99 | Keyward ÷ floor, p99 |\n|---|---|---|---|---|\n")
 	for i, pr := range w.Paired {
 		first := "floor"

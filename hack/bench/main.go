@@ -228,7 +228,11 @@ func run(o options) error {
 		return err
 	}
 	fmt.Println("watcher floor: the same burst with a bare remover…")
-	if err = b.runWatcherFloors(ctx, rep, rep.Watcher); err != nil {
+	err = b.runWatcherFloors(ctx, rep, rep.Watcher)
+	if rerr := b.setScrubWebhook(context.WithoutCancel(ctx), false); err == nil {
+		err = rerr
+	}
+	if err != nil {
 		return err
 	}
 	rep.PeakRSS = peakRSS()

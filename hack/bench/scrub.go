@@ -330,6 +330,10 @@ func (b *bench) setScrubWebhook(ctx context.Context, down bool) error {
 // that confirm the webhook change took effect.
 const watcherNS, probeNS = "bench-watcher", "bench-probe"
 
+// runWatcher measures the watcher's exposure with the scrub webhook down.
+// On success it leaves the webhook down for the floor arms and paired
+// rounds (runWatcherFloors); the caller restores it. On failure it restores
+// it itself.
 func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	for _, ns := range []string{watcherNS, probeNS} {
 		if err := b.st.CreateNamespace(ctx, ns, map[string]string{custody.NamespaceLabelCustody: "enabled"}); err != nil {
@@ -340,9 +344,9 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 	if err := b.setScrubWebhook(ctx, true); err != nil {
 		return nil, err
 	}
-	restored := false
+	succeeded := false
 	defer func() {
-		if !restored {
+		if !succeeded {
 			_ = b.setScrubWebhook(context.WithoutCancel(ctx), false)
 		}
 	}()
@@ -386,10 +390,7 @@ func (b *bench) runWatcher(ctx context.Context) (*watcherResult, error) {
 		}
 		res.Single, res.SingleBegan, res.Bypassed1 = single.Direct, single.Began, single.Bypassed
 	}
-	restored = true
-	if err := b.setScrubWebhook(ctx, false); err != nil {
-		return nil, err
-	}
+	succeeded = true
 	return res, nil
 }
 
