@@ -883,6 +883,7 @@ func TestDecideGuardCompletesIssuance(t *testing.T) {
 		old.Status = cmapi.CertificateStatus{}
 		setCond(old, now.Add(-time.Minute), cmapi.CertificateConditionReady, cmmeta.ConditionFalse, "DoesNotExist", "Issuing certificate as Secret does not exist")
 		setCond(old, now.Add(-time.Minute), cmapi.CertificateConditionIssuing, cmmeta.ConditionTrue, "DoesNotExist", "Issuing certificate as Secret does not exist")
+		old.Status.NextPrivateKeySecretName = ptr.To(f.crt.Name + "-x7k2p")
 		newCrt := old.DeepCopy()
 		newCrt.Status.Conditions = newCrt.Status.Conditions[:1]
 		newCrt.Status.Revision = ptr.To(1)
@@ -905,6 +906,11 @@ func TestDecideGuardCompletesIssuance(t *testing.T) {
 	}
 	if cond(d.Status, cmapi.CertificateConditionIssuing) != nil || d.Status.Revision == nil || *d.Status.Revision != 1 {
 		t.Fatalf("the issuing controller's own changes were not kept: %+v", d.Status)
+	}
+	// The key manager's clean-up write is made unnecessary: the field it
+	// would clear is cleared here (and the request itself is not modified).
+	if d.Status.NextPrivateKeySecretName != nil || in.New.Status.NextPrivateKeySecretName == nil {
+		t.Fatalf("nextPrivateKeySecretName: decision %v, request %v; want cleared in the decision only", d.Status.NextPrivateKeySecretName, in.New.Status.NextPrivateKeySecretName)
 	}
 	wantRT, _ := pki.RenewalTime(f.cert.NotBefore, f.cert.NotAfter, in.New.Spec.RenewBefore, in.New.Spec.RenewBeforePercentage, in.New.Spec.Renewal)
 	if d.Status.NotBefore == nil || !d.Status.NotBefore.Equal(&metav1.Time{Time: f.cert.NotBefore}) ||

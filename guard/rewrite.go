@@ -17,7 +17,13 @@ import (
 // against it, the Certificate becomes Ready=True in that write, with
 // notBefore, notAfter and renewalTime as the readiness controller computes
 // them, so readiness finds nothing to change but the redaction-induced
-// Ready=False, which the guard then drops as a no-op. With a genuine reason
+// Ready=False, which the guard then drops as a no-op. The same write also
+// clears status.nextPrivateKeySecretName, as cert-manager's key manager does
+// in a write of its own as soon as Issuing is gone: that write would store
+// one more version and wake the trigger and readiness controllers once
+// more, each into a redaction-induced update for the guard to drop. The key
+// manager still deletes the temporary key Secret (it finds it by label and
+// owner, not by this field) and then finds the field already clear. With a genuine reason
 // (expired, spec or chain mismatch) the write passes untouched and cert-manager's
 // readiness controller reports it, as without Keyward.
 func completeIssuance(in Input, view certView, readyFinding *finding) Decision {
@@ -44,6 +50,7 @@ func completeIssuance(in Input, view certView, readyFinding *finding) Decision {
 		status.Conditions = append(status.Conditions, ready)
 	}
 	restoreTimes(status, in.Old, in.New, view)
+	status.NextPrivateKeySecretName = nil
 	return Decision{
 		Outcome: PassRewritten,
 		Reason:  cmReasonReady,
