@@ -29,7 +29,7 @@ func TestBenchHarnessSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "run", "./hack/bench",
-		"-n", "4", "-rounds", "2", "-namespaces", "1,2",
+		"-n", "4", "-rounds", "3", "-namespaces", "1,2",
 		"-quiet", "2s", "-settle", "1s",
 		"-scrub-secrets", "3", "-watcher-secrets", "3", "-watcher-single", "2",
 		"-scale-certificates", "6", "-scale-namespaces", "2", "-scale-settle", "1s", "-audit-period", "3s",
@@ -67,7 +67,9 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		"| 1 | Keyward |",
 		"| 2 | floor |",
 		"Median over the rounds of Keyward's p99 ÷ the floor's: ",
-		"Arm a ran first in odd rounds, arm b first in even ones",
+		"arm a ran first in a layout's first round, arm b first in its second",
+		"| Issuance wall ratio b/a, 1 namespace, median of 2 rounds | **",
+		"- Issuance, 1 namespace, median wall ratio b/a over 2 rounds (round 1 ",
 		"## 4. Steady state",
 		"## 6. Scale",
 		"| 6 Certificates issued into custody |",
@@ -79,6 +81,17 @@ func TestBenchHarnessSmoke(t *testing.T) {
 	} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report lacks %q", want)
+		}
+	}
+	// Round 3 is layout 1's second round: with -arm-order alternate its
+	// Keyward arm ran first; round 2 (the first of layout 2) ran a first.
+	for _, order := range [][2]string{
+		{"- before arm b, round 3: ", "- before arm a, round 3: "},
+		{"- before arm a, round 2 (2 namespaces): ", "- before arm b, round 2 (2 namespaces): "},
+	} {
+		first, second := strings.Index(string(report), order[0]), strings.Index(string(report), order[1])
+		if first < 0 || second < 0 || first > second {
+			t.Errorf("report's idle waits: want %q before %q", order[0], order[1])
 		}
 	}
 	if t.Failed() {

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -378,14 +377,7 @@ func pairedRatio(rounds []pairedRound) (float64, bool) {
 			r = append(r, float64(pr.Keyward)/float64(pr.Floor))
 		}
 	}
-	if len(r) == 0 {
-		return 0, false
-	}
-	slices.Sort(r)
-	if len(r)%2 == 1 {
-		return r[len(r)/2], true
-	}
-	return (r[len(r)/2-1] + r[len(r)/2]) / 2, true
+	return median(r)
 }
 
 // pairedSection is section 3's table of the paired rounds.

@@ -92,7 +92,7 @@ func main() {
 	flag.IntVar(&o.WatcherConcurrency, "watcher-concurrency", 8, "concurrent Creates in the watcher-exposure phase")
 	flag.DurationVar(&o.AuditPeriod, "audit-period", 30*time.Second, "Keyward's --custody-audit-period (shorter than the quiet period, so that the quiet period holds audits)")
 	flag.IntVar(&o.WatcherWorkers, "watcher-workers", 0, "Keyward's --custody-watcher-workers (0: Keyward's default)")
-	flag.StringVar(&o.ArmOrder, "arm-order", "ab", "issuance arm order: ab (baseline first in every round) or alternate (baseline first in odd rounds, Keyward first in even ones)")
+	flag.StringVar(&o.ArmOrder, "arm-order", "ab", "issuance arm order: ab (baseline first in every round) or alternate (the order flips between successive rounds of the same -namespaces layout, baseline first in the first)")
 	flag.IntVar(&o.FloorRounds, "floor-rounds", 5, "paired rounds after the watcher floor: Keyward's burst and the Vault floor's burst back to back, alternating order (0 skips them)")
 	flag.IntVar(&o.WatcherSingle, "watcher-single", 50, "key-bearing Secrets created one at a time (each after the previous was scrubbed) in the watcher-exposure phase")
 	flag.IntVar(&o.ScaleCertificates, "scale-certificates", 10000, "Certificates issued into custody in the scale phase, with Keyward as its own process (0 skips the phase)")
@@ -396,12 +396,26 @@ func (o options) layout(round int) int {
 
 // arms is the order of round r's issuance arms (-arm-order). Every arm
 // leaves its objects behind, so an arm that runs second runs on a cluster
-// with N more Certificates, Secrets and requests than the first.
+// with N more Certificates, Secrets and requests than the first. With
+// alternate the order flips between successive rounds of the same layout,
+// so that a layout's median ratio (report.layoutGroups) has rounds of both
+// orders in it.
 func (o options) arms(round int) []string {
-	if o.ArmOrder == "alternate" && round%2 == 0 {
+	if o.ArmOrder == "alternate" && o.repetition(round)%2 == 1 {
 		return []string{"b", "a"}
 	}
 	return []string{"a", "b"}
+}
+
+// repetition is how many earlier rounds had round's layout.
+func (o options) repetition(round int) int {
+	n := 0
+	for r := 1; r < round; r++ {
+		if o.layout(r) == o.layout(round) {
+			n++
+		}
+	}
+	return n
 }
 
 // idle waits for the stack to go idle before the phase named what and

@@ -202,7 +202,7 @@ func ratio(b, a time.Duration) string {
 // orderSentence says in which order the issuance arms ran.
 func (r *report) orderSentence() string {
 	if r.Opts.ArmOrder == "alternate" {
-		return "Arm a ran first in odd rounds, arm b first in even ones (`-arm-order alternate`)."
+		return "The arm order alternated between successive rounds of the same layout: arm a ran first in a layout's first round, arm b first in its second, and so on (`-arm-order alternate`)."
 	}
 	return "Arm a ran first in every round."
 }
@@ -231,6 +231,13 @@ func (r *report) table() string {
 			fmt.Sprintf("%s / %s (API: %s / %s); p50 ratio b/a %s, p99 ratio %s", fmtD(b.WatchLatency.quantile(0.5)), fmtD(b.WatchLatency.quantile(0.99)), fmtD(b.APILatency.quantile(0.5)), fmtD(b.APILatency.quantile(0.99)),
 				ratio(b.WatchLatency.quantile(0.5), a.WatchLatency.quantile(0.5)), ratio(b.WatchLatency.quantile(0.99), a.WatchLatency.quantile(0.99))),
 			"as above")
+	}
+	for _, g := range r.layoutGroups() {
+		if m, ok := g.median(); ok && len(g.Rounds) > 1 {
+			row(fmt.Sprintf("Issuance wall ratio b/a, %s, median of %d rounds", g.name(), len(g.Rounds)),
+				fmt.Sprintf("**%.2f** (%s); arm a alone took %s–%s", m, g.perRound(), fmtD(g.BaselineMin), fmtD(g.BaselineMax)),
+				"the rounds above with this layout; "+r.orderClause())
+		}
 	}
 	if s := r.Scrub; s != nil {
 		row("Secret Create without custody p50 / p99", fmt.Sprintf("%s / %s", fmtD(s.Plain.quantile(0.5)), fmtD(s.Plain.quantile(0.99))), fmt.Sprintf("%d sequential Creates, client-side", s.M))
@@ -569,6 +576,18 @@ func (r *report) targets() string {
 			r.roundName(round), got, issuanceTarget, got-issuanceTarget, fmtD(b.Wall-time.Duration(float64(a.Wall)*issuanceTarget)), fmtD(a.Wall), r.Opts.N,
 			total.Seconds(), runtime.NumCPU(), topD.Seconds(), top, settled)
 	}
+	for _, g := range r.layoutGroups() {
+		m, ok := g.median()
+		if !ok || len(g.Rounds) < 2 {
+			continue
+		}
+		verdict := fmt.Sprintf("%.2f ≤ %.2f: met", m, issuanceTarget)
+		if m > issuanceTarget {
+			verdict = fmt.Sprintf("%.2f > %.2f: missed by %.2f", m, issuanceTarget, m-issuanceTarget)
+		}
+		w("- Issuance, %s, median wall ratio b/a over %d rounds (%s; %s): %s. One round's ratio moves with the baseline arm's own wall time, which ranged %s–%s across these rounds.\n",
+			g.name(), len(g.Rounds), g.perRound(), r.orderClause(), verdict, fmtD(g.BaselineMin), fmtD(g.BaselineMax))
+	}
 	if len(r.ProfileKeyward) > 0 {
 		w("- In the in-process CPU profile of round %d (Keyward arm minus baseline arm), Keyward's own frames among the top 30 by cumulative time: %s.\n", r.ProfileRound, strings.Join(r.ProfileKeyward, ", "))
 	}
@@ -725,6 +744,67 @@ func (r *report) layouts() string {
 		parts = append(parts, fmt.Sprintf("round %d: %s", round, desc(r.Opts.layout(round))))
 	}
 	return strings.Join(parts, "; ") + " (`-namespaces`)"
+}
+
+// layoutGroup is the issuance rounds of one layout (namespace count) with
+// both arms measured, and each round's wall ratio b/a.
+type layoutGroup struct {
+	Namespaces               int
+	Rounds                   []int
+	Ratios                   []float64
+	BaselineMin, BaselineMax time.Duration
+}
+
+// layoutGroups groups the issuance rounds by layout, in the order the
+// layouts first ran. A single round's ratio is as noisy as the baseline
+// arm's own wall time, so layouts measured more than once are also judged
+// on their median.
+func (r *report) layoutGroups() []*layoutGroup {
+	var groups []*layoutGroup
+	byLayout := map[int]*layoutGroup{}
+	for round := 1; round <= r.Opts.Rounds; round++ {
+		a, b := r.arms(round)
+		if a == nil || b == nil || a.Wall <= 0 {
+			continue
+		}
+		k := r.Opts.layout(round)
+		g := byLayout[k]
+		if g == nil {
+			g = &layoutGroup{Namespaces: k, BaselineMin: a.Wall, BaselineMax: a.Wall}
+			byLayout[k] = g
+			groups = append(groups, g)
+		}
+		g.Rounds = append(g.Rounds, round)
+		g.Ratios = append(g.Ratios, float64(b.Wall)/float64(a.Wall))
+		g.BaselineMin, g.BaselineMax = min(g.BaselineMin, a.Wall), max(g.BaselineMax, a.Wall)
+	}
+	return groups
+}
+
+func (g *layoutGroup) median() (float64, bool) { return median(g.Ratios) }
+
+func (g *layoutGroup) name() string {
+	if g.Namespaces <= 1 {
+		return "1 namespace"
+	}
+	return fmt.Sprintf("%d namespaces", g.Namespaces)
+}
+
+// perRound lists the group's rounds with their ratios: "round 1 0.83, round 3 0.97".
+func (g *layoutGroup) perRound() string {
+	parts := make([]string, len(g.Rounds))
+	for i, round := range g.Rounds {
+		parts[i] = fmt.Sprintf("round %d %.2f", round, g.Ratios[i])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// orderClause says in a few words in which order a layout's arms ran.
+func (r *report) orderClause() string {
+	if r.Opts.ArmOrder == "alternate" {
+		return "arm order alternating from round to round"
+	}
+	return "arm a first in every round"
 }
 
 // roundName is "round N", with its namespace layout when it is not one

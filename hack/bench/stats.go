@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +14,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
+
+// median is the median of xs (the mean of the middle two for an even
+// count); false when xs is empty.
+func median(xs []float64) (float64, bool) {
+	if len(xs) == 0 {
+		return 0, false
+	}
+	r := slices.Clone(xs)
+	slices.Sort(r)
+	if len(r)%2 == 1 {
+		return r[len(r)/2], true
+	}
+	return (r[len(r)/2-1] + r[len(r)/2]) / 2, true
+}
 
 // sample is a set of measured durations.
 type sample []time.Duration
