@@ -199,6 +199,16 @@ func ratio(b, a time.Duration) string {
 	return fmt.Sprintf("%.2f", float64(b)/float64(a))
 }
 
+// armSequence is the order the issuance arms ran in, round by round:
+// "a b, a b" or, with -arm-order alternate, e.g. "a b, a b, b a, b a".
+func (r *report) armSequence() string {
+	parts := make([]string, r.Opts.Rounds)
+	for round := 1; round <= r.Opts.Rounds; round++ {
+		parts[round-1] = strings.Join(r.Opts.arms(round), " ")
+	}
+	return "arms " + strings.Join(parts, ", ")
+}
+
 // orderSentence says in which order the issuance arms ran.
 func (r *report) orderSentence() string {
 	if r.Opts.ArmOrder == "alternate" {
@@ -297,8 +307,8 @@ func (r *report) markdown() string {
 	w("## Run\n\n")
 	w("- Command: `%s`\n", r.Command)
 	w("- Started %s, finished %s (%s)\n", r.Started.Format(time.RFC3339), r.Finished.Format(time.RFC3339), r.Finished.Sub(r.Started).Round(time.Second))
-	w("- N = %d Certificates per arm and round, %d rounds (a, b, a, b); quiet period %s after a %s settle; %d Secrets per scrub-cost arm; %d Secrets in the watcher phase (%d concurrent Creates)\n",
-		r.Opts.N, r.Opts.Rounds, r.Opts.Quiet, r.Opts.Settle, r.Opts.ScrubSecrets, r.Opts.WatcherSecrets, r.Opts.WatcherConcurrency)
+	w("- N = %d Certificates per arm and round, %d rounds (%s); quiet period %s after a %s settle; %d Secrets per scrub-cost arm; %d Secrets in the watcher phase (%d concurrent Creates)\n",
+		r.Opts.N, r.Opts.Rounds, r.armSequence(), r.Opts.Quiet, r.Opts.Settle, r.Opts.ScrubSecrets, r.Opts.WatcherSecrets, r.Opts.WatcherConcurrency)
 	w("- Load average (1/5/15 min) before: %s; after: %s\n", r.LoadBefore, r.LoadAfter)
 	w("- The issuance target (ratio ≤ 1.10) is stated for N = 1000; this run uses N = %d.\n\n", r.Opts.N)
 	w("### Machine and versions\n\n| | |\n|---|---|\n")
