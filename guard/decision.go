@@ -211,9 +211,11 @@ func Candidate(old, new *cmapi.Certificate) bool {
 // Secret): old had Issuing=True, new has conditions but no Issuing one, and
 // new is not Ready=True. When the new certificate is in custody and sound, Decide
 // makes it Ready=True in that same write, with the validity and renewal time
-// cert-manager's readiness controller would set; otherwise readiness would
-// first write Ready=False/MissingData, have it rewritten to True, and that
-// extra version would wake every cert-manager controller once more.
+// cert-manager's readiness controller would set, and clears
+// nextPrivateKeySecretName as its key manager would (completeIssuance).
+// Otherwise readiness would first write Ready=False/MissingData, have it
+// rewritten to True, and that extra version (like the key manager's own
+// write) would wake every cert-manager controller once more.
 func CompletesIssuance(old, new *cmapi.Certificate) bool {
 	if old == nil || new == nil {
 		return false
