@@ -375,26 +375,33 @@ func recordCertificateVersions(t *testing.T, st *keyward.Stack, ns, name string)
 // does not select it (docs/guard.md); readiness's next write then goes
 // through the guard as for any Certificate, which the caller's Ready wait
 // covers.
-func assertCompletedInOneWrite(t *testing.T, versions []cmapi.Certificate) {
+func assertCompletedInOneWrite(t *testing.T, versions func() []cmapi.Certificate) {
 	t.Helper()
-	for _, v := range versions {
-		if v.Status.Revision == nil || *v.Status.Revision != 1 {
-			continue
+	// The caller's Ready wait polls with GET; the watch may deliver that
+	// version a moment later.
+	var v cmapi.Certificate
+	waitFor(t, 10*time.Second, "the watch to deliver the version with revision 1", func(context.Context) (bool, error) {
+		for _, cur := range versions() {
+			if cur.Status.Revision != nil && *cur.Status.Revision == 1 {
+				v = cur
+				return true, nil
+			}
 		}
-		if len(v.Status.Conditions) == 0 {
-			t.Logf("the write ending the issuance (version %s) carried no condition: readiness had not written one yet, so the guard was not asked to complete it", v.ResourceVersion)
-			return
-		}
-		r := apiutil.GetCertificateCondition(&v, cmapi.CertificateConditionReady)
-		if r == nil || r.Status != cmmeta.ConditionTrue || r.Message != guard.ReadyMessage || v.Status.NextPrivateKeySecretName != nil {
-			t.Fatalf("version %s ending the issuance: Ready %+v, nextPrivateKeySecretName %q; want Ready=True with the guard's message and no next key Secret named (the guard completes the issuance in that write)",
-				v.ResourceVersion, r, ptr.Deref(v.Status.NextPrivateKeySecretName, ""))
-		}
+		return false, nil
+	})
+	if len(v.Status.Conditions) == 0 {
+		t.Logf("the write ending the issuance (version %s) carried no condition: readiness had not written one yet, so the guard was not asked to complete it", v.ResourceVersion)
 		return
 	}
-	t.Fatalf("none of the %d versions watched has revision 1", len(versions))
+	r := apiutil.GetCertificateCondition(&v, cmapi.CertificateConditionReady)
+	if r == nil || r.Status != cmmeta.ConditionTrue || r.Message != guard.ReadyMessage || v.Status.NextPrivateKeySecretName != nil {
+		t.Fatalf("version %s ending the issuance: Ready %+v, nextPrivateKeySecretName %q; want Ready=True with the guard's message and no next key Secret named (the guard completes the issuance in that write)",
+			v.ResourceVersion, r, ptr.Deref(v.Status.NextPrivateKeySecretName, ""))
+	}
 }
 
+// waitSettled waits until cert-manager has finished the current issuance:
+// Ready, a revision recorded, no Issuing condition.
 func waitSettled(t *testing.T, st *keyward.Stack, crt *cmapi.Certificate) {
 	t.Helper()
 	waitFor(t, 30*time.Second, "Certificate "+crt.Name+" settled", func(ctx context.Context) (bool, error) {
@@ -458,7 +465,7 @@ func TestCustodyWithVaultClusterIssuer(t *testing.T) {
 	}
 	ready := waitCertificateReady(t, c, client.ObjectKeyFromObject(crt), 90*time.Second)
 	t.Logf("Ready after %s", time.Since(start).Round(time.Millisecond))
-	assertCompletedInOneWrite(t, versions())
+	assertCompletedInOneWrite(t, versions)
 	serial, rec := assertScrubbed(t, st, "team-a", "web-tls", false)
 	verifyChain(t, rec.Cert, st.Vault.RootCAPEM, "web.example.com")
 	if ready.Status.RenewalTime == nil || ready.Status.NotAfter == nil {

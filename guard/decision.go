@@ -212,7 +212,8 @@ func Candidate(old, new *cmapi.Certificate) bool {
 // new is not Ready=True. When the new certificate is in custody and sound, Decide
 // makes it Ready=True in that same write, with the validity and renewal time
 // cert-manager's readiness controller would set, and clears
-// nextPrivateKeySecretName as its key manager would (completeIssuance).
+// nextPrivateKeySecretName as its key manager would (completeIssuance; or
+// rewriteTransitions when the write still carries readiness's Ready=False).
 // Otherwise readiness would first write Ready=False/MissingData, have it
 // rewritten to True, and that extra version (like the key manager's own
 // write) would wake every cert-manager controller once more.
@@ -349,6 +350,12 @@ func rewriteTransitions(in Input, view certView, issuing, ready *cmapi.Certifica
 		} else {
 			keepReady(status, in.Old, ready, in.Now)
 			vetoed = true
+			// Readiness wrote Ready=False/MissingData while the issuance
+			// was still running, so the write ending it carries that
+			// condition and comes here instead of completeIssuance.
+			if CompletesIssuance(in.Old, in.New) {
+				endKeyManagerPart(status)
+			}
 		}
 	}
 	if view.strict {

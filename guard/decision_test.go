@@ -931,6 +931,37 @@ func TestDecideGuardCompletesIssuance(t *testing.T) {
 		t.Fatalf("readiness after completion: %s (unchanged %v), want a veto that changes nothing", d2.Outcome, d2.Unchanged)
 	}
 
+	t.Run("ending write that still carries readiness's Ready=False", func(t *testing.T) {
+		t.Parallel()
+		// Readiness saw the redacted Secret while the issuance was
+		// running and stored Ready=False/MissingData; the issuing
+		// controller's write keeps it. Vetoed into Ready=True, it ends the
+		// key manager's part too.
+		f := newGuardFix(t, now, nil, "", 0)
+		in := fresh(f)
+		readyRedacted(in.Old, now.Add(-time.Second))
+		readyRedacted(in.New, now.Add(-time.Second))
+		if !CompletesIssuance(in.Old, in.New) || !Candidate(in.Old, in.New) {
+			t.Fatal("the ending write carrying Ready=False is not selected")
+		}
+		d := Decide(in)
+		if d.Outcome != Veto {
+			t.Fatalf("decision %s/%s, want veto: %s", d.Outcome, d.Reason, d.Message)
+		}
+		if r := cond(d.Status, cmapi.CertificateConditionReady); r == nil || r.Status != cmmeta.ConditionTrue || d.Status.NextPrivateKeySecretName != nil {
+			t.Fatalf("Ready %+v, nextPrivateKeySecretName %v; want True and cleared", r, d.Status.NextPrivateKeySecretName)
+		}
+		// A redaction-induced Ready=False that does not end an issuance
+		// leaves the field as it is.
+		mid := fresh(f)
+		readyRedacted(mid.Old, now.Add(-time.Second))
+		mid.New = mid.Old.DeepCopy()
+		readyRedacted(mid.New, now)
+		mid.New.Status.Conditions[0].Message = "Issuing certificate as Secret does not contain a private key (again)"
+		if d := Decide(mid); d.Status == nil || d.Status.NextPrivateKeySecretName == nil {
+			t.Fatalf("mid-issuance decision %s cleared nextPrivateKeySecretName", d.Outcome)
+		}
+	})
 	t.Run("expired certificate is left to cert-manager", func(t *testing.T) {
 		t.Parallel()
 		f := newGuardFix(t, now, nil, "", 0)

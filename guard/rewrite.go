@@ -18,12 +18,7 @@ import (
 // notBefore, notAfter and renewalTime as the readiness controller computes
 // them, so readiness finds nothing to change but the redaction-induced
 // Ready=False, which the guard then drops as a no-op. The same write also
-// clears status.nextPrivateKeySecretName, as cert-manager's key manager does
-// in a write of its own as soon as Issuing is gone: that write would store
-// one more version and wake the trigger and readiness controllers once
-// more, each into a redaction-induced update for the guard to drop. The key
-// manager still deletes the temporary key Secret (it finds it by label and
-// owner, not by this field) and then finds the field already clear. With a genuine reason
+// ends the key manager's part (endKeyManagerPart). With a genuine reason
 // (expired, spec or chain mismatch) the write passes untouched and cert-manager's
 // readiness controller reports it, as without Keyward.
 func completeIssuance(in Input, view certView, readyFinding *finding) Decision {
@@ -50,13 +45,25 @@ func completeIssuance(in Input, view certView, readyFinding *finding) Decision {
 		status.Conditions = append(status.Conditions, ready)
 	}
 	restoreTimes(status, in.Old, in.New, view)
-	status.NextPrivateKeySecretName = nil
+	endKeyManagerPart(status)
 	return Decision{
 		Outcome: PassRewritten,
 		Reason:  cmReasonReady,
 		Message: "issuance completed with the private key in custody; Ready=True set in the same write",
 		Status:  status,
 	}
+}
+
+// endKeyManagerPart clears status.nextPrivateKeySecretName in a write that
+// ends an issuance and that the guard makes Ready=True, as cert-manager's
+// key manager does in a write of its own as soon as Issuing is gone: in
+// custody that write would store one more version and wake the trigger and
+// readiness controllers once more, each into a redaction-induced update for
+// the guard to drop. The key manager still deletes the temporary key Secret
+// (it finds it by label and owner, not by this field) and then finds the
+// field already clear.
+func endKeyManagerPart(st *cmapi.CertificateStatus) {
+	st.NextPrivateKeySecretName = nil
 }
 
 // rewriteCondition replaces the reason and message of the condition of
